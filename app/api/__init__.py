@@ -1,0 +1,7 @@
+"""The REST API under /api/v1 (JSON)."""
+
+from flask import Blueprint
+
+api = Blueprint("api", __name__)
+
+from app.api import runs  # noqa: E402,F401

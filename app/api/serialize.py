@@ -1,0 +1,48 @@
+"""JSON shapes of the API's resources."""
+
+from datetime import datetime
+
+from app.models import Artifact, Project, Run, Stage
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return round((end - start).total_seconds(), 3) if start and end else None
+
+
+def project_json(project: Project) -> dict:
+    return {
+        "id": project.id, "name": project.name, "forge": project.forge, "forge_repo": project.forge_repo,
+        "clone_url": project.clone_url, "default_branch": project.default_branch, "pipeline_path": project.pipeline_path,
+    }
+
+
+def stage_json(stage: Stage) -> dict:
+    return {
+        "id": stage.id, "name": stage.name, "position": stage.position, "needs": stage.needs, "status": stage.status,
+        "attempt": stage.attempt, "exit_code": stage.exit_code, "error": stage.error,
+        "allow_failure": bool(stage.options.get("allowFailure")),
+        "queued_at": _time(stage.enqueued_at), "started_at": _time(stage.started_at),
+        "finished_at": _time(stage.finished_at), "duration": _seconds(stage.started_at, stage.finished_at),
+    }
+
+
+def artifact_json(artifact: Artifact) -> dict:
+    return {"name": artifact.name, "size": artifact.size, "created_at": _time(artifact.created_at),
+            "expires_at": _time(artifact.expires_at), "url": f"/api/v1/runs/{artifact.run_id}/artifacts/{artifact.name}"}
+
+
+def run_json(run: Run, with_stages: bool = True) -> dict:
+    document = {
+        "id": run.id, "project": run.project.name, "number": run.number, "trigger": run.trigger, "event": run.event,
+        "ref": run.ref, "branch": run.branch, "tag": run.tag, "commit": run.commit_sha, "pull_request": run.pull_request,
+        "author": run.author, "message": run.message, "status": run.status, "status_reason": run.status_reason,
+        "queued_at": _time(run.queued_at), "started_at": _time(run.started_at), "finished_at": _time(run.finished_at),
+        "duration": _seconds(run.started_at, run.finished_at), "url": f"/runs/{run.id}",
+    }
+    if with_stages:
+        document["stages"] = [stage_json(stage) for stage in run.stages]
+    return document

@@ -1,0 +1,76 @@
+"""Commands that work on a directory with no platform running: `validate` and `run`."""
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from app.cli import main
+from app.pipelines import runner
+from app.runs.events import EVENT_KINDS
+from config import data_dir
+
+DEFAULT_PIPELINE = "deno-pipeline.ts"
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False), default=DEFAULT_PIPELINE)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of a table.")
+def validate(file: str, as_json: bool) -> None:
+    """Check a pipeline file and print its plan, or its errors as FILE:LINE:COL: message."""
+    path = Path(file).resolve()
+    if not path.is_file():
+        raise click.ClickException(f"{file}: file not found. Pass the path of a deno-pipeline.ts.")
+    problems: list = []
+    plan = None
+    try:
+        plan = runner.plan(path.parent, path.name)
+    except runner.PipelineError as error:
+        problems += error.problems
+    problems += [problem for problem in runner.type_check(path.parent, path.name) if problem not in problems]
+    if problems:
+        for problem in problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(plan, indent=2))
+        return
+    for stage in plan["stages"]:
+        needs = ", ".join(stage["needs"]) or "-"
+        click.echo(f"{stage['name']}  (needs: {needs}; line {stage['line']})")
+    click.echo(f"{path.name}: {len(plan['stages'])} stages, valid")
+
+
+@main.command("run")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True), default=".")
+@click.option("--event", "kind", type=click.Choice(EVENT_KINDS), default="push", show_default=True,
+              help="Event the run pretends to come from; stage filters are evaluated against it.")
+@click.option("--branch", help="Branch of the event (default: the directory's current git branch).")
+@click.option("--tag", help="Tag of the event, for tag pushes.")
+@click.option("--pipeline", "pipeline_path", default=DEFAULT_PIPELINE, show_default=True,
+              help="Path of the pipeline file inside the directory.")
+@click.option("--executor", type=click.Choice(["bubblewrap", "docker", "unsandboxed"]), default="bubblewrap",
+              show_default=True, help="Where stages run; unsandboxed is for local development only.")
+def run_command(directory: str, kind: str, branch: str | None, tag: str | None, pipeline_path: str, executor: str) -> None:
+    """Run a repository's pipeline on this machine in the platform's sandbox; exit 0 only if it succeeds."""
+    from app.local_run import LocalRun, format_summary, local_event
+
+    folder = Path(directory).resolve()
+    event = local_event(folder, kind, branch, tag)
+    local_run = LocalRun(folder, pipeline_path, event, executor, data_dir())
+    previous = signal.signal(signal.SIGINT, lambda *_: local_run.cancel())
+    try:
+        try:
+            plan = local_run.plan()
+        except runner.PipelineError as error:
+            for problem in error.problems:
+                click.echo(str(problem), err=True)
+            sys.exit(1)
+        status, reports = local_run.execute(plan)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        local_run.cleanup()
+    click.echo(format_summary(status, reports))
+    sys.exit(0 if status == "success" else 1)

@@ -1,0 +1,217 @@
+"""Commands that work on the platform in the data folder: serve, worker, project, trigger."""
+
+import secrets
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+import redis
+from sqlalchemy.exc import OperationalError
+
+from app.cli import main
+from config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _services():
+    from app.embedded import EmbeddedServerError, Services
+
+    config = Config()
+    services = Services(Path(config.DATA_DIR), config.DATABASE_URL, config.REDIS_URL)
+    try:
+        services.start()
+    except EmbeddedServerError as error:
+        raise click.ClickException(str(error)) from error
+    services.export()
+    return services
+
+
+def _migrate(app) -> None:
+    from flask_migrate import upgrade
+
+    try:
+        upgrade(directory=str(ROOT / "migrations"))
+    except OperationalError as error:
+        raise click.ClickException(
+            f"Cannot reach PostgreSQL at {app.config['DATABASE_URL'].split('@')[-1]}: {error.orig}. "
+            "Start it, or unset DATABASE_URL to use the embedded server."
+        ) from error
+
+
+@contextmanager
+def platform_app():
+    """Start the servers this command needs (stopping afterwards only what it started) and push an app context."""
+    from app import create_app
+
+    services = _services()
+    try:
+        app = create_app()
+        with app.app_context():
+            _migrate(app)
+            yield app
+    finally:
+        services.stop_started()
+
+
+def ensure_first_admin() -> tuple[str, str | None]:
+    """Create the administrator `admin` with a random password if there is no user; return (name, password or None)."""
+    from app.auth.passwords import hash_password
+    from app.extensions import db
+    from app.models import User
+
+    existing = db.session.scalar(db.select(User).order_by(User.id).limit(1))
+    if existing is not None:
+        return existing.username, None
+    password = secrets.token_urlsafe(12)
+    db.session.add(User(username="admin", password_hash=hash_password(password), is_admin=True))
+    db.session.commit()
+    return "admin", password
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the web server listens on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port the web server listens on.")
+@click.option("--workers", type=int, help="Number of RQ worker processes [default: DENO_CI_WORKERS or 2].")
+def serve(host: str, port: int, workers: int | None) -> None:
+    """Start the web server, the workers and the scheduler, with embedded PostgreSQL and Redis when no URLs are set."""
+    from app.supervisor import Supervisor
+
+    with platform_app() as app:
+        user, password = ensure_first_admin()
+        url = f"http://{host}:{port}/"
+        click.echo(f"Deno CI is starting on {url}")
+        if password:
+            click.echo(f"Sign in as {user!r} with password {password!r} (shown once; change it after signing in).")
+        else:
+            click.echo(f"Sign in with an existing account (for example {user!r}).")
+        Supervisor(app, host, port, workers or app.config["WORKERS"]).run()
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty (for tests and benchmarks).")
+def worker(burst: bool) -> None:
+    """Run one RQ worker that executes stages (`serve` starts these for you)."""
+    from rq import SimpleWorker
+
+    from app.queue import redis_connection, run_queue
+    from jobs.tasks import get_app
+
+    _services()
+    app = get_app()
+    with app.app_context():
+        connection = redis_connection()
+        # SimpleWorker runs jobs in this process: no fork per stage, one database pool per worker.
+        SimpleWorker([run_queue(connection)], connection=connection).work(burst=burst, logging_level="WARNING")
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    with platform_app():
+        click.echo("database is up to date")
+
+
+@main.group()
+def project() -> None:
+    """Add and list projects."""
+
+
+@project.command("add")
+@click.argument("name")
+@click.option("--repo", "clone_url", required=True, help="Clone URL or local path of the git repository.")
+@click.option("--branch", "default_branch", default="main", show_default=True, help="Default branch.")
+@click.option("--pipeline", "pipeline_path", default="deno-pipeline.ts", show_default=True, help="Pipeline file in the repository.")
+def project_add(name: str, clone_url: str, default_branch: str, pipeline_path: str) -> None:
+    """Connect a repository as project NAME."""
+    from app.projects import ProjectError, add_project
+
+    if Path(clone_url).exists():
+        clone_url = str(Path(clone_url).resolve())
+    with platform_app():
+        try:
+            added = add_project(name, clone_url, default_branch, pipeline_path)
+        except ProjectError as error:
+            raise click.ClickException(str(error)) from error
+        click.echo(f"Added project {added.name!r} ({added.clone_url}, branch {added.default_branch})")
+
+
+@project.command("list")
+def project_list() -> None:
+    """List the projects."""
+    from app.extensions import db
+    from app.models import Project
+
+    with platform_app():
+        for item in db.session.scalars(db.select(Project).order_by(Project.name)):
+            click.echo(f"{item.name}\t{item.clone_url}\t{item.default_branch}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--branch", help="Branch to run (default: the project's default branch).")
+@click.option("--commit", help="Commit id to run.")
+@click.option("--wait", is_flag=True, help="Follow the log and exit 0 only if the run succeeds.")
+def trigger(name: str, branch: str | None, commit: str | None, wait: bool) -> None:
+    """Start a run of project NAME, as a push to the branch would."""
+    from app.extensions import db
+    from app.models import Project
+    from app.runs.events import make_event
+    from app.runs.service import RunError, create_run
+
+    if branch and commit:
+        raise click.UsageError("Give --branch or --commit, not both.")
+    with platform_app() as app:
+        found = db.session.scalar(db.select(Project).where(Project.name == name))
+        if found is None:
+            raise click.ClickException(f"Project {name!r} not found. List projects with `deno-ci project list`.")
+        event = make_event("manual" if commit else "push", branch=branch or (None if commit else found.default_branch), commit=commit)
+        try:
+            run = create_run(found, trigger="cli", event=event)
+        except RunError as error:
+            raise click.ClickException(str(error)) from error
+        click.echo(f"Run #{run.number} of {name!r} queued: {app.config['BASE_URL']}/runs/{run.id}")
+        if wait:
+            _warn_without_workers()
+            sys.exit(0 if follow_run(run.id) == "success" else 1)
+
+
+def _warn_without_workers() -> None:
+    from rq import Worker
+
+    from app.queue import redis_connection
+
+    try:
+        if not Worker.all(connection=redis_connection()):
+            click.echo("No worker is running, so the run waits in the queue: start `deno-ci serve` in another terminal.", err=True)
+    except redis.RedisError:
+        pass
+
+
+def follow_run(run_id: int) -> str:
+    """Print a run's log as it grows until the run ends; return its status."""
+    from app.extensions import db
+    from app.models import Run, Stage
+    from app.models.status import TERMINAL_RUN
+    from app.runs.logs import read_lines
+
+    after = 0
+    names: dict[int, str] = {}
+    while True:
+        run = db.session.get(Run, run_id, populate_existing=True)
+        ended = run.status in TERMINAL_RUN
+        lines = read_lines(db.engine, run_id, after)
+        for line in lines:
+            if line["stage_id"] is not None and line["stage_id"] not in names:
+                names[line["stage_id"]] = db.session.get(Stage, line["stage_id"]).name
+            click.echo(f"[{names.get(line['stage_id'], 'run')}] {line['text']}")
+            after = line["seq"]
+        db.session.commit()
+        if ended and not lines:
+            reason = f": {run.status_reason}" if run.status_reason else ""
+            click.echo(f"run #{run.number} {run.status}{reason}")
+            return run.status
+        if not lines:
+            time.sleep(0.2)

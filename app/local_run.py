@@ -1,0 +1,183 @@
+"""`deno-ci run`: run a repository's pipeline on this machine, in the same sandbox as the platform.
+
+Each stage gets a fresh copy of the directory, as each stage on the platform gets a
+fresh checkout, so a pipeline that passes here does not lean on files an earlier
+stage left behind; artifacts carry files between stages in both places.
+"""
+
+import hashlib
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.models.status import RunStatus, StageStatus
+from app.pipelines import graph, runner
+from app.runs.events import make_event
+from jobs.artifacts import ArtifactError, ArtifactStore
+from jobs.cache import CacheStore, cache_key
+from jobs.executor import get_executor
+from jobs.stage_execution import StageContext, StageOutcome, execute_stage
+
+log = logging.getLogger(__name__)
+
+IGNORED_IN_COPY = shutil.ignore_patterns(".deno-ci")
+
+
+@dataclass
+class StageReport:
+    name: str
+    status: str
+    seconds: float = 0.0
+    error: str | None = None
+    attempts: int = 0
+
+
+def _git(directory: Path, *args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def local_event(directory: Path, kind: str, branch: str | None, tag: str | None) -> dict:
+    """Describe the directory's current state as an event of `kind`."""
+    branch = branch if branch is not None else (_git(directory, "rev-parse", "--abbrev-ref", "HEAD") or None)
+    if branch == "HEAD":
+        branch = None
+    changed = set(_git(directory, "diff-tree", "--root", "--no-commit-id", "--name-only", "-r", "HEAD").split())
+    changed |= set(_git(directory, "diff", "--name-only", "HEAD").split())
+    return make_event(
+        kind,
+        branch=None if tag else branch,
+        tag=tag,
+        commit=_git(directory, "rev-parse", "HEAD") or None,
+        author=_git(directory, "log", "-1", "--format=%an <%ae>") or None,
+        message=_git(directory, "log", "-1", "--format=%B") or None,
+        changed_files=sorted(changed),
+    )
+
+
+class LocalRun:
+    """One local run of a directory's pipeline, printing every log line as `[stage] text`."""
+
+    def __init__(self, directory: Path, pipeline_path: str, event: dict, executor_name: str, data_dir: Path,
+                 out=sys.stdout) -> None:
+        self.directory = directory.resolve()
+        self.pipeline_path = pipeline_path
+        self.event = event
+        self.executor = get_executor(executor_name)
+        self.out = out
+        self.scratch = Path(tempfile.mkdtemp(prefix="deno-ci-run-"))
+        self.caches = CacheStore(data_dir, "local-" + hashlib.sha256(str(self.directory).encode()).hexdigest()[:16])
+        self.artifacts = ArtifactStore(self.scratch / "artifacts")
+        self._print_lock = threading.Lock()
+        self._executions: dict[str, object] = {}
+        self._cancelled = threading.Event()
+
+    def emit(self, stage: str, text: str) -> None:
+        with self._print_lock:
+            self.out.write(f"[{stage}] {text}\n")
+            self.out.flush()
+
+    def plan(self) -> dict:
+        """Plan and type-check the pipeline; raise PipelineError with every problem found."""
+        plan = runner.plan(self.directory, self.pipeline_path, self.event, self.scratch / "plan-deno-dir")
+        problems = runner.type_check(self.directory, self.pipeline_path, self.scratch / "plan-deno-dir")
+        if problems:
+            raise runner.PipelineError(problems)
+        return plan
+
+    def execute(self, plan: dict) -> tuple[RunStatus, list[StageReport]]:
+        """Run the selected stages, in parallel where the graph allows; return the run's status and a report per stage."""
+        stages = {stage["name"]: stage for stage in plan["stages"]}
+        needs = graph.effective_needs(plan["stages"])
+        statuses = {name: StageStatus.QUEUED for name in needs}
+        reports = {name: StageReport(name, StageStatus.QUEUED) for name in needs}
+        for stage in plan["stages"]:
+            if not stage.get("selected", True):
+                reports[stage["name"]] = StageReport(stage["name"], "not selected", error=stage.get("skipReason"))
+        running: dict[Future, str] = {}
+        with ThreadPoolExecutor(max_workers=max(1, len(needs))) as pool:
+            while True:
+                ready, skip = graph.next_moves(needs, statuses)
+                for name in skip:
+                    statuses[name] = reports[name].status = StageStatus.SKIPPED
+                    self.emit(name, "skipped: a stage it needs did not pass")
+                for name in ready:
+                    if self._cancelled.is_set():
+                        statuses[name] = reports[name].status = StageStatus.CANCELLED
+                        continue
+                    statuses[name] = StageStatus.RUNNING
+                    running[pool.submit(self._run_stage, stages[name], reports[name])] = name
+                if not running:
+                    if skip or ready:
+                        continue
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    name = running.pop(future)
+                    statuses[name] = reports[name].status = future.result().status
+        ended = [statuses[name] for name in needs]
+        return graph.run_outcome(ended), [reports[stage["name"]] for stage in plan["stages"]]
+
+    def _run_stage(self, stage: dict, report: StageReport) -> StageOutcome:
+        started = time.monotonic()
+        retries = int(stage["options"].get("retries") or 0)
+        context = StageContext(run_id="local", pipeline_path=self.pipeline_path, event=self.event, executor=self.executor)
+        name = stage["name"]
+        outcome = StageOutcome(StageStatus.ERROR, error="never started")
+        for attempt in range(1, retries + 2):
+            report.attempts = attempt
+            workspace = self.scratch / "workspaces" / f"{stage['index']}-{attempt}"
+            shutil.copytree(self.directory, workspace, symlinks=True, ignore=IGNORED_IN_COPY)
+            self.artifacts.restore_all(workspace)
+            deno_dir = self.scratch / "deno-dirs" / f"{stage['index']}-{attempt}"
+            key = cache_key(workspace, (stage["options"].get("cache") or {}).get("key") or [])
+            self.caches.restore(key, deno_dir)
+            outcome = execute_stage(stage, context, workspace, deno_dir,
+                                    on_log=lambda stream, text: self.emit(name, text),
+                                    on_start=lambda execution: self._executions.__setitem__(name, execution))
+            if outcome.status == StageStatus.SUCCESS:
+                self._collect(name, outcome, workspace)
+                self.caches.save(key, deno_dir)
+            if outcome.status not in (StageStatus.FAILED, StageStatus.ERROR) or self._cancelled.is_set():
+                break
+            if attempt <= retries:
+                self.emit(name, f"attempt {attempt} failed ({outcome.error}); retrying")
+        report.seconds = time.monotonic() - started
+        report.error = outcome.error
+        if outcome.error and outcome.status != StageStatus.SUCCESS:
+            self.emit(name, f"{outcome.status}: {outcome.error}")
+        return outcome
+
+    def _collect(self, name: str, outcome: StageOutcome, workspace: Path) -> None:
+        for artifact in outcome.artifacts:
+            try:
+                self.artifacts.save(artifact["name"], workspace, artifact["paths"])
+            except ArtifactError as error:
+                outcome.status, outcome.error = StageStatus.FAILED, str(error)
+
+    def cancel(self) -> None:
+        """Cancel every running stage (Ctrl-C)."""
+        self._cancelled.set()
+        for execution in list(self._executions.values()):
+            execution.cancel()
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def format_summary(status: RunStatus, reports: list[StageReport]) -> str:
+    """Return the table printed at the end of a local run."""
+    width = max([len("stage"), *(len(report.name) for report in reports)])
+    lines = [f"{'stage':<{width}}  {'status':<16}  duration", f"{'-' * width}  {'-' * 16}  --------"]
+    for report in reports:
+        duration = f"{report.seconds:7.2f} s" if report.seconds else "      -"
+        lines.append(f"{report.name:<{width}}  {report.status:<16}  {duration}")
+    lines.append(f"run {status}")
+    return "\n".join(lines)

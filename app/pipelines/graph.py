@@ -1,0 +1,71 @@
+"""Which stages of a plan may start, and which are skipped, given the stages' statuses.
+
+Pure functions over the runner's plan: no I/O here, so the local runner and the
+RQ workers decide the same way.
+"""
+
+from collections.abc import Mapping, Sequence
+
+from app.models.status import RunStatus, StageStatus
+
+# A stage may start once each stage it needs ended in one of these.
+PASSED = frozenset({StageStatus.SUCCESS, StageStatus.ALLOWED_FAILURE})
+
+
+def effective_needs(stages: Sequence[Mapping]) -> dict[str, list[str]]:
+    """Map each selected stage to the selected stages it waits for.
+
+    A stage left out by its filters drops out of the graph, and whatever needed it
+    waits for what it needed instead, so a branch filter on one middle stage does not
+    cut the stages after it off from the ones before.
+    """
+    by_name = {stage["name"]: stage for stage in stages}
+
+    def selected_ancestors(name: str, seen: set[str]) -> list[str]:
+        result: list[str] = []
+        for need in by_name[name]["needs"]:
+            if need in seen or need not in by_name:
+                continue
+            seen.add(need)
+            if by_name[need].get("selected", True):
+                result.append(need)
+            else:
+                result.extend(selected_ancestors(need, seen))
+        return result
+
+    return {
+        stage["name"]: selected_ancestors(stage["name"], set())
+        for stage in stages
+        if stage.get("selected", True)
+    }
+
+
+def next_moves(needs: Mapping[str, Sequence[str]], statuses: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """Return (stages ready to start, stages to skip) among the queued ones.
+
+    A queued stage is ready when every stage it needs passed, and is skipped when
+    any of them ended without passing (failed, error, cancelled or skipped).
+    """
+    ready, skip = [], []
+    for name, waits_for in needs.items():
+        if statuses[name] != StageStatus.QUEUED:
+            continue
+        need_statuses = [statuses[need] for need in waits_for]
+        if any(status not in PASSED and status not in (StageStatus.QUEUED, StageStatus.RUNNING) for status in need_statuses):
+            skip.append(name)
+        elif all(status in PASSED for status in need_statuses):
+            ready.append(name)
+    return ready, skip
+
+
+def run_outcome(statuses: Sequence[str]) -> RunStatus:
+    """Return the status of a run whose stages all ended with `statuses`."""
+    if not statuses:
+        return RunStatus.SKIPPED
+    if StageStatus.FAILED in statuses:
+        return RunStatus.FAILED
+    if StageStatus.ERROR in statuses:
+        return RunStatus.ERROR
+    if StageStatus.CANCELLED in statuses:
+        return RunStatus.CANCELLED
+    return RunStatus.SUCCESS

@@ -1,0 +1,26 @@
+"""Redis connections and the RQ queue that workers take stage jobs from."""
+
+import redis
+from flask import current_app
+from rq import Queue
+
+QUEUE_NAME = "deno-ci"
+
+
+def redis_connection(url: str | None = None) -> redis.Redis:
+    """Return a Redis client for the platform's Redis (the app's `REDIS_URL` unless given)."""
+    return redis.Redis.from_url(url or current_app.config["REDIS_URL"], health_check_interval=30)
+
+
+def run_queue(connection: redis.Redis | None = None) -> Queue:
+    return Queue(QUEUE_NAME, connection=connection or redis_connection())
+
+
+def log_channel(run_id: int) -> str:
+    """Return the pub/sub channel on which a run's new log lines are published."""
+    return f"deno-ci:run:{run_id}:log"
+
+
+def control_channel(run_id: int) -> str:
+    """Return the pub/sub channel that tells the workers of a run to cancel it."""
+    return f"deno-ci:run:{run_id}:control"

@@ -1,0 +1,238 @@
+"""Starting, advancing, finishing and cancelling runs: the one place that moves their statuses.
+
+The CLI, the API, webhooks, schedules and the workers all come through here, so a
+run started by hand follows the same path as one started by a forge. Functions take
+ids where they lock rows, and every status change locks the run row first, so two
+workers finishing parallel stages of one run cannot both miss the last step.
+"""
+
+import logging
+from datetime import timedelta
+
+import redis
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from app.extensions import db
+from app.models import Project, Run, RunStatus, Stage, StageStatus
+from app.models._columns import utcnow
+from app.models.status import TERMINAL_RUN, TERMINAL_STAGE
+from app.pipelines import graph
+from app.queue import control_channel, redis_connection, run_queue
+from app.runs.logs import append_system_lines
+
+log = logging.getLogger(__name__)
+
+# Seconds an RQ job may run beyond its stage's own timeout before RQ kills it.
+JOB_TIMEOUT_MARGIN = 300
+
+
+class RunError(Exception):
+    """A run could not be started or changed; the message says why and what to do."""
+
+
+def _redis() -> redis.Redis | None:
+    try:
+        return redis_connection()
+    except redis.RedisError:
+        return None
+
+
+def system_log(run_id: int, stage_id: int | None, *messages: str) -> None:
+    """Add platform messages to a run's log."""
+    append_system_lines(db.engine, _redis(), run_id, stage_id, list(messages))
+
+
+def create_run(project: Project, *, trigger: str, event: dict) -> Run:
+    """Record a queued run of `project` for `event` and queue its preparation.
+
+    Raises RunError when the queue is unreachable; the run is then recorded as error.
+    """
+    db.session.execute(select(Project.id).where(Project.id == project.id).with_for_update())
+    number = (db.session.scalar(select(func.max(Run.number)).where(Run.project_id == project.id)) or 0) + 1
+    run = Run(
+        project_id=project.id, number=number, trigger=trigger, event=event["kind"], ref=event.get("ref"),
+        branch=event.get("branch"), tag=event.get("tag"), commit_sha=event.get("commit"),
+        before_sha=event.get("before"), author=event.get("author"), message=event.get("message"),
+        pull_request=(event.get("pullRequest") or {}).get("number"), event_data=event, status=RunStatus.QUEUED,
+    )
+    db.session.add(run)
+    db.session.commit()
+    log.info("run %s: queued #%s of project %s (%s, %s)", run.id, number, project.name, trigger, event["kind"])
+    try:
+        run_queue().enqueue("jobs.tasks.prepare_run", run.id, job_timeout=900, job_id=f"prepare-{run.id}")
+    except redis.RedisError as error:
+        fail_run(run.id, f"Cannot queue the run: Redis is unreachable ({error}). Start Redis or check REDIS_URL.")
+        raise RunError(f"Run #{number} of {project.name!r} could not be queued: Redis is unreachable ({error})") from error
+    return run
+
+
+def _locked_run(run_id: int) -> Run:
+    return db.session.execute(select(Run).where(Run.id == run_id).with_for_update().execution_options(populate_existing=True)).scalar_one()
+
+
+def fail_run(run_id: int, message: str, status: RunStatus = RunStatus.ERROR) -> None:
+    """End a run that could not run, with `message` as its reason and in its log."""
+    run = _locked_run(run_id)
+    if run.status in TERMINAL_RUN:
+        db.session.rollback()
+        return
+    for stage in run.stages:
+        if stage.status == StageStatus.QUEUED:
+            stage.status = StageStatus.SKIPPED
+    run.status, run.status_reason, run.finished_at = status, message, utcnow()
+    db.session.commit()
+    log.warning("run %s: %s: %s", run_id, status, message)
+    system_log(run_id, None, message)
+
+
+def add_stages(run: Run, plan: dict, needs: dict[str, list[str]]) -> None:
+    """Create the run's stage rows from its plan: selected stages queued, the others skipped with the reason."""
+    for entry in plan["stages"]:
+        selected = entry["name"] in needs
+        db.session.add(Stage(
+            run_id=run.id, name=entry["name"], position=entry["index"], needs=needs.get(entry["name"], []),
+            options=entry.get("options") or {}, deno_flags=entry.get("denoFlags") or [],
+            status=StageStatus.QUEUED if selected else StageStatus.SKIPPED,
+            error=None if selected else (entry.get("skipReason") or "not selected by its filters"),
+        ))
+
+
+def advance_run(run_id: int) -> None:
+    """Skip stages whose needs failed, queue those that may start, and finish the run when all ended."""
+    run = _locked_run(run_id)
+    stages = {stage.name: stage for stage in run.stages}
+    if run.status in TERMINAL_RUN:
+        _cancel_waiting(stages.values())
+        db.session.commit()
+        return
+    needs = {stage.name: stage.needs for stage in stages.values()}
+    statuses = {name: stages[name].status for name in needs}
+    ready, skip = graph.next_moves(needs, statuses)
+    while skip:
+        for name in skip:
+            stages[name].status = statuses[name] = StageStatus.SKIPPED
+            stages[name].error = "a stage it needs did not pass"
+            stages[name].finished_at = utcnow()
+        ready, skip = graph.next_moves(needs, statuses)
+    to_queue = [stages[name] for name in ready if stages[name].enqueued_at is None]
+    for stage in to_queue:
+        stage.enqueued_at = utcnow()
+    if all(status in TERMINAL_STAGE for status in statuses.values()):
+        _finish(run, [statuses[name] for name in needs])
+    db.session.commit()
+    for stage in to_queue:
+        enqueue_stage(stage)
+
+
+def enqueue_stage(stage: Stage) -> None:
+    timeout = int(float(stage.options.get("timeout") or current_app.config["STAGE_TIMEOUT"])) + JOB_TIMEOUT_MARGIN
+    run_queue().enqueue("jobs.tasks.run_stage", stage.id, stage.attempt + 1, job_timeout=timeout,
+                        job_id=f"stage-{stage.id}-{stage.attempt + 1}")
+
+
+def _finish(run: Run, statuses: list[str]) -> None:
+    run.status = graph.run_outcome(statuses)
+    run.finished_at = utcnow()
+    if run.status == RunStatus.SKIPPED and not run.status_reason:
+        run.status_reason = "the pipeline's filters selected no stage for this event"
+    log.info("run %s: finished as %s", run.id, run.status)
+
+
+def _cancel_waiting(stages) -> None:
+    for stage in stages:
+        if stage.status == StageStatus.QUEUED:
+            stage.status = StageStatus.CANCELLED
+            stage.finished_at = utcnow()
+
+
+def start_stage(stage_id: int, attempt: int, worker: str) -> Stage | None:
+    """Mark the stage running as `attempt` on `worker`; return None if another execution owns it.
+
+    The conditional update is what keeps a stage from running twice at one attempt
+    when a job is delivered twice.
+    """
+    now = utcnow()
+    claimed = db.session.execute(
+        update(Stage).where(Stage.id == stage_id, Stage.status == StageStatus.QUEUED, Stage.attempt == attempt - 1)
+        .values(status=StageStatus.RUNNING, attempt=attempt, worker=worker, started_at=now, heartbeat_at=now,
+                finished_at=None, exit_code=None, error=None)
+        .returning(Stage.run_id)
+    ).scalar_one_or_none()
+    if claimed is None:
+        db.session.rollback()
+        return None
+    db.session.execute(
+        update(Run).where(Run.id == claimed, Run.status == RunStatus.QUEUED).values(status=RunStatus.RUNNING, started_at=now)
+    )
+    db.session.commit()
+    return db.session.get(Stage, stage_id)
+
+
+def finish_stage(stage_id: int, status: StageStatus, exit_code: int | None, error: str | None) -> None:
+    """Record how an attempt ended; retry it if its `retries` allow, else advance the run."""
+    stage = db.session.get(Stage, stage_id, with_for_update=True, populate_existing=True)
+    if stage.status != StageStatus.RUNNING:
+        db.session.rollback()
+        return
+    retries = int(stage.options.get("retries") or 0)
+    if status in (StageStatus.FAILED, StageStatus.ERROR) and stage.attempt <= retries and stage.run.status not in TERMINAL_RUN:
+        requeue_stage(stage, f"attempt {stage.attempt} ended {status}: {error}; retrying")
+        return
+    stage.status, stage.exit_code, stage.error, stage.finished_at = status, exit_code, error, utcnow()
+    db.session.commit()
+    advance_run(stage.run_id)
+
+
+def requeue_stage(stage: Stage, reason: str) -> None:
+    """Queue a running stage again as a new attempt (retry, or its worker was lost)."""
+    stage.status = StageStatus.QUEUED
+    stage.error = reason
+    stage.enqueued_at = utcnow()
+    db.session.commit()
+    system_log(stage.run_id, stage.id, reason)
+    enqueue_stage(stage)
+
+
+def cancel_run(run_id: int, reason: str = "cancelled") -> bool:
+    """Cancel a run that has not ended; return False if it had ended already.
+
+    Queued stages are cancelled here; running ones are killed by their workers,
+    which hear about it on the run's control channel.
+    """
+    run = _locked_run(run_id)
+    if run.status in TERMINAL_RUN:
+        db.session.rollback()
+        return False
+    _cancel_waiting(run.stages)
+    run.status, run.status_reason, run.finished_at = RunStatus.CANCELLED, reason, utcnow()
+    db.session.commit()
+    log.info("run %s: cancelled (%s)", run_id, reason)
+    connection = _redis()
+    if connection is not None:
+        try:
+            connection.publish(control_channel(run_id), "cancel")
+        except redis.RedisError as error:
+            log.warning("run %s: could not publish the cancel, workers will see it on their next check: %s", run_id, error)
+    system_log(run_id, None, f"Run cancelled: {reason}")
+    return True
+
+
+def reap_lost_stages() -> int:
+    """Requeue or fail running stages whose worker stopped sending heartbeats; return how many."""
+    limit = utcnow() - timedelta(seconds=current_app.config["STAGE_HEARTBEAT_TIMEOUT"])
+    lost = db.session.scalars(
+        select(Stage).where(Stage.status == StageStatus.RUNNING, Stage.heartbeat_at < limit).with_for_update(skip_locked=True)
+    ).all()
+    for stage in lost:
+        message = f"worker {stage.worker} stopped responding during attempt {stage.attempt}"
+        log.warning("run %s stage %s: %s", stage.run_id, stage.id, message)
+        if stage.run.status not in TERMINAL_RUN and stage.attempt <= max(int(stage.options.get("retries") or 0), 1):
+            requeue_stage(stage, f"{message}; retrying on another worker")
+        else:
+            stage.status, stage.error, stage.finished_at = StageStatus.ERROR, message, utcnow()
+            db.session.commit()
+            system_log(stage.run_id, stage.id, message)
+            advance_run(stage.run_id)
+    db.session.commit()
+    return len(lost)

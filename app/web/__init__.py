@@ -1,0 +1,5 @@
+from flask import Blueprint
+
+web = Blueprint("web", __name__)
+
+from app.web import auth, pages  # noqa: E402,F401

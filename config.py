@@ -1,0 +1,57 @@
+"""Settings for the web app, the workers and the CLI, read from the environment.
+
+Every setting has an environment variable; the CLI's `--data` option sets
+`DENO_CI_DATA` for the process and for everything it starts.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    """Return the data folder: `DENO_CI_DATA`, or `./var` under the working directory."""
+    return Path(os.environ.get("DENO_CI_DATA", "var")).resolve()
+
+
+def _secret_key(folder: Path) -> str:
+    # A generated key is stored so that sessions and encrypted values survive a restart.
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    path = folder / "secret_key"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class Config:
+    """Settings as attributes, so that Flask's `app.config.from_object` takes them."""
+
+    def __init__(self) -> None:
+        folder = data_dir()
+        self.DATA_DIR = str(folder)
+        self.SECRET_KEY = _secret_key(folder)
+        # Empty means "start the embedded server under the data folder".
+        self.DATABASE_URL = os.environ.get("DATABASE_URL", "")
+        self.REDIS_URL = os.environ.get("REDIS_URL", "")
+        self.SQLALCHEMY_DATABASE_URI = self.DATABASE_URL
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # Number of RQ worker processes `deno-ci serve` starts.
+        self.WORKERS = int(os.environ.get("DENO_CI_WORKERS", "2"))
+        # Stage executor: "bubblewrap" (default), "docker" or "unsandboxed" (local development only).
+        self.EXECUTOR = os.environ.get("DENO_CI_EXECUTOR", "bubblewrap")
+        # Public address of the web UI, used in links sent to forges and people.
+        self.BASE_URL = os.environ.get("DENO_CI_BASE_URL", "http://127.0.0.1:8000")
+        # Days a run's artifacts are kept before the scheduler deletes them.
+        self.ARTIFACT_RETENTION_DAYS = int(os.environ.get("DENO_CI_ARTIFACT_RETENTION_DAYS", "30"))
+        # Seconds without a heartbeat after which a running stage counts as lost with its worker.
+        self.STAGE_HEARTBEAT_TIMEOUT = float(os.environ.get("DENO_CI_STAGE_HEARTBEAT_TIMEOUT", "15"))
+        # Default wall-clock limit of a stage in seconds when the pipeline sets none.
+        self.STAGE_TIMEOUT = float(os.environ.get("DENO_CI_STAGE_TIMEOUT", "3600"))
+        # Bytes of stdout and stderr a stage may write before its log is cut off.
+        self.STAGE_MAX_OUTPUT = int(os.environ.get("DENO_CI_STAGE_MAX_OUTPUT", str(50 * 1024 * 1024)))
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = self.BASE_URL.startswith("https://")

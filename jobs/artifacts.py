@@ -1,0 +1,76 @@
+"""Artifacts: files a stage publishes, kept as one archive per name and run.
+
+Before a stage starts, every artifact its run published so far is unpacked under
+`.deno-ci/artifacts/<name>/` in its workspace, where the SDK's `artifactPath(name)`
+finds it, the way GitLab passes artifacts of earlier stages to later ones.
+"""
+
+import logging
+import re
+import tarfile
+import tempfile
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ARTIFACTS_IN_WORKSPACE = Path(".deno-ci") / "artifacts"
+VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class ArtifactError(ValueError):
+    """An artifact's name or paths are invalid, or it matched no file."""
+
+
+def _matching_files(workspace: Path, patterns: list[str]) -> list[Path]:
+    files: dict[Path, None] = {}
+    root = workspace.resolve()
+    for pattern in patterns:
+        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+            raise ArtifactError(f"artifact path {pattern!r} must be relative to the workspace and stay inside it")
+        matches = [workspace / pattern] if (workspace / pattern).exists() else list(workspace.glob(pattern))
+        for match in matches:
+            candidates = match.rglob("*") if match.is_dir() else [match]
+            for path in candidates:
+                if path.is_file() and not path.is_symlink() and path.resolve().is_relative_to(root):
+                    files[path] = None
+    return sorted(files)
+
+
+class ArtifactStore:
+    """Archives of one run's artifacts in a folder of their own."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def save(self, name: str, workspace: Path, patterns: list[str]) -> Path:
+        """Archive the workspace files matching `patterns` as artifact `name`; return the archive."""
+        if not VALID_NAME.match(name):
+            raise ArtifactError(f"artifact name {name!r} is invalid: use letters, digits, '.', '_' and '-'")
+        files = _matching_files(workspace, patterns)
+        if not files:
+            raise ArtifactError(f"artifact {name!r} matched no file in the workspace for {patterns}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        target = self.folder / f"{name}.tar.gz"
+        handle, temporary = tempfile.mkstemp(prefix=".artifact-", dir=self.folder)
+        with os.fdopen(handle, "wb") as raw:
+            with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+                for path in files:
+                    tar.add(path, arcname=str(path.relative_to(workspace)))
+        os.replace(temporary, target)
+        log.info("saved artifact %s with %d files", target, len(files))
+        return target
+
+    def restore_all(self, workspace: Path) -> list[str]:
+        """Unpack every saved artifact into the workspace; return their names."""
+        if not self.folder.is_dir():
+            return []
+        names = []
+        for archive in sorted(self.folder.glob("*.tar.gz")):
+            name = archive.name.removesuffix(".tar.gz")
+            destination = workspace / ARTIFACTS_IN_WORKSPACE / name
+            destination.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(archive, "r:gz") as tar:
+                tar.extractall(destination, filter="data")
+            names.append(name)
+        return names

@@ -1,0 +1,127 @@
+"""Run one stage of a plan in the sandbox and turn what it reports into an outcome.
+
+Both `deno-ci run` on a laptop and the RQ workers call `execute_stage`, so a
+pipeline behaves the same in both places.
+"""
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.models.status import StageStatus
+from app.pipelines.runner import DENO, SDK_DIR, exec_command
+from jobs.executor import ControlEvent, Execution, Executor, Exit, LogChunk, Mount, StageSpec
+
+log = logging.getLogger(__name__)
+
+SANDBOX_PATH = f"{DENO.parent}:/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass
+class StageContext:
+    """What every stage of one run shares."""
+
+    run_id: str
+    pipeline_path: str
+    event: dict
+    executor: Executor
+    default_timeout: float = 3600.0
+    max_output_bytes: int = 50 * 1024 * 1024
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StageOutcome:
+    status: StageStatus
+    exit_code: int | None = None
+    error: str | None = None
+    # Artifacts the stage published, as {"name": ..., "paths": [...]}, to collect when it passed.
+    artifacts: list[dict] = field(default_factory=list)
+
+
+def stage_environment(stage: dict, context: StageContext, workspace: Path, deno_dir: Path) -> dict[str, str]:
+    """Return the whole environment of a stage's process: nothing of the host's leaks in."""
+    env = {
+        "PATH": SANDBOX_PATH,
+        "HOME": "/tmp",
+        "CI": "true",
+        "DENO_CI": "true",
+        "DENO_DIR": str(deno_dir),
+        "DENO_NO_UPDATE_CHECK": "1",
+        "DENO_CI_RUN_ID": str(context.run_id),
+        "DENO_CI_STAGE": stage["name"],
+        "DENO_CI_WORKSPACE": str(workspace),
+        "DENO_CI_EVENT": json.dumps(context.event),
+    }
+    env.update({key: str(value) for key, value in (stage["options"].get("env") or {}).items()})
+    for name in stage["options"].get("secrets") or []:
+        if name in context.secrets:
+            env[name] = context.secrets[name]
+    return env
+
+
+def stage_spec(stage: dict, context: StageContext, workspace: Path, deno_dir: Path) -> StageSpec:
+    """Build the sandbox specification of one stage."""
+    options = stage["options"]
+    permissions = options.get("permissions") or {}
+    return StageSpec(
+        argv=exec_command(context.pipeline_path, stage),
+        workspace=workspace,
+        env=stage_environment(stage, context, workspace, deno_dir),
+        network=permissions.get("net", True) is not False,
+        timeout=float(options.get("timeout") or context.default_timeout),
+        max_output_bytes=context.max_output_bytes,
+        mounts=(Mount(DENO), Mount(SDK_DIR), Mount(deno_dir, writable=True)),
+    )
+
+
+def execute_stage(
+    stage: dict,
+    context: StageContext,
+    workspace: Path,
+    deno_dir: Path,
+    on_log: Callable[[str, str], None],
+    on_start: Callable[[Execution], None] | None = None,
+) -> StageOutcome:
+    """Run the stage once in the sandbox, passing each output line to `on_log(stream, text)`."""
+    deno_dir.mkdir(parents=True, exist_ok=True)
+    execution = context.executor.start(stage_spec(stage, context, workspace, deno_dir))
+    if on_start is not None:
+        on_start(execution)
+    finished: dict | None = None
+    artifacts: list[dict] = []
+    exit_event = Exit(code=None, reason="error", message="the sandbox ended without reporting an exit")
+    for event in execution.events():
+        if isinstance(event, LogChunk):
+            on_log(event.stream, event.text)
+        elif isinstance(event, ControlEvent):
+            if event.data.get("type") == "stage_finished":
+                finished = event.data
+            elif event.data.get("type") == "artifact":
+                artifacts.append({"name": event.data.get("name"), "paths": list(event.data.get("paths") or [])})
+        elif isinstance(event, Exit):
+            exit_event = event
+    outcome = _outcome(stage, finished, exit_event)
+    outcome.artifacts = artifacts if outcome.status == StageStatus.SUCCESS else []
+    return outcome
+
+
+def _outcome(stage: dict, finished: dict | None, exit_event: Exit) -> StageOutcome:
+    if exit_event.reason == "cancelled":
+        return StageOutcome(StageStatus.CANCELLED, exit_event.code, "cancelled")
+    if exit_event.reason == "error":
+        return StageOutcome(StageStatus.ERROR, exit_event.code, exit_event.message or "the sandbox failed")
+    if exit_event.reason == "timeout":
+        return _failed(stage, exit_event.code, exit_event.message or "the stage timed out")
+    if finished and finished.get("status") == "success" and exit_event.code == 0:
+        return StageOutcome(StageStatus.SUCCESS, 0)
+    if finished:
+        return _failed(stage, finished.get("exitCode", exit_event.code), finished.get("error") or "the stage failed")
+    return _failed(stage, exit_event.code, f"the stage's process exited with code {exit_event.code} before reporting a result")
+
+
+def _failed(stage: dict, exit_code: int | None, error: str) -> StageOutcome:
+    status = StageStatus.ALLOWED_FAILURE if stage["options"].get("allowFailure") else StageStatus.FAILED
+    return StageOutcome(status, exit_code, error)

@@ -1,0 +1,303 @@
+"""RQ jobs: prepare a run (checkout, plan) and run one stage attempt.
+
+Both take ids, reload their rows, and are safe to run twice: `prepare_run` does
+nothing for a run that has a plan or has ended, and `run_stage` claims its stage
+with a conditional update, so a second delivery of the same attempt exits at once.
+"""
+
+import logging
+import os
+import shutil
+import socket
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import redis
+from flask import Flask, current_app
+from sqlalchemy import update
+
+from app.extensions import db
+from app.models import Artifact, Project, Run, RunStatus, Stage, StageStatus
+from app.models._columns import utcnow
+from app.models.status import TERMINAL_RUN
+from app.pipelines import graph, runner
+from app.queue import control_channel, redis_connection
+from app.runs import service
+from app.runs.events import make_event
+from jobs import workspace as git_workspace
+from jobs.artifacts import ArtifactError, ArtifactStore
+from jobs.cache import CacheStore, cache_key
+from jobs.executor import get_executor
+from jobs.log_sink import LogSink
+from jobs.stage_execution import StageContext, execute_stage
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL = 2.0
+_app: Flask | None = None
+
+
+def get_app() -> Flask:
+    """Return this worker process's app, created on first use."""
+    global _app
+    if _app is None:
+        from app import create_app
+
+        _app = create_app()
+    return _app
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _data_dir() -> Path:
+    return Path(current_app.config["DATA_DIR"])
+
+
+def run_workspace(run_id: int) -> Path:
+    return _data_dir() / "workspaces" / f"run-{run_id}"
+
+
+def artifact_store(run_id: int) -> ArtifactStore:
+    return ArtifactStore(_data_dir() / "artifacts" / str(run_id))
+
+
+def prepare_run(run_id: int) -> None:
+    """Resolve the run's commit, plan its pipeline and queue its first stages.
+
+    Enqueued by `service.create_run`; timeout 900 s; not retried by RQ (a failure
+    ends the run as error with the reason in its log).
+    """
+    with get_app().app_context():
+        try:
+            _prepare(run_id)
+        finally:
+            db.session.remove()
+
+
+def _prepare(run_id: int) -> None:
+    run = db.session.get(Run, run_id)
+    if run is None or run.status in TERMINAL_RUN or run.plan is not None:
+        return
+    project = run.project
+    folder = run_workspace(run_id) / "plan"
+    try:
+        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url)
+        revision = run.commit_sha or run.tag or run.branch or project.default_branch
+        sha = git_workspace.resolve_commit(mirror, revision)
+        event = _complete_event(run, mirror, sha)
+        shutil.rmtree(folder, ignore_errors=True)
+        git_workspace.checkout(mirror, sha, folder, project.clone_url)
+        deno_dir = folder.parent / "plan-deno-dir"
+        CacheStore(_data_dir(), project.id).restore(cache_key(folder), deno_dir)
+        plan = runner.plan(folder, project.pipeline_path, event, deno_dir)
+        problems = runner.type_check(folder, project.pipeline_path, deno_dir)
+        if problems:
+            raise runner.PipelineError(problems)
+    except git_workspace.GitError as error:
+        service.fail_run(run_id, f"Cannot check out the commit: {error}")
+        return
+    except runner.PipelineError as error:
+        service.system_log(run_id, None, *[f"pipeline error: {problem}" for problem in error.problems])
+        service.fail_run(run_id, f"The pipeline {project.pipeline_path!r} is invalid: {error.problems[0]}")
+        return
+    finally:
+        shutil.rmtree(folder.parent / "plan-deno-dir", ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    _record_plan(run_id, plan, event)
+
+
+def _complete_event(run: Run, mirror: Path, sha: str) -> dict:
+    details = git_workspace.commit_details(mirror, sha)
+    event = dict(run.event_data or {}) or make_event(run.event, branch=run.branch, tag=run.tag)
+    event["commit"] = sha
+    event["author"] = event.get("author") or details["author"]
+    event["message"] = event.get("message") or details["message"]
+    event["changedFiles"] = git_workspace.changed_files(mirror, event.get("before"), sha)
+    run.commit_sha, run.author, run.message, run.event_data = sha, event["author"], event["message"], event
+    db.session.commit()
+    return event
+
+
+def _record_plan(run_id: int, plan: dict, event: dict) -> None:
+    run = db.session.execute(
+        db.select(Run).where(Run.id == run_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
+    if run.status in TERMINAL_RUN or run.plan is not None:
+        db.session.rollback()
+        return
+    needs = graph.effective_needs(plan["stages"])
+    run.plan = plan
+    service.add_stages(run, plan, needs)
+    db.session.commit()
+    if not needs:
+        service.fail_run(run_id, "No stage of the pipeline is selected for this event; the run is skipped.", RunStatus.SKIPPED)
+        return
+    service.advance_run(run_id)
+
+
+def run_stage(stage_id: int, attempt: int) -> None:
+    """Run one attempt of a stage in the sandbox, streaming its log, then advance the run.
+
+    Enqueued by `service.advance_run` and on retries; its RQ timeout is the stage's
+    timeout plus a margin. Lost workers are handled by `service.reap_lost_stages`.
+    """
+    with get_app().app_context():
+        try:
+            _run_stage(stage_id, attempt)
+        finally:
+            db.session.remove()
+
+
+def _run_stage(stage_id: int, attempt: int) -> None:
+    stage = service.start_stage(stage_id, attempt, worker_name())
+    if stage is None:
+        log.info("stage %s attempt %s: already taken or ended; nothing to do", stage_id, attempt)
+        return
+    run, project = stage.run, stage.run.project
+    log.info("run %s stage %s (%s): attempt %s started", run.id, stage.id, stage.name, attempt)
+    folder = run_workspace(run.id) / f"stage-{stage.id}-{attempt}"
+    connection = _redis_or_none()
+    sink = LogSink(db.engine, connection, run.id, stage.id)
+    plan_stage = next(entry for entry in run.plan["stages"] if entry["name"] == stage.name)
+    watchdog = _Watchdog(current_app._get_current_object(), run.id, stage.id)
+    try:
+        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url)
+        git_workspace.checkout(mirror, run.commit_sha, folder / "workspace", project.clone_url)
+        workspace = folder / "workspace"
+        artifact_store(run.id).restore_all(workspace)
+        deno_dir = folder / "deno-dir"
+        caches = CacheStore(_data_dir(), project.id)
+        key = cache_key(workspace, (stage.options.get("cache") or {}).get("key") or [])
+        restored = caches.restore(key, deno_dir)
+        sink.write("system", f"Restored dependency cache {restored}" if restored else "No dependency cache yet")
+        context = StageContext(
+            run_id=str(run.id), pipeline_path=project.pipeline_path, event=run.event_data,
+            executor=get_executor(current_app.config["EXECUTOR"]),
+            default_timeout=current_app.config["STAGE_TIMEOUT"], max_output_bytes=current_app.config["STAGE_MAX_OUTPUT"],
+        )
+        outcome = execute_stage(plan_stage, context, workspace, deno_dir, on_log=sink.write, on_start=watchdog.watch)
+        if outcome.status == StageStatus.SUCCESS:
+            _collect_artifacts(run.id, stage.id, workspace, outcome)
+            caches.save(key, deno_dir)
+    except git_workspace.GitError as error:
+        outcome = None
+        error_message = f"Cannot check out commit {run.commit_sha}: {error}"
+    except Exception as error:  # noqa: BLE001  (any failure here must end the stage, not leave it running)
+        log.exception("run %s stage %s: platform failure", run.id, stage.id)
+        outcome = None
+        error_message = f"The platform failed to run the stage: {error}"
+    finally:
+        watchdog.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    if outcome is None:
+        sink.write("system", error_message)
+        sink.close()
+        service.finish_stage(stage.id, StageStatus.ERROR, None, error_message)
+        return
+    if outcome.error and outcome.status != StageStatus.SUCCESS:
+        sink.write("system", f"Stage {outcome.status}: {outcome.error}")
+    sink.close()
+    log.info("run %s stage %s: attempt %s ended %s", run.id, stage.id, attempt, outcome.status)
+    service.finish_stage(stage.id, outcome.status, outcome.exit_code, outcome.error)
+
+
+def _collect_artifacts(run_id: int, stage_id: int, workspace: Path, outcome) -> None:
+    days = current_app.config["ARTIFACT_RETENTION_DAYS"]
+    for artifact in outcome.artifacts:
+        try:
+            path = artifact_store(run_id).save(artifact["name"], workspace, artifact["paths"])
+        except ArtifactError as error:
+            outcome.status, outcome.error = StageStatus.FAILED, str(error)
+            continue
+        db.session.execute(
+            db.delete(Artifact).where(Artifact.run_id == run_id, Artifact.name == artifact["name"])
+        )
+        db.session.add(Artifact(run_id=run_id, stage_id=stage_id, name=artifact["name"], path=str(path),
+                                size=path.stat().st_size, expires_at=utcnow() + timedelta(days=days)))
+    db.session.commit()
+
+
+def _redis_or_none() -> redis.Redis | None:
+    try:
+        return redis_connection()
+    except redis.RedisError:
+        return None
+
+
+class _Watchdog:
+    """Sends the stage's heartbeat and cancels its execution when the run is cancelled.
+
+    It listens on the run's control channel for a prompt cancel, and also reads the
+    run's status at every heartbeat, so a cancel is seen even while Redis is down.
+    """
+
+    def __init__(self, app: Flask, run_id: int, stage_id: int) -> None:
+        self.app, self.run_id, self.stage_id = app, run_id, stage_id
+        self._stopped = threading.Event()
+        self._execution = None
+        self._thread: threading.Thread | None = None
+
+    def watch(self, execution) -> None:
+        self._execution = execution
+        self._thread = threading.Thread(target=self._loop, name=f"watchdog-{self.stage_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _loop(self) -> None:
+        pubsub = self._subscribe()
+        next_beat = 0.0
+        import time
+
+        while not self._stopped.is_set():
+            if pubsub is not None and self._cancel_message(pubsub):
+                self._execution.cancel()
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + HEARTBEAT_INTERVAL
+                if self._beat_and_check_cancelled():
+                    self._execution.cancel()
+            if pubsub is None:
+                self._stopped.wait(0.5)
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except redis.RedisError:
+                pass
+
+    def _subscribe(self):
+        try:
+            with self.app.app_context():
+                pubsub = redis_connection().pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(control_channel(self.run_id))
+            return pubsub
+        except redis.RedisError as error:
+            log.warning("run %s: cannot subscribe to cancels, relying on heartbeats: %s", self.run_id, error)
+            return None
+
+    @staticmethod
+    def _cancel_message(pubsub) -> bool:
+        try:
+            message = pubsub.get_message(timeout=0.5)
+        except redis.RedisError:
+            return False
+        return bool(message and message.get("data") == b"cancel")
+
+    def _beat_and_check_cancelled(self) -> bool:
+        try:
+            with self.app.app_context():
+                status = db.session.execute(
+                    update(Stage).where(Stage.id == self.stage_id).values(heartbeat_at=utcnow()).returning(Stage.run_id)
+                ).scalar_one_or_none()
+                run_status = db.session.scalar(db.select(Run.status).where(Run.id == self.run_id))
+                db.session.commit()
+                db.session.remove()
+            return status is not None and run_status == RunStatus.CANCELLED
+        except Exception as error:  # noqa: BLE001  (a database outage must not kill the stage)
+            log.warning("run %s stage %s: heartbeat failed: %s", self.run_id, self.stage_id, error)
+            return False

@@ -1,0 +1,96 @@
+"""Git checkouts: a bare mirror per project, and a fresh copy of one commit per stage.
+
+Git is the real `git` command. Workspaces are full copies, not hard links into the
+mirror, because a stage may write anywhere in its workspace, `.git` included.
+"""
+
+import fcntl
+import logging
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ZERO_SHA = "0" * 40
+GIT_TIMEOUT = 600
+
+
+class GitError(RuntimeError):
+    """A git command failed; the message says which and why."""
+
+
+def git(*args: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT) -> str:
+    """Run git with no prompts and return its stdout; raise GitError with git's own message."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
+    try:
+        result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        raise GitError(f"git {args[0]} timed out after {timeout:.0f} s") from error
+    if result.returncode != 0:
+        raise GitError(result.stderr.strip() or f"git {args[0]} exited with {result.returncode}")
+    return result.stdout
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def update_mirror(data_dir: Path, project_id: int, clone_url: str) -> Path:
+    """Clone or fetch the project's bare mirror under the data folder and return its path."""
+    mirror = data_dir / "mirrors" / f"{project_id}.git"
+    with _locked(mirror.with_suffix(".lock")):
+        if not (mirror / "HEAD").exists():
+            log.info("cloning mirror of project %s", project_id)
+            try:
+                git("clone", "--mirror", "--quiet", clone_url, str(mirror))
+            except GitError as error:
+                raise GitError(f"Cannot clone repository {clone_url!r}: {error}. Check the URL and the access rights.") from error
+        else:
+            try:
+                git("fetch", "--prune", "--quiet", "origin", cwd=mirror)
+            except GitError as error:
+                raise GitError(f"Cannot fetch repository {clone_url!r}: {error}") from error
+    return mirror
+
+
+def resolve_commit(mirror: Path, revision: str) -> str:
+    """Return the full commit id of a branch, tag or commit id in the mirror."""
+    for candidate in (f"refs/heads/{revision}", f"refs/tags/{revision}", revision):
+        try:
+            return git("rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}", cwd=mirror).strip()
+        except GitError:
+            continue
+    raise GitError(f"No branch, tag or commit named {revision!r} in the repository")
+
+
+def commit_details(mirror: Path, sha: str) -> dict:
+    """Return the author and message of a commit."""
+    output = git("log", "-1", "--format=%an <%ae>%x00%B", sha, cwd=mirror)
+    author, _, message = output.partition("\x00")
+    return {"author": author, "message": message.strip()}
+
+
+def changed_files(mirror: Path, before: str | None, after: str) -> list[str]:
+    """List the paths changed by a push; without a usable `before`, those of the head commit."""
+    if before and before != ZERO_SHA:
+        try:
+            return git("diff", "--name-only", f"{before}..{after}", cwd=mirror).split()
+        except GitError:
+            log.debug("before commit %s is not in the mirror; using the head commit only", before)
+    return git("diff-tree", "--root", "--no-commit-id", "--name-only", "-r", after, cwd=mirror).split()
+
+
+def checkout(mirror: Path, sha: str, destination: Path, clone_url: str) -> Path:
+    """Make a fresh working copy of one commit at `destination`."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    git("clone", "--no-hardlinks", "--no-checkout", "--quiet", str(mirror), str(destination))
+    git("checkout", "--quiet", "--detach", sha, cwd=destination)
+    # The mirror's path means nothing inside the sandbox; the project's URL does.
+    git("remote", "set-url", "origin", clone_url, cwd=destination)
+    return destination
