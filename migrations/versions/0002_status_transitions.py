@@ -20,6 +20,9 @@ GUARD_FUNCTION = """
 CREATE FUNCTION deno_ci_guard_status() RETURNS trigger AS $$
 DECLARE
     allowed boolean;
+    -- Runs have no attempt column; reading it through jsonb gives NULL there instead of an error.
+    new_attempt integer := (to_jsonb(NEW) ->> 'attempt')::integer;
+    old_attempt integer := (to_jsonb(OLD) ->> 'attempt')::integer;
 BEGIN
     IF NEW.status = OLD.status THEN
         RETURN NEW;
@@ -27,7 +30,7 @@ BEGIN
     allowed := CASE OLD.status
         WHEN 'queued' THEN NEW.status <> 'queued'
         WHEN 'running' THEN NEW.status NOT IN ('skipped')
-            AND (NEW.status <> 'queued' OR (TG_TABLE_NAME = 'stages' AND NEW.attempt > OLD.attempt))
+            AND (NEW.status <> 'queued' OR (new_attempt > old_attempt))
         ELSE false
     END;
     IF NOT allowed THEN

@@ -1,0 +1,194 @@
+"""Fixtures with real parts: embedded PostgreSQL and Redis, RQ workers, git repositories."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+TABLES = ("log_lines", "artifacts", "stages", "runs", "schedules", "caches", "memberships", "projects", "users")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def services(data_dir):
+    """Embedded PostgreSQL and Redis for the whole session, in a data folder of its own."""
+    from app.embedded import Services
+
+    os.environ["DENO_CI_DATA"] = str(data_dir)
+    for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY"):
+        os.environ.pop(name, None)
+    # Short enough that the lost-worker test does not wait long; long enough for a busy machine.
+    os.environ["DENO_CI_STAGE_HEARTBEAT_TIMEOUT"] = "6"
+    started = Services(data_dir)
+    started.start()
+    started.export()
+    yield started
+    started.stop_started()
+
+
+@pytest.fixture(scope="session")
+def app(services):
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    application = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
+    with application.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+    return application
+
+
+@pytest.fixture
+def db_app(app):
+    """The app with an app context pushed and every table and the queue emptied."""
+    from app.extensions import db
+    from app.queue import redis_connection
+
+    with app.app_context():
+        db.session.execute(db.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+        redis_connection().delete("rq:queue:deno-ci")
+        yield app
+        db.session.remove()
+
+
+@pytest.fixture
+def admin(db_app):
+    from app.auth.passwords import hash_password
+    from app.extensions import db
+    from app.models import User
+
+    user = User(username="admin", password_hash=hash_password("admin-password"), is_admin=True)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+@pytest.fixture
+def client(db_app, admin):
+    """A test client signed in as the administrator."""
+    test_client = db_app.test_client()
+    response = test_client.post("/login", data={"username": "admin", "password": "admin-password"})
+    assert response.status_code == 302
+    return test_client
+
+
+class WorkerPool:
+    """Real `deno-ci worker` processes, started on demand and stopped at the end of the session."""
+
+    def __init__(self) -> None:
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, count: int = 2) -> None:
+        while len([p for p in self.processes if p.poll() is None]) < count:
+            self.processes.append(subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT, env=os.environ.copy()))
+        time.sleep(0.5)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+
+
+@pytest.fixture(scope="session")
+def worker_pool(services, app):
+    pool = WorkerPool()
+    yield pool
+    pool.stop()
+
+
+@pytest.fixture
+def workers(worker_pool, db_app):
+    """Two running workers."""
+    worker_pool.start(2)
+    return worker_pool
+
+
+def git(cwd: Path, *args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
+                            env={**os.environ, "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.com",
+                                 "GIT_COMMITTER_NAME": "Test Author", "GIT_COMMITTER_EMAIL": "author@example.com"})
+    return result.stdout.strip()
+
+
+@pytest.fixture
+def make_repo(tmp_path):
+    """Create a git repository on branch main from {path: content}; return its folder."""
+    counter = iter(range(1000))
+
+    def create(files: dict[str, str], message: str = "Initial commit") -> Path:
+        folder = tmp_path / f"repo-{next(counter)}"
+        folder.mkdir()
+        git(folder, "init", "--quiet", "--initial-branch=main")
+        write_files(folder, files)
+        commit_all(folder, message)
+        return folder
+
+    return create
+
+
+def write_files(folder: Path, files: dict[str, str]) -> None:
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+        if name.endswith(".sh"):
+            path.chmod(0o755)
+
+
+def commit_all(folder: Path, message: str) -> str:
+    git(folder, "add", "--all")
+    git(folder, "commit", "--quiet", "--allow-empty", "-m", message)
+    return git(folder, "rev-parse", "HEAD")
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1):
+    """Poll `predicate` until it returns something true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    """The real app served on 127.0.0.1 by werkzeug in a thread (WebSockets included)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def signed_in_session(live_server, admin):
+    """A requests session signed in to the live server as the administrator."""
+    import requests
+
+    session = requests.Session()
+    response = session.post(f"{live_server}/login", data={"username": "admin", "password": "admin-password"},
+                            allow_redirects=False)
+    assert response.status_code == 302
+    return session

@@ -1,0 +1,180 @@
+"""Isolation of the bubblewrap sandbox, proven from inside real stages."""
+
+import os
+import socket
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from jobs.executor import Exit, Mount, StageSpec
+from jobs.executor.bubblewrap import SANDBOX_UID, build_bwrap_argv
+
+CONNECT_CODE = """
+import socket, sys
+for host in sys.argv[1:-1]:
+    try:
+        socket.create_connection((host, int(sys.argv[-1])), timeout=3).close()
+        print(host, "connected")
+    except OSError as error:
+        print(host, "refused", type(error).__name__)
+"""
+
+
+@pytest.fixture
+def host_server():
+    """A TCP server on the host's 127.0.0.1 that counts the connections it accepts."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    accepted = []
+    stop = threading.Event()
+
+    def accept_loop():
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except TimeoutError:
+                continue
+            accepted.append(connection)
+            connection.close()
+
+    thread = threading.Thread(target=accept_loop, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    server.close()
+
+
+def test_file_outside_workspace_is_invisible(bubblewrap, run, tmp_path):
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("top secret")
+    result = run(bubblewrap, ["cat", str(secret)])
+    assert result.exit.code != 0
+    assert "top secret" not in result.stdout
+
+
+def test_root_holds_only_system_paths(bubblewrap, run, workspace):
+    result = run(bubblewrap, ["sh", "-c", "ls -A /; echo --; ls -A /var; ls -A /var/tmp"])
+    separator = result.stdout.index("--")
+    allowed = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc", "dev", "tmp", "var"}
+    assert set(result.stdout[:separator]) <= allowed
+    assert result.stdout[separator + 1 :] == ["tmp", workspace.name]
+
+
+def test_only_own_processes_are_visible(bubblewrap, run):
+    result = run(bubblewrap, ["sh", "-c", "ls /proc | grep -E '^[0-9]+$' | wc -l; echo $$"])
+    process_count, own_pid = (int(line) for line in result.stdout)
+    assert process_count <= 5  # bwrap's init, sh, ls, grep and wc
+    assert own_pid == 2
+
+
+def test_host_process_is_not_visible(bubblewrap, run):
+    result = run(bubblewrap, ["sh", "-c", f"test -e /proc/{os.getpid()}/cmdline && cat /proc/{os.getpid()}/cmdline; echo checked"])
+    assert result.stdout == ["checked"]
+
+
+def test_writes_outside_workspace_and_tmp_fail(bubblewrap, run, workspace):
+    targets = ["/new-file", "/usr/new-file", "/etc/new-file", "/var/new-file", str(workspace.parent / "beside-workspace")]
+    script = "; ".join(f"(echo x > {path}) 2>/dev/null && echo wrote {path}" for path in targets)
+    result = run(bubblewrap, ["sh", "-c", script + "; echo done"])
+    assert result.stdout == ["done"]
+    assert not (workspace.parent / "beside-workspace").exists()
+
+
+def test_tmp_is_private_and_empty(bubblewrap, run):
+    marker = Path(tempfile.gettempdir()) / "deno-ci-host-tmp-marker"
+    marker.write_text("host")
+    try:
+        result = run(bubblewrap, ["sh", "-c", "ls -A /tmp | wc -l; echo x > /tmp/inside && cat /tmp/inside"])
+    finally:
+        marker.unlink()
+    assert result.stdout == ["0", "x"]
+    assert not (Path(tempfile.gettempdir()) / "inside").exists()
+
+
+def test_stage_runs_unprivileged(bubblewrap, run):
+    result = run(bubblewrap, ["sh", "-c", "id -u; grep CapEff /proc/self/status"])
+    assert result.stdout[0] == str(SANDBOX_UID)
+    assert result.stdout[1].split() == ["CapEff:", "0000000000000000"]
+
+
+def test_no_network_has_only_loopback(bubblewrap, run):
+    result = run(bubblewrap, ["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"], network=False)
+    assert result.stdout == ["lo"]
+
+
+def test_network_has_tap_device_and_dns(bubblewrap, run):
+    result = run(bubblewrap, ["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort; cat /etc/resolv.conf"], network=True)
+    assert result.stdout == ["lo", "tap0", "nameserver 10.0.2.3"]
+
+
+@pytest.mark.parametrize("network", [True, False])
+def test_host_loopback_is_unreachable(bubblewrap, run, python_argv, host_server, network):
+    port, accepted = host_server
+    hosts = ["127.0.0.1", "10.0.2.2"] if network else ["127.0.0.1"]
+    result = run(bubblewrap, python_argv(CONNECT_CODE, *hosts, str(port)), network=network)
+    assert result.exit == Exit(0, "exited")
+    assert [line.split()[:2] for line in result.stdout] == [[host, "refused"] for host in hosts]
+    assert accepted == []
+
+
+def test_readonly_and_writable_mounts(bubblewrap, run, tmp_path):
+    readonly = tmp_path / "tools"
+    readonly.mkdir()
+    (readonly / "tool.txt").write_text("tool\n")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    script = f"cat {readonly}/tool.txt; (echo x > {readonly}/new) 2>/dev/null || echo readonly; echo cached > {cache}/entry"
+    result = run(bubblewrap, ["sh", "-c", script], mounts=(Mount(readonly), Mount(cache, writable=True)))
+    assert result.stdout == ["tool", "readonly"]
+    assert (cache / "entry").read_text() == "cached\n"
+    assert not (readonly / "new").exists()
+
+
+def test_generated_passwd_names_the_stage_user(bubblewrap, run):
+    result = run(bubblewrap, ["sh", "-c", "whoami; hostname; grep -c . /etc/passwd"])
+    assert result.stdout == ["deno-ci", "deno-ci-stage", "3"]
+
+
+def test_deno_runs_inside(bubblewrap, run, deno_binary):
+    result = run(
+        bubblewrap,
+        [str(deno_binary), "eval", "console.log(Deno.cwd()); console.log(1 + 1)"],
+        env={"DENO_DIR": "/tmp/deno", "DENO_NO_UPDATE_CHECK": "1", "NO_COLOR": "1"},
+        mounts=(Mount(deno_binary),),
+    )
+    assert result.exit == Exit(0, "exited"), result.lines("stderr")
+    assert result.stdout[-1] == "2"
+
+
+@pytest.mark.network
+def test_network_reaches_npm_registry(bubblewrap, run, deno_binary):
+    code = "const r = await fetch('https://registry.npmjs.org/'); console.log(r.status); await r.body?.cancel()"
+    result = run(
+        bubblewrap,
+        [str(deno_binary), "eval", code],
+                # The system store as well, because a proxy between this machine and the
+        # registry may present a certificate that only the system store trusts.
+        env={"DENO_DIR": "/tmp/deno", "DENO_NO_UPDATE_CHECK": "1", "NO_COLOR": "1", "DENO_TLS_CA_STORE": "mozilla,system"},
+        mounts=(Mount(deno_binary),),
+        network=True,
+    )
+    assert result.exit == Exit(0, "exited"), result.lines("stderr")
+    assert result.stdout == ["200"]
+
+
+def test_argv_translation_keeps_secrets_out_of_argv(workspace):
+    spec = StageSpec(argv=["deno", "task", "test"], workspace=workspace, env={"TOKEN": "s3cret"}, network=False)
+    argv = build_bwrap_argv(spec, "/usr/bin/bwrap", Path("/etc-folder"))
+    assert "s3cret" not in " ".join(argv)
+    assert argv[-4:] == ["--", "deno", "task", "test"]
+    assert "/etc/resolv.conf" not in argv
+    assert ["--bind", str(workspace), str(workspace)] == argv[argv.index("--bind") : argv.index("--bind") + 3]
+
+
+def test_argv_translation_adds_resolv_conf_with_network(workspace):
+    spec = StageSpec(argv=["true"], workspace=workspace, env={}, network=True)
+    argv = build_bwrap_argv(spec, "/usr/bin/bwrap", Path("/etc-folder"))
+    assert "/etc/resolv.conf" in argv

@@ -1,0 +1,75 @@
+import tarfile
+
+from jobs.cache import CacheStore, cache_key
+
+
+def test_key_covers_path_and_content(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    (one / "deno.lock").write_text('{"version": "4"}')
+    (two / "deno.json").write_text('{"version": "4"}')
+    assert cache_key(one) != cache_key(two)
+    (two / "deno.json").unlink()
+    (two / "deno.lock").write_text('{"version": "4"}')
+    assert cache_key(one) == cache_key(two)
+
+
+def test_stage_key_files_change_the_key(tmp_path):
+    (tmp_path / "extra.txt").write_text("a")
+    plain = cache_key(tmp_path)
+    assert cache_key(tmp_path, ["extra.txt"]) != plain
+
+
+def test_save_then_restore_round_trip(tmp_path):
+    store = CacheStore(tmp_path / "data", "p1")
+    source = tmp_path / "deno-dir"
+    (source / "npm").mkdir(parents=True)
+    (source / "npm" / "package.txt").write_text("cached")
+    assert store.save("deno-abc", source)
+    assert not store.save("deno-abc", source)
+    target = tmp_path / "restored"
+    assert store.restore("deno-abc", target) == "deno-abc"
+    assert (target / "npm" / "package.txt").read_text() == "cached"
+
+
+def test_restore_falls_back_to_newest_archive(tmp_path):
+    store = CacheStore(tmp_path / "data", "p1")
+    source = tmp_path / "deno-dir"
+    source.mkdir()
+    (source / "file").write_text("old")
+    store.save("deno-old", source)
+    assert store.restore("deno-new", tmp_path / "restored") == "deno-old"
+
+
+def test_corrupt_archive_is_discarded(tmp_path, caplog):
+    store = CacheStore(tmp_path / "data", "p1")
+    store.folder.mkdir(parents=True)
+    store.archive_path("deno-bad").write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    assert store.restore("deno-bad", tmp_path / "restored") is None
+    assert not store.archive_path("deno-bad").exists()
+    assert "discarding corrupt cache archive" in caplog.text
+
+
+def test_truncated_archive_is_discarded(tmp_path):
+    store = CacheStore(tmp_path / "data", "p1")
+    source = tmp_path / "deno-dir"
+    source.mkdir()
+    (source / "big").write_bytes(bytes(range(256)) * 4000)
+    store.save("deno-full", source)
+    archive = store.archive_path("deno-full")
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    assert store.restore("deno-full", tmp_path / "restored") is None
+    assert not (tmp_path / "restored" / "big").exists()
+
+
+def test_save_leaves_no_partial_file(tmp_path):
+    store = CacheStore(tmp_path / "data", "p1")
+    source = tmp_path / "deno-dir"
+    source.mkdir()
+    (source / "file").write_text("x")
+    store.save("deno-k", source)
+    names = [path.name for path in store.folder.iterdir()]
+    assert names == ["deno-k.tar.gz"]
+    with tarfile.open(store.archive_path("deno-k")) as archive:
+        assert archive.getnames() == ["file"]

@@ -1,0 +1,149 @@
+"""Cancelled runs, killed workers and restarted servers in the middle of a run."""
+
+import os
+import signal
+import threading
+
+import psutil
+import pytest
+
+from app.extensions import db
+from app.models import Run, Stage
+from app.projects import add_project
+from app.runs import service
+from app.runs.events import make_event
+from app.runs.logs import read_lines
+from tests.conftest import wait_for
+
+TICKING_PIPELINE = '''import { Pipeline } from "deno-ci";
+
+const pipeline = new Pipeline();
+
+pipeline.stage("tick", async () => {
+  for (let index = 1; index <= %(count)d; index++) {
+    console.log(`tick ${index}`);
+    await new Promise((resolve) => setTimeout(resolve, %(interval)d));
+  }
+});
+
+export default pipeline;
+'''
+
+SLEEPING_PIPELINE = '''import { Pipeline, run } from "deno-ci";
+
+const pipeline = new Pipeline();
+
+pipeline.stage("sleep", async () => {
+  console.log("going to sleep");
+  await run("trap '' TERM; setsid sleep 300 & sleep 300");
+});
+
+pipeline.stage("after", async () => {
+  console.log("never printed");
+});
+
+export default pipeline;
+'''
+
+
+def start_run(make_repo, pipeline: str, name: str = "faults") -> int:
+    repo = make_repo({"deno-pipeline.ts": pipeline})
+    project = add_project(name, str(repo))
+    return service.create_run(project, trigger="cli", event=make_event("push", branch="main")).id
+
+
+def run_status(run_id: int) -> str:
+    db.session.expire_all()
+    return db.session.get(Run, run_id).status
+
+
+def stage_of(run_id: int, name: str) -> Stage | None:
+    db.session.expire_all()
+    return db.session.scalar(db.select(Stage).where(Stage.run_id == run_id, Stage.name == name))
+
+
+def texts(run_id: int) -> list[str]:
+    return [line["text"] for line in read_lines(db.engine, run_id, 0, 100_000)]
+
+
+def test_cancel_kills_stage_tree(workers, make_repo):
+    run_id = start_run(make_repo, SLEEPING_PIPELINE)
+    wait_for(lambda: "going to sleep" in texts(run_id), timeout=120)
+    wait_for(lambda: [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "300"]])
+
+    assert service.cancel_run(run_id, "test cancel")
+
+    wait_for(lambda: stage_of(run_id, "sleep").status == "cancelled", timeout=30)
+    assert run_status(run_id) == "cancelled"
+    assert stage_of(run_id, "after").status == "cancelled"
+    sleepers = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "300"]]
+    assert sleepers == []
+    assert "never printed" not in texts(run_id)
+
+
+def test_cancel_of_ended_run_changes_nothing(workers, make_repo):
+    run_id = start_run(make_repo, TICKING_PIPELINE % {"count": 1, "interval": 1})
+    wait_for(lambda: run_status(run_id) == "success", timeout=120)
+    assert not service.cancel_run(run_id)
+    assert run_status(run_id) == "success"
+
+
+def test_killed_worker_stage_is_retried_elsewhere(workers, make_repo, db_app):
+    from app import scheduler
+
+    stop = threading.Event()
+    duties = threading.Thread(target=lambda: _scheduler(db_app, stop), daemon=True)
+    duties.start()
+    try:
+        run_id = start_run(make_repo, TICKING_PIPELINE % {"count": 40, "interval": 100})
+        wait_for(lambda: "tick 3" in texts(run_id), timeout=120)
+        stage = stage_of(run_id, "tick")
+        worker_pid = int(stage.worker.rsplit(":", 1)[1])
+        os.kill(worker_pid, signal.SIGKILL)
+        workers.start(2)
+
+        wait_for(lambda: run_status(run_id) in ("success", "failed", "error"), timeout=120)
+    finally:
+        stop.set()
+        duties.join(5)
+    stage = stage_of(run_id, "tick")
+    assert run_status(run_id) == "success"
+    assert stage.attempt == 2
+    lines = read_lines(db.engine, run_id, 0, 100_000)
+    assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
+    assert any("stopped responding" in line["text"] for line in lines)
+    assert sum(1 for line in lines if line["text"] == "tick 40") == 1
+
+
+def _scheduler(app, stop):
+    from app import scheduler
+
+    with app.app_context():
+        scheduler.run_forever(stop)
+
+
+@pytest.mark.parametrize("server", ["postgres", "redis"])
+def test_server_restart_loses_no_log_line(workers, make_repo, services, server):
+    count = 60
+    run_id = start_run(make_repo, TICKING_PIPELINE % {"count": count, "interval": 50}, name=f"restart-{server}")
+    wait_for(lambda: "tick 5" in texts(run_id), timeout=120)
+
+    getattr(services, server).restart() if server == "postgres" else _restart_redis(services)
+
+    wait_for(lambda: _ended(run_id), timeout=120, interval=0.5)
+    ticks = [text for text in texts(run_id) if text.startswith("tick ")]
+    assert ticks == [f"tick {index}" for index in range(1, count + 1)]
+    assert run_status(run_id) == "success"
+
+
+def _restart_redis(services):
+    services.redis.stop()
+    services.redis.start()
+
+
+def _ended(run_id: int) -> bool:
+    try:
+        return run_status(run_id) in ("success", "failed", "error", "cancelled")
+    except Exception:  # noqa: BLE001  (the database may still be coming back)
+        db.session.rollback()
+        return False

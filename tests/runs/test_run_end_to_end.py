@@ -1,0 +1,59 @@
+"""A run from a real git repository, through the CLI, the queue, a real worker and the sandbox."""
+
+import os
+import subprocess
+import sys
+
+from app.extensions import db
+from app.models import Run
+from app.runs.logs import read_lines
+from tests.conftest import ROOT
+from tests.sample_projects import prd_sample_project
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=os.environ.copy(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def stage_statuses(run: Run) -> dict[str, str]:
+    return {stage.name: stage.status for stage in run.stages}
+
+
+def latest_run() -> Run:
+    db.session.expire_all()
+    return db.session.scalars(db.select(Run).order_by(Run.id.desc())).first()
+
+
+def test_prd_sample_run_succeeds_with_test_output(workers, make_repo):
+    repo = make_repo(prd_sample_project())
+    added = cli("project", "add", "sample", "--repo", str(repo))
+    assert added.returncode == 0, added.stderr
+
+    result = cli("trigger", "sample", "--branch", "main", "--wait")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = latest_run()
+    assert run.status == "success"
+    assert stage_statuses(run) == {"Build": "success", "Test": "success", "Deploy": "success"}
+    log_text = "\n".join(line["text"] for line in read_lines(db.engine, run.id, 0, 100_000))
+    assert "add sums two numbers ... ok" in log_text
+    assert "deploying release" in log_text
+    assert "[Test]" in result.stdout
+
+
+def test_failing_test_stops_before_deploy(workers, make_repo):
+    repo = make_repo(prd_sample_project(failing=True))
+    assert cli("project", "add", "broken", "--repo", str(repo)).returncode == 0
+
+    result = cli("trigger", "broken", "--wait")
+
+    assert result.returncode == 1
+    run = latest_run()
+    assert run.status == "failed"
+    statuses = stage_statuses(run)
+    assert statuses["Test"] == "failed"
+    assert statuses["Deploy"] == "skipped"
+    log_text = "\n".join(line["text"] for line in read_lines(db.engine, run.id, 0, 100_000))
+    assert "expected 6, got 5" in log_text
+    assert "deploying release" not in log_text
