@@ -1,2 +1,5 @@
-from app import create_app
+"""WSGI entry point: `gunicorn wsgi:app`."""
+
+from app.factory import create_app
+
 app = create_app()

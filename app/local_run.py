@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.models.status import RunStatus, StageStatus
+from app.status import RunStatus, StageStatus
 from app.pipelines import graph, runner
 from app.runs.events import make_event
 from jobs.artifacts import ArtifactError, ArtifactStore

@@ -1,4 +1,7 @@
-"""Commands that work on the platform in the data folder: serve, worker, project, trigger."""
+"""Commands that work on the platform in the data folder: serve, worker, project, trigger.
+
+Heavy imports stay inside the commands, so `deno-ci run` and `validate` start fast.
+"""
 
 import secrets
 import sys
@@ -7,8 +10,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
-import redis
-from sqlalchemy.exc import OperationalError
 
 from app.cli import main
 from config import Config
@@ -31,6 +32,7 @@ def _services():
 
 def _migrate(app) -> None:
     from flask_migrate import upgrade
+    from sqlalchemy.exc import OperationalError
 
     try:
         upgrade(directory=str(ROOT / "migrations"))
@@ -44,7 +46,7 @@ def _migrate(app) -> None:
 @contextmanager
 def platform_app():
     """Start the servers this command needs (stopping afterwards only what it started) and push an app context."""
-    from app import create_app
+    from app.factory import create_app
 
     services = _services()
     try:
@@ -179,6 +181,7 @@ def trigger(name: str, branch: str | None, commit: str | None, wait: bool) -> No
 
 
 def _warn_without_workers() -> None:
+    import redis
     from rq import Worker
 
     from app.queue import redis_connection
@@ -194,7 +197,7 @@ def follow_run(run_id: int) -> str:
     """Print a run's log as it grows until the run ends; return its status."""
     from app.extensions import db
     from app.models import Run, Stage
-    from app.models.status import TERMINAL_RUN
+    from app.status import TERMINAL_RUN
     from app.runs.logs import read_lines
 
     after = 0

@@ -2,7 +2,7 @@
 
 from app.models.project import Cache, Project, Schedule
 from app.models.run import Artifact, LogLine, Run, Stage
-from app.models.status import RunStatus, StageStatus
+from app.status import RunStatus, StageStatus
 from app.models.user import Membership, Role, User
 
 __all__ = [

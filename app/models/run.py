@@ -6,7 +6,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models._columns import utcnow
-from app.models.status import RunStatus, StageStatus
+from app.status import RunStatus, StageStatus
 
 
 class Run(db.Model):

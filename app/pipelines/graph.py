@@ -6,7 +6,7 @@ RQ workers decide the same way.
 
 from collections.abc import Mapping, Sequence
 
-from app.models.status import RunStatus, StageStatus
+from app.status import RunStatus, StageStatus
 
 # A stage may start once each stage it needs ended in one of these.
 PASSED = frozenset({StageStatus.SUCCESS, StageStatus.ALLOWED_FAILURE})

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from app.extensions import db
 from app.models import Project, Run, RunStatus, Stage, StageStatus
 from app.models._columns import utcnow
-from app.models.status import TERMINAL_RUN, TERMINAL_STAGE
+from app.status import TERMINAL_RUN, TERMINAL_STAGE
 from app.pipelines import graph
 from app.queue import control_channel, redis_connection, run_queue
 from app.runs.logs import append_system_lines

@@ -23,7 +23,7 @@ from simple_websocket import ConnectionClosed
 from app.api.serialize import run_json
 from app.extensions import db, sock
 from app.models import Run
-from app.models.status import TERMINAL_RUN
+from app.status import TERMINAL_RUN
 from app.queue import log_channel, redis_connection
 from app.runs.logs import read_lines
 

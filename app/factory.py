@@ -1,0 +1,68 @@
+"""The Flask application factory."""
+
+from pathlib import Path
+
+from flask import Flask
+
+from app.extensions import csrf, db, login_manager, migrate, sock
+from app.errors import register_error_handlers
+from config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    """Build the web application; `overrides` replaces settings (tests pass theirs here)."""
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.config.from_object(Config())
+    app.config.update(overrides or {})
+    _resolve_service_urls(app)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    login_manager.init_app(app)
+    login_manager.login_view = "web.login"
+    login_manager.unauthorized_handler(_unauthorized)
+    csrf.init_app(app)
+    sock.init_app(app)
+    _register_blueprints(app)
+    register_error_handlers(app)
+    return app
+
+
+def _unauthorized():
+    from flask import redirect, request, url_for
+
+    from app.errors import error_response, wants_json
+
+    if wants_json():
+        return error_response(401, "Unauthorized", "Sign in, or send a valid API token in the Authorization header.")
+    return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
+
+
+def _resolve_service_urls(app: Flask) -> None:
+    from app.embedded import Services
+
+    services = Services(Path(app.config["DATA_DIR"]), app.config["DATABASE_URL"], app.config["REDIS_URL"])
+    app.config["DATABASE_URL"] = services.database_url
+    app.config["REDIS_URL"] = services.redis_url
+    app.config["SQLALCHEMY_DATABASE_URI"] = _with_psycopg_driver(services.database_url)
+
+
+def _with_psycopg_driver(url: str) -> str:
+    # Operators paste plain "postgresql://" URLs; SQLAlchemy would pick psycopg2 for those.
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app import models  # noqa: F401  (registers the tables with SQLAlchemy)
+    from app.api import api
+    from app.web import web
+    from app.ws import register_websockets
+
+    app.register_blueprint(api, url_prefix="/api/v1")
+    app.register_blueprint(web)
+    register_websockets(sock)

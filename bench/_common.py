@@ -1,0 +1,37 @@
+"""Helpers shared by the benchmarks: git repositories, percentiles, the deno binary."""
+
+import os
+import statistics
+import subprocess
+from pathlib import Path
+
+import deno
+
+ROOT = Path(__file__).resolve().parent.parent
+DENO = deno.find_deno_bin()
+
+
+def make_repo(folder: Path, files: dict[str, str]) -> Path:
+    """Create a git repository on branch main with `files` committed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
+           "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+    subprocess.run(["git", "init", "--quiet", "--initial-branch=main"], cwd=folder, check=True)
+    for name, content in files.items():
+        (folder / name).write_text(content)
+    subprocess.run(["git", "add", "--all"], cwd=folder, check=True)
+    subprocess.run(["git", "commit", "--quiet", "-m", "bench"], cwd=folder, check=True, env=env)
+    return folder
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Return the value below which `fraction` of `values` fall (nearest rank)."""
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def summary_ms(values: list[float]) -> str:
+    milliseconds = [value * 1000 for value in values]
+    return (f"median {statistics.median(milliseconds):.1f} ms, p99 {percentile(milliseconds, 0.99):.1f} ms, "
+            f"min {min(milliseconds):.1f} ms over {len(milliseconds)} runs")
