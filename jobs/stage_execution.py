@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.models.status import StageStatus
+from app.status import StageStatus
 from app.pipelines.runner import DENO, SDK_DIR, exec_command
 from jobs.executor import ControlEvent, Execution, Executor, Exit, LogChunk, Mount, StageSpec
 

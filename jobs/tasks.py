@@ -20,7 +20,7 @@ from sqlalchemy import update
 from app.extensions import db
 from app.models import Artifact, Project, Run, RunStatus, Stage, StageStatus
 from app.models._columns import utcnow
-from app.models.status import TERMINAL_RUN
+from app.status import TERMINAL_RUN
 from app.pipelines import graph, runner
 from app.queue import control_channel, redis_connection
 from app.runs import service
@@ -42,7 +42,7 @@ def get_app() -> Flask:
     """Return this worker process's app, created on first use."""
     global _app
     if _app is None:
-        from app import create_app
+        from app.factory import create_app
 
         _app = create_app()
     return _app

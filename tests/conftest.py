@@ -39,7 +39,7 @@ def services(data_dir):
 def app(services):
     from flask_migrate import upgrade
 
-    from app import create_app
+    from app.factory import create_app
 
     application = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
     with application.app_context():
