@@ -12,7 +12,7 @@ from pathlib import Path
 
 from app.status import StageStatus
 from app.pipelines.runner import DENO, SDK_DIR, exec_command
-from jobs.executor import ControlEvent, Execution, Executor, Exit, LogChunk, Mount, StageSpec
+from jobs.executor import ControlEvent, Execution, Executor, ExecutorError, Exit, LogChunk, Mount, StageSpec
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,10 @@ def execute_stage(
 ) -> StageOutcome:
     """Run the stage once in the sandbox, passing each output line to `on_log(stream, text)`."""
     deno_dir.mkdir(parents=True, exist_ok=True)
-    execution = context.executor.start(stage_spec(stage, context, workspace, deno_dir))
+    try:
+        execution = context.executor.start(stage_spec(stage, context, workspace, deno_dir))
+    except ExecutorError as error:
+        return StageOutcome(StageStatus.ERROR, error=f"the sandbox could not start the stage: {error}")
     if on_start is not None:
         on_start(execution)
     finished: dict | None = None
