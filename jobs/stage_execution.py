@@ -50,6 +50,8 @@ def stage_environment(stage: dict, context: StageContext, workspace: Path, deno_
         "DENO_CI": "true",
         "DENO_DIR": str(deno_dir),
         "DENO_NO_UPDATE_CHECK": "1",
+        # Registries may present certificates only the system store trusts (a proxy, a private CA).
+        "DENO_TLS_CA_STORE": "mozilla,system",
         "DENO_CI_RUN_ID": str(context.run_id),
         "DENO_CI_STAGE": stage["name"],
         "DENO_CI_WORKSPACE": str(workspace),

@@ -53,6 +53,7 @@ def deno_env(deno_dir: Path | None, extra: dict[str, str] | None = None) -> dict
         "PATH": f"{DENO.parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": os.environ.get("HOME", "/tmp"),
         "DENO_NO_UPDATE_CHECK": "1",
+        "DENO_TLS_CA_STORE": "mozilla,system",
         "NO_COLOR": "1",
     }
     if deno_dir is not None:
