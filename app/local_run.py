@@ -73,7 +73,10 @@ class LocalRun:
         self.executor = get_executor(executor_name)
         self.out = out
         self.scratch = Path(tempfile.mkdtemp(prefix="deno-ci-run-"))
-        self.caches = CacheStore(data_dir, "local-" + hashlib.sha256(str(self.directory).encode()).hexdigest()[:16])
+        local_id = "local-" + hashlib.sha256(str(self.directory).encode()).hexdigest()[:16]
+        self.caches = CacheStore(data_dir, local_id)
+        # Kept between runs: Deno's type-check cache makes the next check fast.
+        self.plan_deno_dir = data_dir / "plan-caches" / local_id
         self.artifacts = ArtifactStore(self.scratch / "artifacts")
         self._print_lock = threading.Lock()
         self._executions: dict[str, object] = {}
@@ -86,11 +89,7 @@ class LocalRun:
 
     def plan(self) -> dict:
         """Plan and type-check the pipeline; raise PipelineError with every problem found."""
-        plan = runner.plan(self.directory, self.pipeline_path, self.event, self.scratch / "plan-deno-dir")
-        problems = runner.type_check(self.directory, self.pipeline_path, self.scratch / "plan-deno-dir")
-        if problems:
-            raise runner.PipelineError(problems)
-        return plan
+        return runner.plan_and_check(self.directory, self.pipeline_path, self.event, self.plan_deno_dir)
 
     def execute(self, plan: dict) -> tuple[RunStatus, list[StageReport]]:
         """Run the selected stages, in parallel where the graph allows; return the run's status and a report per stage."""

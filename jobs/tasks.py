@@ -90,12 +90,9 @@ def _prepare(run_id: int) -> None:
         event = _complete_event(run, mirror, sha)
         shutil.rmtree(folder, ignore_errors=True)
         git_workspace.checkout(mirror, sha, folder, project.clone_url)
-        deno_dir = folder.parent / "plan-deno-dir"
-        CacheStore(_data_dir(), project.id).restore(cache_key(folder), deno_dir)
-        plan = runner.plan(folder, project.pipeline_path, event, deno_dir)
-        problems = runner.type_check(folder, project.pipeline_path, deno_dir)
-        if problems:
-            raise runner.PipelineError(problems)
+        # Kept between runs of the project on this worker: a warm type-check cache.
+        plan_deno_dir = _data_dir() / "plan-caches" / str(project.id)
+        plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir)
     except git_workspace.GitError as error:
         service.fail_run(run_id, f"Cannot check out the commit: {error}")
         return
@@ -104,7 +101,6 @@ def _prepare(run_id: int) -> None:
         service.fail_run(run_id, f"The pipeline {project.pipeline_path!r} is invalid: {error.problems[0]}")
         return
     finally:
-        shutil.rmtree(folder.parent / "plan-deno-dir", ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)
     _record_plan(run_id, plan, event)
 

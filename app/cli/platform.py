@@ -43,6 +43,13 @@ def _migrate(app) -> None:
         ) from error
 
 
+def _log_lifecycle() -> None:
+    import logging
+
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+
+
 @contextmanager
 def platform_app():
     """Start the servers this command needs (stopping afterwards only what it started) and push an app context."""
@@ -81,6 +88,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
     """Start the web server, the workers and the scheduler, with embedded PostgreSQL and Redis when no URLs are set."""
     from app.supervisor import Supervisor
 
+    _log_lifecycle()
     with platform_app() as app:
         user, password = ensure_first_admin()
         url = f"http://{host}:{port}/"
@@ -101,6 +109,7 @@ def worker(burst: bool) -> None:
     from app.queue import redis_connection, run_queue
     from jobs.tasks import get_app
 
+    _log_lifecycle()
     _services()
     app = get_app()
     with app.app_context():
