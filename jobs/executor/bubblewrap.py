@@ -212,6 +212,23 @@ class BubblewrapExecutor:
         return execution.begin()
 
     def _launch(self, spec: StageSpec) -> LaunchedProcess:
+        """Start bwrap, trying again when bwrap itself died while setting the sandbox up.
+
+        When several sandboxes start while another one's network namespace is being
+        torn down, bwrap sometimes fails to configure the new loopback device ("Failed
+        RTM_NEWADDR: No child processes", seen with bubblewrap 0.8 on Linux 6.18) and
+        exits before the command starts. Nothing of the stage ran yet, so a new try is safe.
+        """
+        for attempt in range(1, LAUNCH_ATTEMPTS + 1):
+            process = self._launch_once(spec)
+            if not process.setup_error or attempt == LAUNCH_ATTEMPTS or not _exited(process.pid):
+                return process
+            log.info("bwrap exited during sandbox setup (try %d of %d): %s", attempt, LAUNCH_ATTEMPTS, process.setup_error)
+            _discard(process)
+            time.sleep(0.03 * attempt)
+        raise AssertionError("unreachable")
+
+    def _launch_once(self, spec: StageSpec) -> LaunchedProcess:
         stdout_read, stdout_write = os.pipe()
         stderr_read, stderr_write = os.pipe()
         control_read, control_write = os.pipe()
@@ -243,7 +260,10 @@ class BubblewrapExecutor:
         if process.setup_error:
             sandbox.kill()
         else:
-            os.write(block_write, b"1")
+            try:
+                os.write(block_write, b"1")
+            except BrokenPipeError:
+                process.setup_error = "bubblewrap exited before the stage command started"
         close_quietly(block_write)
         return process
 
@@ -260,6 +280,28 @@ class BubblewrapExecutor:
         sandbox.limit_tasks(spec.max_processes, process)
         if sandbox.network is not None:
             sandbox.network.wait_ready()
+
+
+LAUNCH_ATTEMPTS = 6
+
+
+def _exited(pid: int) -> bool:
+    """Return whether our child `pid` has ended, without reaping it."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _discard(process: LaunchedProcess) -> None:
+    """Reap a failed launch and free everything it holds."""
+    process.kill()
+    try:
+        os.waitpid(process.pid, 0)
+    except ChildProcessError:
+        pass
+    process.release()
+    close_quietly(process.stdout, process.stderr, process.control)
 
 
 class _Sandbox:

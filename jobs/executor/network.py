@@ -53,6 +53,20 @@ def find_slirp4netns() -> str:
     return path
 
 
+EXIT_GRACE_SECONDS = 2.0
+"""Seconds slirp4netns gets to exit after its exit pipe closed, before it is killed."""
+
+
+def _reap(process: subprocess.Popen, pidfd: int) -> None:
+    try:
+        process.wait(EXIT_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        process.wait()
+    finally:
+        os.close(pidfd)
+
+
 class UserModeNetwork:
     """A running slirp4netns process serving one sandbox's network namespace.
 
@@ -88,6 +102,11 @@ class UserModeNetwork:
         finally:
             os.close(ready_write)
             os.close(exit_read)
+        # Signals go through a pidfd: a kill by pid could reach another process that
+        # reused the pid after a reaper thread collected slirp4netns, such as the next
+        # stage's sandbox.
+        self._pidfd = os.pidfd_open(self._process.pid)
+        self._lock = threading.Lock()
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Block until the tap device is configured; raise `ExecutorError` if slirp4netns fails or hangs."""
@@ -109,15 +128,19 @@ class UserModeNetwork:
             if value is not None:
                 os.close(value)
                 setattr(self, descriptor, None)
-        process = getattr(self, "_process", None)
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return
+        with lock:
+            process, self._process = self._process, None
+            pidfd, self._pidfd = self._pidfd, None
         if process is not None:
-            # slirp4netns notices its closed exit pipe only after 10 to 40 ms, and
-            # even after SIGKILL its exit waits 20 to 40 ms for the kernel to remove
-            # the tap device (measured with slirp4netns 1.2.0 on Linux 6.18). It keeps
-            # no state that a kill could lose, and a thread reaps it so that the
-            # stage's end is not delayed.
-            process.send_signal(signal.SIGKILL)
-            threading.Thread(target=process.wait, name=f"reap slirp4netns {process.pid}", daemon=True).start()
+            # Closing the exit pipe (above) makes slirp4netns exit by itself within 10 to
+            # 40 ms (slirp4netns 1.2.0, Linux 6.18). A SIGKILL right away was faster, but
+            # new sandboxes starting during that abrupt teardown failed to set up their
+            # loopback device, so the kill is only the fallback for one that hangs. A
+            # thread waits, so that the stage's end is not delayed.
+            threading.Thread(target=_reap, args=(process, pidfd), name=f"reap slirp4netns {process.pid}", daemon=True).start()
         self._errors.close()
 
     def _error_text(self) -> str:
