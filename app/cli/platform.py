@@ -133,6 +133,7 @@ def project() -> None:
 def project_add(name: str, clone_url: str, default_branch: str, pipeline_path: str, forge: str | None,
                 forge_repo: str | None, webhook_secret: str | None) -> None:
     """Connect a repository as project NAME; with --forge, print the webhook address and secret to paste into the forge."""
+    from app.extensions import db
     from app.forges.accounts import webhook_url
     from app.forges.crypto import encrypt, generate_secret
     from app.projects import ProjectError, add_project
@@ -154,8 +155,6 @@ def project_add(name: str, clone_url: str, default_branch: str, pipeline_path: s
         if forge:
             secret = webhook_secret or generate_secret()
             added.webhook_secret_encrypted = encrypt(secret)
-            from app.extensions import db
-
             db.session.commit()
             click.echo(f"Webhook URL:    {webhook_url(app.config['BASE_URL'], forge, added.name)}")
             click.echo(f"Webhook secret: {secret}")

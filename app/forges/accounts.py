@@ -26,7 +26,7 @@ REFRESH_MARGIN = timedelta(seconds=60)
 
 @dataclass(frozen=True)
 class LoginStart:
-    """Where to send the browser, and the values the callback must find in the session."""
+    """The authorization address to send the browser to, and the values the callback checks."""
 
     url: str
     state: str
