@@ -9,9 +9,13 @@ from werkzeug.exceptions import HTTPException
 
 from app.pipelines.runner import PipelineError
 from app.projects import ProjectError
+from app.forges import UnknownForgeError
+from app.forges.base import ForgeError
+from app.runs.rerun import RerunError
 from app.runs.service import RunError
 
-DOMAIN_STATUSES = {ProjectError: 422, PipelineError: 422, RunError: 503}
+DOMAIN_STATUSES = {ProjectError: 422, PipelineError: 422, RunError: 503, RerunError: 409, UnknownForgeError: 404,
+                   ForgeError: 502}
 
 
 def wants_json() -> bool:

@@ -18,6 +18,7 @@ from flask import Flask, current_app
 from sqlalchemy import update
 
 from app.extensions import db
+from app.forges.cloning import mirror_options
 from app.models import Artifact, Project, Run, RunStatus, Stage, StageStatus
 from app.models._columns import utcnow
 from app.status import TERMINAL_RUN
@@ -84,7 +85,7 @@ def _prepare(run_id: int) -> None:
     project = run.project
     folder = run_workspace(run_id) / "plan"
     try:
-        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url)
+        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         revision = run.commit_sha or run.tag or run.branch or project.default_branch
         sha = git_workspace.resolve_commit(mirror, revision)
         event = _complete_event(run, mirror, sha)
@@ -128,6 +129,7 @@ def _record_plan(run_id: int, plan: dict, event: dict) -> None:
     run.plan = plan
     service.add_stages(run, plan, needs)
     db.session.commit()
+    service.cancel_superseded_runs(run_id)
     if not needs:
         service.fail_run(run_id, "No stage of the pipeline is selected for this event; the run is skipped.", RunStatus.SKIPPED)
         return
@@ -160,7 +162,7 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     plan_stage = next(entry for entry in run.plan["stages"] if entry["name"] == stage.name)
     watchdog = _Watchdog(current_app._get_current_object(), run.id, stage.id)
     try:
-        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url)
+        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         git_workspace.checkout(mirror, run.commit_sha, folder / "workspace", project.clone_url)
         workspace = folder / "workspace"
         artifact_store(run.id).restore_all(workspace)
