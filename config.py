@@ -52,6 +52,10 @@ class Config:
         self.STAGE_TIMEOUT = float(os.environ.get("DENO_CI_STAGE_TIMEOUT", "3600"))
         # Bytes of stdout and stderr a stage may write before its log is cut off.
         self.STAGE_MAX_OUTPUT = int(os.environ.get("DENO_CI_STAGE_MAX_OUTPUT", str(50 * 1024 * 1024)))
+        # Notifications: seconds one send may take, attempts per delivery, first retry delay (doubled each time).
+        self.NOTIFY_TIMEOUT = float(os.environ.get("DENO_CI_NOTIFY_TIMEOUT", "10"))
+        self.NOTIFY_MAX_ATTEMPTS = int(os.environ.get("DENO_CI_NOTIFY_MAX_ATTEMPTS", "5"))
+        self.NOTIFY_RETRY_BASE_SECONDS = float(os.environ.get("DENO_CI_NOTIFY_RETRY_BASE_SECONDS", "30"))
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = self.BASE_URL.startswith("https://")

@@ -1,6 +1,10 @@
 """The platform's tables. The schema changes only through migrations in `migrations/`."""
 
 from app.models.project import Cache, Project, Schedule
+from app.models.notification import (
+    AttemptOutcome, DeliveryAttempt, DeliveryStatus, NotificationChannel, NotificationDelivery, NotificationPreference,
+    NotificationRule,
+)
 from app.models.run import Artifact, LogLine, Run, Stage
 from app.status import RunStatus, StageStatus
 from app.models.user import Membership, Role, User
@@ -8,4 +12,6 @@ from app.models.user import Membership, Role, User
 __all__ = [
     "Artifact", "Cache", "LogLine", "Membership", "Project", "Role", "Run", "RunStatus",
     "Schedule", "Stage", "StageStatus", "User",
+    "AttemptOutcome", "DeliveryAttempt", "DeliveryStatus", "NotificationChannel", "NotificationDelivery",
+    "NotificationPreference", "NotificationRule",
 ]

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from app.extensions import db
 from app.models import Project, Run, RunStatus, Stage, StageStatus
 from app.models._columns import utcnow
+from app.notifications import notify_run_finished
 from app.status import TERMINAL_RUN, TERMINAL_STAGE
 from app.pipelines import graph
 from app.queue import control_channel, redis_connection, run_queue
@@ -84,6 +85,7 @@ def fail_run(run_id: int, message: str, status: RunStatus = RunStatus.ERROR) -> 
     db.session.commit()
     log.warning("run %s: %s: %s", run_id, status, message)
     system_log(run_id, None, message)
+    notify_run_finished(run_id)
 
 
 def add_stages(run: Run, plan: dict, needs: dict[str, list[str]]) -> None:
@@ -118,9 +120,12 @@ def advance_run(run_id: int) -> None:
     to_queue = [stages[name] for name in ready if stages[name].enqueued_at is None]
     for stage in to_queue:
         stage.enqueued_at = utcnow()
-    if all(status in TERMINAL_STAGE for status in statuses.values()):
+    finished = all(status in TERMINAL_STAGE for status in statuses.values())
+    if finished:
         _finish(run, [statuses[name] for name in needs])
     db.session.commit()
+    if finished:
+        notify_run_finished(run_id)
     for stage in to_queue:
         enqueue_stage(stage)
 
@@ -215,6 +220,7 @@ def cancel_run(run_id: int, reason: str = "cancelled") -> bool:
         except redis.RedisError as error:
             log.warning("run %s: could not publish the cancel, workers will see it on their next check: %s", run_id, error)
     system_log(run_id, None, f"Run cancelled: {reason}")
+    notify_run_finished(run_id)
     return True
 
 
