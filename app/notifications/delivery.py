@@ -161,7 +161,7 @@ def enqueue_due_deliveries(now: datetime | None = None) -> int:
         update(NotificationDelivery)
         .where(((NotificationDelivery.status == DeliveryStatus.RETRYING) & (NotificationDelivery.next_attempt_at <= now))
                | ((NotificationDelivery.status == DeliveryStatus.PENDING) & (NotificationDelivery.updated_at < stale)))
-        .values(status=DeliveryStatus.PENDING, updated_at=now)
+        .values(status=DeliveryStatus.PENDING, updated_at=now, next_attempt_at=None)
         .returning(NotificationDelivery.id)
     ))
     lost = db.session.execute(

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import DeliveryStatus, Membership, NotificationChannel, NotificationRule, Project, Role
-from app.notifications import settings as notification_settings
+from app.notifications import settings as notify_settings
 from app.notifications.channels import channel_kinds
 from app.notifications.delivery import recent_deliveries
 from app.notifications.events import EVENT_LABELS
@@ -45,9 +45,9 @@ def _context(project: Project, **extra) -> dict:
     deliveries = recent_deliveries(project.id)
     return {
         "project": project, "channels": channels, "rules": rules, "deliveries": deliveries,
-        "descriptions": {channel.id: notification_settings.describe_channel(channel) for channel in channels},
+        "descriptions": {channel.id: notify_settings.describe_channel(channel) for channel in channels},
         "kinds": channel_kinds(), "event_labels": EVENT_LABELS, "can_manage": _can_manage(project),
-        "email_enabled": notification_settings.email_enabled(current_user.id, project.id),
+        "email_enabled": notify_settings.email_enabled(current_user.id, project.id),
         "polling": any(delivery.status in ACTIVE_STATUSES for delivery in deliveries),
         "form": {}, "problems": [], **extra,
     }
@@ -85,9 +85,9 @@ def notification_channel_create(name: str):
     project = _managed_project(name)
     form = request.form.to_dict()
     try:
-        notification_settings.add_channel(project, form.get("name", "").strip(), form.get("kind", ""), form,
+        notify_settings.add_channel(project, form.get("name", "").strip(), form.get("kind", ""), form,
                                           current_user.id)
-    except notification_settings.NotificationSettingsError as error:
+    except notify_settings.NotificationSettingsError as error:
         safe_form = {key: value for key, value in form.items() if not _is_secret_field(form.get("kind"), key)}
         return _respond(project, "_channels", 422, form=safe_form, problems=error.problems)
     response = _respond(project, "_channels")
@@ -112,7 +112,7 @@ def notification_channel_delete(name: str, channel_id: int):
     """Delete a channel and its rules."""
     project = _managed_project(name)
     try:
-        notification_settings.delete_channel(project, channel_id)
+        notify_settings.delete_channel(project, channel_id)
     except LookupError as error:
         abort(404, str(error))
     return _with_trigger(_respond(project, "_channels"), "channels-changed")
@@ -124,10 +124,10 @@ def notification_channel_test(name: str, channel_id: int):
     """Queue a test message to a channel; the delivery log shows how it went."""
     project = _managed_project(name)
     try:
-        notification_settings.send_test(project, channel_id, current_user)
+        notify_settings.send_test(project, channel_id, current_user)
     except LookupError as error:
         abort(404, str(error))
-    except notification_settings.NotificationSettingsError as error:
+    except notify_settings.NotificationSettingsError as error:
         return _respond(project, "_deliveries", 422, problems=error.problems)
     except redis.RedisError as error:
         return _respond(project, "_deliveries", 503, problems=[f"Cannot queue the test message: Redis is unreachable ({error})."])
@@ -140,9 +140,9 @@ def notification_rule_create(name: str):
     """Add a rule; on invalid input, show the form again with every problem."""
     project = _managed_project(name)
     try:
-        notification_settings.add_rule(project, request.form.get("channel_id"), request.form.getlist("events"),
+        notify_settings.add_rule(project, request.form.get("channel_id"), request.form.getlist("events"),
                                        request.form.get("branches", ""))
-    except notification_settings.NotificationSettingsError as error:
+    except notify_settings.NotificationSettingsError as error:
         return _respond(project, "_rules", 422, problems=error.problems, form=request.form.to_dict())
     return _respond(project, "_rules")
 
@@ -153,7 +153,7 @@ def notification_rule_delete(name: str, rule_id: int):
     """Delete one rule."""
     project = _managed_project(name)
     try:
-        notification_settings.delete_rule(project, rule_id)
+        notify_settings.delete_rule(project, rule_id)
     except LookupError as error:
         abort(404, str(error))
     return _respond(project, "_rules")
@@ -164,7 +164,7 @@ def notification_rule_delete(name: str, rule_id: int):
 def notification_preference(name: str):
     """Turn the signed-in person's email notifications for the project on or off."""
     project = _project(name)
-    notification_settings.set_email_enabled(current_user.id, project.id, request.form.get("email_enabled") == "on")
+    notify_settings.set_email_enabled(current_user.id, project.id, request.form.get("email_enabled") == "on")
     return _respond(project, "_preference")
 
 
