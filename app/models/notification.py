@@ -50,7 +50,7 @@ class NotificationChannel(db.Model):
 
 
 class NotificationRule(db.Model):
-    """Which events of a project, on which branches, notify one channel."""
+    """A subscription of one channel to some events of a project, on some branches."""
 
     __tablename__ = "notification_rules"
 
@@ -121,7 +121,7 @@ class DeliveryAttempt(db.Model):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str] = mapped_column(String(20))
-    # The HTTP status or SMTP reply code, when the receiver answered.
+    # The HTTP status or SMTP reply code, when the receiver replied.
     response_code: Mapped[int | None] = mapped_column(Integer)
     # The start of the receiver's response body or SMTP reply text.
     response_text: Mapped[str | None] = mapped_column(Text)

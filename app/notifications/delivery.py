@@ -94,7 +94,7 @@ def build_channel(delivery: NotificationDelivery) -> Channel:
 
 
 class DeliveryRefused(Exception):
-    """A delivery cannot be attempted because of its channel's state; the message says which and why."""
+    """A delivery cannot be attempted because of its channel's state; the message names the channel and the reason."""
 
 
 def attempt_delivery(delivery: NotificationDelivery) -> DeliveryResult:

@@ -44,7 +44,7 @@ PIPELINE_EVENT_WORDS = {
     "always": RUN_EVENTS,
 }
 
-# Statuses that say whether the code passed; cancelled and skipped runs say nothing, so "fixed" looks past them.
+# Statuses that show whether the code passed. Cancelled and skipped runs show nothing, so "fixed" looks past them.
 VERDICT_STATUSES = (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.ERROR)
 
 

@@ -8,7 +8,7 @@ from app.notifications.events import EVENT_LABELS, Event
 
 @dataclass
 class Message:
-    """What every channel renders: a title, the facts of the run or deployment, and a link."""
+    """The content every channel renders: a title, the facts of the run or deployment, and a link."""
 
     event: str
     title: str

@@ -1,9 +1,9 @@
 """Deciding who hears about a finished run or a deployment: rules, pipeline entries and email preferences.
 
 Planning only writes delivery rows; sending is app.notifications.delivery's job. Each
-row's `dedupe_key` is unique per (run or deployment, channel, event, recipient), and
-rows are inserted with ON CONFLICT DO NOTHING, so planning twice (a retried RQ job)
-adds nothing, and a rule and a pipeline entry that name the same channel send once.
+row's `dedupe_key` is unique per (run or deployment, channel, event, recipient). Rows
+are inserted with ON CONFLICT DO NOTHING, so planning twice (a retried RQ job) adds
+nothing. A rule and a pipeline entry that name the same channel therefore send once.
 
 A pipeline's own entries (`plan["notifications"]`) may only use what the project
 configured, so a pipeline cannot send run details to an address of its choosing:
@@ -123,8 +123,8 @@ def _pipeline_entry_targets(run: Run, entry, events: list[Event]) -> tuple[str |
     if not isinstance(entry, dict) or not isinstance(entry.get("channel"), str):
         return "each entry needs a 'channel' naming a channel of the project", []
     words = entry.get("on") or ["failure"]
-    wanted = pipeline_events(words if isinstance(words, list) else [words])
-    event = next((event for event in events if event in wanted), None)
+    subscribed = pipeline_events(words if isinstance(words, list) else [words])
+    event = next((event for event in events if event in subscribed), None)
     if event is None:
         return None, []
     channels = _project_channels(run.project_id, entry["channel"])
@@ -136,14 +136,14 @@ def _pipeline_entry_targets(run: Run, entry, events: list[Event]) -> tuple[str |
         return None, [Target(channel, event, "pipeline") for channel in channels]
     if any(channel.kind != "email" for channel in channels):
         return f"'to' is accepted only for email channels; {entry['channel']!r} sends where it is configured", []
-    targets, refused = [], []
+    targets, rejected = [], []
     for channel in channels:
         allowed = _allowed_pipeline_recipients(channel, run.project_id)
         chosen = [address for address in recipients if isinstance(address, str) and address.lower() in allowed]
-        refused += [address for address in recipients if address not in chosen]
+        rejected += [address for address in recipients if address not in chosen]
         targets.append(Target(channel, event, "pipeline", chosen))
-    if refused:
-        return (f"'to' address {refused[0]!r} is not a project member's or listed by the channel", targets)
+    if rejected:
+        return (f"'to' address {rejected[0]!r} is not a project member's or listed by the channel", targets)
     return None, targets
 
 

@@ -33,12 +33,12 @@ class Reply:
     status: int = 200
     body: str = "ok"
     headers: dict = field(default_factory=dict)
-    # Seconds to wait before answering, to stand in for a receiver that hangs.
+    # Seconds to wait before responding, to stand in for a receiver that hangs.
     delay: float = 0.0
 
 
 class HttpReceiver:
-    """An HTTP server on 127.0.0.1 that records every POST and answers with queued replies (then 200 ok)."""
+    """An HTTP server on 127.0.0.1 that records every POST and responds with queued replies (then 200 ok)."""
 
     def __init__(self) -> None:
         self.requests: list[ReceivedRequest] = []
@@ -87,7 +87,7 @@ def receiver():
 
 
 class RecordingHandler:
-    """An aiosmtpd handler that keeps each accepted message, or answers DATA or RCPT with a fixed reply."""
+    """An aiosmtpd handler that keeps each accepted message, or replies to DATA or RCPT with a fixed reply."""
 
     def __init__(self, rcpt_reply: str | None = None, data_reply: str | None = None) -> None:
         self.messages: list[dict] = []

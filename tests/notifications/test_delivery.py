@@ -336,7 +336,7 @@ def test_hanging_receiver_neither_slows_nor_fails_run(receiver, add_channel, pro
     assert len(receiver.requests) == 1
 
 
-def test_sending_row_of_lost_worker_is_failed_not_resent(receiver, add_channel, make_run):
+def test_lost_send_fails_without_resending(receiver, add_channel, make_run):
     add_channel("teams", {}, {"webhook_url": receiver.url()}, events=["run_failed"])
     plan_run_notifications(make_run(RunStatus.FAILED).id)
     db.session.execute(text("UPDATE notification_deliveries SET status = 'sending'"))

@@ -2,7 +2,7 @@
 
 A plugin adds a channel by subclassing Channel and either calling register_channel
 on it, or naming it in its package's entry points under the group
-`deno_ci.notification_channels`; entry points load the first time a kind is looked up.
+`deno_ci.notification_channels`. Entry points load the first time a kind is looked up.
 """
 
 import logging

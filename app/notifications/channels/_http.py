@@ -1,4 +1,4 @@
-"""Posting JSON over HTTP with `requests`, and classifying the answer for the channels that do that."""
+"""Posting JSON over HTTP with `requests`, and classifying the response for the channels that do that."""
 
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -13,7 +13,7 @@ RETRYABLE_STATUSES = {408, 429}
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Return the seconds an HTTP Retry-After header asks for; it is either seconds or an HTTP date."""
+    """Return the delay an HTTP Retry-After header requests, in seconds; the header is either seconds or an HTTP date."""
     if not value:
         return None
     value = value.strip()
@@ -62,7 +62,7 @@ def post_json(url: str, body: bytes, headers: dict[str, str], timeout: float) ->
 
 
 def _reason(error: Exception) -> str:
-    # requests wraps urllib3's error, which wraps the socket error; the innermost says what happened.
+    # requests wraps urllib3's error, which wraps the socket error, and the innermost one names the cause.
     inner = error
     while inner.__context__ is not None and inner.__context__ is not inner:
         inner = inner.__context__

@@ -2,7 +2,7 @@
 
 A channel is constructed per delivery from the channel row's settings and decrypted
 secrets, and `send` makes one attempt. `send` never raises for a delivery failure: it
-returns a DeliveryResult whose outcome says whether a retry may succeed. Retrying is
+returns a DeliveryResult whose outcome states whether a retry may succeed. Retrying is
 the caller's job (app.notifications.delivery), so a channel never loops or sleeps.
 """
 
@@ -35,7 +35,7 @@ class Field:
 
 @dataclass
 class DeliveryResult:
-    """What one attempt achieved: delivered, failed retryably, or failed permanently."""
+    """The outcome of one attempt (delivered, retryable or permanent failure) with the receiver's response."""
 
     outcome: AttemptOutcome
     response_code: int | None = None

@@ -64,7 +64,7 @@ class EmailChannel(Channel):
             code, text = next(iter(error.recipients.values()))
             return _classify_reply(code, _reply(text), f"The SMTP server refused recipient {self.recipient!r}")
         except smtplib.SMTPServerDisconnected as error:
-            # smtplib reports a read that timed out as a disconnection; the cause tells them apart.
+            # smtplib reports a read that timed out as a disconnection, so the exception context distinguishes the two.
             if isinstance(error.__context__, TimeoutError):
                 return DeliveryResult.retryable(f"Timed out after {self.timeout:g} s talking to {self.describe()}")
             return DeliveryResult.retryable(f"The SMTP server closed the connection: {error}")
