@@ -77,6 +77,10 @@ class Config:
         # Web and API addresses and OAuth application of each forge; point them at GitHub
         # Enterprise or a self-hosted GitLab, or at a test server.
         self.FORGES = {name: _forge_settings(name, web, api) for name, (web, api) in FORGE_DEFAULTS.items()}
+        # Notifications: seconds one send may take, attempts per delivery, first retry delay (doubled each time).
+        self.NOTIFY_TIMEOUT = float(os.environ.get("DENO_CI_NOTIFY_TIMEOUT", "10"))
+        self.NOTIFY_MAX_ATTEMPTS = int(os.environ.get("DENO_CI_NOTIFY_MAX_ATTEMPTS", "5"))
+        self.NOTIFY_RETRY_BASE_SECONDS = float(os.environ.get("DENO_CI_NOTIFY_RETRY_BASE_SECONDS", "30"))
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = self.BASE_URL.startswith("https://")

@@ -106,7 +106,7 @@ def worker(burst: bool) -> None:
     """Run one RQ worker that executes stages (`serve` starts these for you)."""
     from rq import SimpleWorker
 
-    from app.queue import redis_connection, run_queue
+    from app.queue import notify_queue, redis_connection, run_queue
     from jobs.tasks import get_app
 
     _log_lifecycle()
@@ -115,7 +115,9 @@ def worker(burst: bool) -> None:
     with app.app_context():
         connection = redis_connection()
         # SimpleWorker runs jobs in this process: no fork per stage, one database pool per worker.
-        SimpleWorker([run_queue(connection)], connection=connection).work(burst=burst, logging_level="WARNING")
+        # Stage jobs come first; notification jobs are taken when no stage job waits.
+        queues = [run_queue(connection), notify_queue(connection)]
+        SimpleWorker(queues, connection=connection).work(burst=burst, logging_level="WARNING")
 
 
 @main.command()

@@ -2,11 +2,16 @@
 
 from app.models.forge import CommitStatusReport, ForgeAccount, WebhookDelivery
 from app.models.project import Cache, Project, Schedule
+from app.models.notification import (
+    AttemptOutcome, DeliveryAttempt, DeliveryStatus, NotificationChannel, NotificationDelivery, NotificationPreference,
+    NotificationRule,
+)
 from app.models.run import Artifact, LogLine, Run, Stage
 from app.status import RunStatus, StageStatus
 from app.models.user import Membership, Role, User
 
 __all__ = [
-    "Artifact", "Cache", "CommitStatusReport", "ForgeAccount", "LogLine", "Membership", "Project", "Role", "Run", "RunStatus",
-    "Schedule", "Stage", "StageStatus", "User", "WebhookDelivery",
+    "Artifact", "AttemptOutcome", "Cache", "CommitStatusReport", "DeliveryAttempt", "DeliveryStatus", "ForgeAccount",
+    "LogLine", "Membership", "NotificationChannel", "NotificationDelivery", "NotificationPreference", "NotificationRule",
+    "Project", "Role", "Run", "RunStatus", "Schedule", "Stage", "StageStatus", "User", "WebhookDelivery",
 ]

@@ -17,6 +17,7 @@ from app.extensions import db
 from app.forges.status import report_run_status
 from app.models import Project, Run, RunStatus, Stage, StageStatus
 from app.models._columns import utcnow
+from app.notifications import notify_run_finished
 from app.status import TERMINAL_RUN, TERMINAL_STAGE
 from app.pipelines import graph
 from app.queue import control_channel, redis_connection, run_queue
@@ -88,7 +89,13 @@ def fail_run(run_id: int, message: str, status: RunStatus = RunStatus.ERROR) -> 
     db.session.commit()
     log.warning("run %s: %s: %s", run_id, status, message)
     system_log(run_id, None, message)
+    announce_run_end(run_id)
+
+
+def announce_run_end(run_id: int) -> None:
+    """Tell the forge and the people who asked that a run ended; neither can fail or delay the run."""
     report_run_status(run_id)
+    notify_run_finished(run_id)
 
 
 def add_stages(run: Run, plan: dict, needs: dict[str, list[str]]) -> None:
@@ -130,7 +137,7 @@ def advance_run(run_id: int) -> None:
     for stage in to_queue:
         enqueue_stage(stage)
     if finished:
-        report_run_status(run_id)
+        announce_run_end(run_id)
 
 
 def enqueue_stage(stage: Stage) -> None:
@@ -225,7 +232,7 @@ def cancel_run(run_id: int, reason: str = "cancelled") -> bool:
         except redis.RedisError as error:
             log.warning("run %s: could not publish the cancel, workers will see it on their next check: %s", run_id, error)
     system_log(run_id, None, f"Run cancelled: {reason}")
-    report_run_status(run_id)
+    announce_run_end(run_id)
     return True
 
 
