@@ -7,6 +7,7 @@ mirror, because a stage may write anywhere in its workspace, `.git` included.
 import fcntl
 import logging
 import os
+import shutil
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -117,7 +118,8 @@ def changed_files(mirror: Path, before: str | None, after: str) -> list[str]:
 
 
 def checkout(mirror: Path, sha: str, destination: Path, clone_url: str) -> Path:
-    """Make a fresh working copy of one commit at `destination`."""
+    """Make a fresh working copy of one commit at `destination`, replacing whatever a killed worker left there."""
+    shutil.rmtree(destination, ignore_errors=True)
     destination.parent.mkdir(parents=True, exist_ok=True)
     git("clone", "--no-hardlinks", "--no-checkout", "--quiet", str(mirror), str(destination))
     git("checkout", "--quiet", "--detach", sha, cwd=destination)

@@ -54,11 +54,38 @@ def db_app(app):
     from app.queue import redis_connection
 
     with app.app_context():
-        db.session.execute(db.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        db.session.commit()
+        _empty_tables(db)
         redis_connection().delete("rq:queue:deno-ci")
         yield app
         db.session.remove()
+
+
+def _empty_tables(db) -> None:
+    """Empty every table once the workers have finished what an earlier test started.
+
+    A worker still ending a run holds locks that TRUNCATE waits for, so this waits for
+    active runs to end (a few seconds at most) and tries again after a deadlock.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and db.session.scalar(
+        db.text("SELECT count(*) FROM runs WHERE status IN ('queued', 'running')")
+    ):
+        db.session.rollback()
+        time.sleep(0.2)
+    db.session.rollback()
+    for attempt in range(5):
+        try:
+            db.session.execute(db.text("SET lock_timeout = '10s'"))
+            db.session.execute(db.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+            db.session.commit()
+            return
+        except OperationalError:
+            db.session.rollback()
+            if attempt == 4:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture
