@@ -10,7 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
-TABLES = ("log_lines", "artifacts", "stages", "runs", "schedules", "caches", "memberships", "projects", "users")
+TABLES = ("log_lines", "artifacts", "stages", "runs", "schedules", "caches", "memberships", "project_secrets", "projects",
+          "api_tokens", "audit_entries", "users")
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,13 @@
 """The platform's tables. The schema changes only through migrations in `migrations/`."""
 
+from app.models.auth import ApiToken, AuditEntry
 from app.models.project import Cache, Project, Schedule
 from app.models.run import Artifact, LogLine, Run, Stage
 from app.status import RunStatus, StageStatus
+from app.models.secret import ProjectSecret
 from app.models.user import Membership, Role, User
 
 __all__ = [
-    "Artifact", "Cache", "LogLine", "Membership", "Project", "Role", "Run", "RunStatus",
+    "ApiToken", "Artifact", "AuditEntry", "Cache", "LogLine", "Membership", "Project", "ProjectSecret", "Role", "Run", "RunStatus",
     "Schedule", "Stage", "StageStatus", "User",
 ]
