@@ -2,7 +2,7 @@
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.extensions import db
 from app.models import Project
@@ -67,5 +67,6 @@ def update_project(project: Project, **settings: str) -> Project:
 
 def delete_project(project: Project) -> None:
     """Delete a project with its runs, logs, secrets and memberships."""
-    db.session.delete(project)
+    # A bulk DELETE lets PostgreSQL's ON DELETE CASCADE remove the rows; the ORM would try to unlink runs one by one.
+    db.session.execute(delete(Project).where(Project.id == project.id))
     db.session.commit()

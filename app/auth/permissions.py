@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from flask import abort, current_app, g, request
+from flask import abort, current_app, g, make_response, request
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -144,7 +144,7 @@ def requires(action: Action, project: Callable[..., Project] | None = None) -> C
 def _require_authenticated() -> None:
     # The login manager's handler answers 401 to API requests and redirects pages to the sign-in form.
     if not current_user.is_authenticated:
-        abort(current_app.login_manager.unauthorized())
+        abort(make_response(current_app.login_manager.unauthorized()))
 
 
 def authorize(action: Action, project: Project | None = None) -> None:
