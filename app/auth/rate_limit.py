@@ -35,7 +35,7 @@ def retry_after(username: str, address: str) -> int | None:
                 return max(connection.ttl(key), 1)
     except redis.RedisError as error:
         # Failing open keeps people able to sign in during a Redis outage; argon2 still slows guessing.
-        log.warning("sign-in limit not checked, Redis is unreachable: %s", error)
+        log.warning("sign-in limit not checked, Redis failed: %s", error)
     return None
 
 
@@ -44,12 +44,12 @@ def record_failure(username: str, address: str) -> None:
     try:
         connection = redis_connection()
         for key, _ in _keys(username, address):
-            pipeline = connection.pipeline()
-            pipeline.incr(key)
-            pipeline.expire(key, WINDOW_SECONDS, nx=True)
-            pipeline.execute()
+            # EXPIRE ... NX needs Redis 7; reading the TTL works on the embedded Redis 6 as well.
+            _, ttl = connection.pipeline().incr(key).ttl(key).execute()
+            if ttl == -1:
+                connection.expire(key, WINDOW_SECONDS)
     except redis.RedisError as error:
-        log.warning("failed sign-in not counted, Redis is unreachable: %s", error)
+        log.warning("failed sign-in not counted, Redis failed: %s", error)
 
 
 def reset(username: str) -> None:
