@@ -203,8 +203,8 @@ def _paths() -> dict:
                 _query("stream", {"type": "string", "enum": ["stdout", "stderr", "system"]}, "Only lines of this stream."),
             ]),
         },
-        "/runs/{run_id}/artifacts/{artifact}": {
-            "parameters": [run, _path("artifact", {"type": "string", "minLength": 1, "maxLength": 200})],
+        "/runs/{run_id}/artifacts/{name}": {
+            "parameters": [run, _path("name", {"type": "string", "minLength": 1, "maxLength": 200})],
             "get": _operation("Download an artifact archive", {"200": {"description": "A .tar.gz archive",
                                                                       "content": {"application/gzip": {}}}}, (404,)),
         },

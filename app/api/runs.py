@@ -85,17 +85,20 @@ def trigger_run(name: str):
         abort(422, "Give 'branch' or 'commit', not both.")
     event = make_event("manual", branch=branch or (None if commit else project.default_branch), commit=commit)
     run = service.create_run(project, trigger="api", event=event)
-    return jsonify(run_json(run)), 201, {"Location": url_for("api.get_run", run_id=run.id)}
+    return jsonify(_run_detail(run)), 201, {"Location": url_for("api.get_run", run_id=run.id)}
 
 
 @api.get("/runs/<int:run_id>")
 @requires(Action.VIEW_PROJECT, project_by_run)
 def get_run(run_id: int):
     """Return a run with its stages and artifacts."""
-    run = load_run(run_id)
+    return jsonify(_run_detail(load_run(run_id)))
+
+
+def _run_detail(run: Run) -> dict:
     document = run_json(run)
-    document["artifacts"] = [artifact_json(artifact) for artifact in db.session.scalars(select(Artifact).where(Artifact.run_id == run_id))]
-    return jsonify(document)
+    document["artifacts"] = [artifact_json(artifact) for artifact in db.session.scalars(select(Artifact).where(Artifact.run_id == run.id))]
+    return document
 
 
 @api.post("/runs/<int:run_id>/cancel")
@@ -109,7 +112,7 @@ def cancel_run(run_id: int):
         abort(409, f"Run {run_id} has ended already ({run.status}); there is nothing to cancel.")
     audit("run_cancel", target=target)
     db.session.expire_all()
-    return jsonify(run_json(load_run(run_id)))
+    return jsonify(_run_detail(load_run(run_id)))
 
 
 @api.get("/runs/<int:run_id>/stages")

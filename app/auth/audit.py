@@ -37,6 +37,8 @@ def audit(action: str, *, target: str | None = None, outcome: str = "success", d
         "actor_name": actor.username if actor is not None else (actor_name or "")[:100] or None,
         "remote_addr": request.remote_addr if has_request_context() else None,
     }
+    # PostgreSQL text cannot hold NUL; an injected NUL must not cost the entry.
+    values = {key: value.replace("\x00", "\ufffd") if isinstance(value, str) else value for key, value in values.items()}
     with db.engine.begin() as connection:
         connection.execute(insert(AuditEntry).values(**values))
     log.info("audit: %s %s on %s by %s", action, outcome, target, values["actor_name"])

@@ -30,7 +30,8 @@ def login():
     """Show the sign-in form, or sign in with the posted name and password."""
     if request.method == "GET":
         return render_template("auth/login.html")
-    username = request.form.get("username", "")[:100]
+    # PostgreSQL text cannot hold NUL, and no user name contains one.
+    username = request.form.get("username", "")[:100].replace("\x00", "")
     address = request.remote_addr or "unknown"
 
     wait = rate_limit.retry_after(username, address)
