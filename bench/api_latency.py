@@ -72,7 +72,10 @@ def _load(base: str, token: str, ids: list[int], rate: float, seconds: float, re
         response = local.session.get(base + path)
         elapsed = time.perf_counter() - started
         with lock:
-            (timings[kind] if response.status_code == 200 else errors).append(elapsed if response.status_code == 200 else response.status_code)
+            if response.status_code == 200:
+                timings[kind].append(elapsed)
+            else:
+                errors.append(response.status_code)
 
     from concurrent.futures import ThreadPoolExecutor
 

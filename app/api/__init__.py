@@ -35,7 +35,7 @@ def authenticate_request():
         # Flask-Login reads the request's user from here; the session is left untouched.
         g._login_user = token.user
         return None
-    # Anonymous writes go on to the view, which answers 401; signed-in ones must carry the CSRF token.
+    # Anonymous writes go on to the view, which returns 401. Signed-in ones must carry the CSRF token.
     if request.method not in SAFE_METHODS and current_app.config["WTF_CSRF_ENABLED"] and current_user.is_authenticated:
         csrf.protect()
     return None

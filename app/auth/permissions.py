@@ -2,7 +2,7 @@
 
 `can(user, action, project)` decides; `requires(...)` guards a view with it and
 sets the view's `route_rule`, so a test can walk the route map and fail for a
-route nobody thought about. Global administrators may do everything; anyone
+route without a rule. Global administrators may do everything; anyone
 else gets the actions of their role in the project (see `Role`), and nothing in
 projects they are not a member of.
 """
@@ -88,7 +88,7 @@ def visible_project_ids(user: User):
 
 @dataclass(frozen=True)
 class RouteRule:
-    """What a route requires: "public", "signed_in", or an action (checked in the route's project, if any)."""
+    """The requirement of a route: "public", "signed_in", or an action checked in the route's project, if any."""
 
     kind: str
     action: Action | None = None

@@ -20,7 +20,7 @@ EXPECTED_ACTIONS = {
     "outsider": {Action.CREATE_PROJECT},
     "admin": ALL_ACTIONS,
 }
-# Routes answered by another test: the WebSocket needs a live server.
+# Routes checked by another test, because the WebSocket needs a live server.
 TESTED_ELSEWHERE = {"run_log_socket"}
 SKIPPED_ENDPOINTS = {"static"}
 
