@@ -67,4 +67,4 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(api, url_prefix="/api/v1")
     app.register_blueprint(web)
     app.register_blueprint(admin)
-    register_websockets(sock)
+    register_websockets(app)

@@ -27,6 +27,7 @@ from simple_websocket import ConnectionClosed
 from app.api.serialize import run_json
 from app.auth.permissions import Action, can, checked_in_view
 from app.extensions import db, sock
+from app.ws import ws
 from app.models import Run, User
 from app.status import TERMINAL_RUN
 from app.queue import log_channel, redis_connection
@@ -88,7 +89,7 @@ def _may_watch(user_id: int, run: Run | None) -> bool:
     return run is not None and can(user, Action.VIEW_PROJECT, run.project)
 
 
-@sock.route("/ws/runs/<int:run_id>/logs")
+@sock.route("/ws/runs/<int:run_id>/logs", bp=ws)
 @checked_in_view(Action.VIEW_PROJECT)
 def run_log_socket(ws, run_id: int):
     if not current_user.is_authenticated:
