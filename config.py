@@ -26,6 +26,26 @@ def _secret_key(folder: Path) -> str:
     return path.read_text().strip()
 
 
+FORGE_DEFAULTS = {
+    "github": ("https://github.com", "https://api.github.com"),
+    "gitlab": ("https://gitlab.com", None),
+    "bitbucket": ("https://bitbucket.org", "https://api.bitbucket.org/2.0"),
+}
+
+
+def _forge_settings(name: str, web_url: str, api_url: str | None) -> dict:
+    # DENO_CI_GITHUB_URL, DENO_CI_GITHUB_API_URL, DENO_CI_GITHUB_CLIENT_ID, DENO_CI_GITHUB_CLIENT_SECRET, and so on.
+    prefix = f"DENO_CI_{name.upper()}_"
+    web = os.environ.get(prefix + "URL", web_url).rstrip("/")
+    return {
+        "web_url": web,
+        # GitLab's API lives under its web address, so a self-hosted GitLab needs only DENO_CI_GITLAB_URL.
+        "api_url": os.environ.get(prefix + "API_URL", api_url or f"{web}/api/v4").rstrip("/"),
+        "client_id": os.environ.get(prefix + "CLIENT_ID", ""),
+        "client_secret": os.environ.get(prefix + "CLIENT_SECRET", ""),
+    }
+
+
 class Config:
     """Settings as attributes, so that Flask's `app.config.from_object` takes them."""
 
@@ -54,6 +74,15 @@ class Config:
         self.STAGE_TIMEOUT = float(os.environ.get("DENO_CI_STAGE_TIMEOUT", "3600"))
         # Bytes of stdout and stderr a stage may write before its log is cut off.
         self.STAGE_MAX_OUTPUT = int(os.environ.get("DENO_CI_STAGE_MAX_OUTPUT", str(50 * 1024 * 1024)))
+        # Bytes a webhook body may have; GitHub sends up to 25 MB, but no push or pull request event needs that.
+        self.WEBHOOK_MAX_BYTES = int(os.environ.get("DENO_CI_WEBHOOK_MAX_BYTES", str(5 * 1024 * 1024)))
+        # Web and API addresses and OAuth application of each forge; point them at GitHub
+        # Enterprise or a self-hosted GitLab, or at a test server.
+        self.FORGES = {name: _forge_settings(name, web, api) for name, (web, api) in FORGE_DEFAULTS.items()}
+        # Notifications: seconds one send may take, attempts per delivery, first retry delay (doubled each time).
+        self.NOTIFY_TIMEOUT = float(os.environ.get("DENO_CI_NOTIFY_TIMEOUT", "10"))
+        self.NOTIFY_MAX_ATTEMPTS = int(os.environ.get("DENO_CI_NOTIFY_MAX_ATTEMPTS", "5"))
+        self.NOTIFY_RETRY_BASE_SECONDS = float(os.environ.get("DENO_CI_NOTIFY_RETRY_BASE_SECONDS", "30"))
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = self.BASE_URL.startswith("https://")

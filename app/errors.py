@@ -10,14 +10,18 @@ from werkzeug.exceptions import HTTPException
 from app.auth.accounts import AccountError, UserExistsError
 from app.pipelines.runner import PipelineError
 from app.projects import ProjectError, ProjectExistsError
+from app.forges import UnknownForgeError
+from app.forges.base import ForgeError
+from app.runs.rerun import RerunError
 from app.runs.service import RunError
 from app.secret_store import SecretError
 
 DOMAIN_STATUSES = {
     ProjectError: 422, ProjectExistsError: 409, PipelineError: 422, RunError: 503,
     AccountError: 422, UserExistsError: 409, SecretError: 422,
+    RerunError: 409, UnknownForgeError: 404, ForgeError: 502,
 }
-ERROR_NAMES = {409: "Conflict", 422: "Unprocessable Entity", 503: "Service Unavailable"}
+ERROR_NAMES = {404: "Not Found", 409: "Conflict", 422: "Unprocessable Entity", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
 def wants_json() -> bool:

@@ -44,6 +44,28 @@ def _git(directory: Path, *args: str) -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
+def copy_working_tree(source: Path, destination: Path) -> None:
+    """Copy the files of `source` a stage needs: in a git checkout, tracked and untracked-but-not-ignored files.
+
+    `.git` stays behind, because copying its many small files would cost more than the
+    stage itself; the platform's checkouts do include it.
+    """
+    listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                             cwd=source, capture_output=True)
+    if listing.returncode != 0:
+        shutil.copytree(source, destination, symlinks=True, ignore=IGNORED_IN_COPY)
+        return
+    destination.mkdir(parents=True)
+    for name in listing.stdout.decode().split("\0"):
+        if not name or name.startswith(".deno-ci/"):
+            continue
+        origin, target = source / name, destination / name
+        if not origin.exists() and not origin.is_symlink():
+            continue  # deleted in the working tree but still in the index
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(origin, target, follow_symlinks=False)
+
+
 def local_event(directory: Path, kind: str, branch: str | None, tag: str | None) -> dict:
     """Describe the directory's current state as an event of `kind`."""
     branch = branch if branch is not None else (_git(directory, "rev-parse", "--abbrev-ref", "HEAD") or None)
@@ -73,8 +95,13 @@ class LocalRun:
         self.executor = get_executor(executor_name)
         self.out = out
         self.scratch = Path(tempfile.mkdtemp(prefix="deno-ci-run-"))
-        self.caches = CacheStore(data_dir, "local-" + hashlib.sha256(str(self.directory).encode()).hexdigest()[:16])
+        local_id = "local-" + hashlib.sha256(str(self.directory).encode()).hexdigest()[:16]
+        self.caches = CacheStore(data_dir, local_id)
+        # Kept between runs: Deno's type-check cache makes the next check fast.
+        self.plan_deno_dir = data_dir / "plan-caches" / local_id
         self.artifacts = ArtifactStore(self.scratch / "artifacts")
+        self._preparer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prepare")
+        self._prepared: dict[str, Future] = {}
         self._print_lock = threading.Lock()
         self._executions: dict[str, object] = {}
         self._cancelled = threading.Event()
@@ -86,11 +113,7 @@ class LocalRun:
 
     def plan(self) -> dict:
         """Plan and type-check the pipeline; raise PipelineError with every problem found."""
-        plan = runner.plan(self.directory, self.pipeline_path, self.event, self.scratch / "plan-deno-dir")
-        problems = runner.type_check(self.directory, self.pipeline_path, self.scratch / "plan-deno-dir")
-        if problems:
-            raise runner.PipelineError(problems)
-        return plan
+        return runner.plan_and_check(self.directory, self.pipeline_path, self.event, self.plan_deno_dir)
 
     def execute(self, plan: dict) -> tuple[RunStatus, list[StageReport]]:
         """Run the selected stages, in parallel where the graph allows; return the run's status and a report per stage."""
@@ -102,6 +125,8 @@ class LocalRun:
             if not stage.get("selected", True):
                 reports[stage["name"]] = StageReport(stage["name"], "not selected", error=stage.get("skipReason"))
         running: dict[Future, str] = {}
+        # Workspaces of first attempts are copied while earlier stages run.
+        self._prepared = {name: self._preparer.submit(self._prepare, stages[name], 1) for name in needs}
         with ThreadPoolExecutor(max_workers=max(1, len(needs))) as pool:
             while True:
                 ready, skip = graph.next_moves(needs, statuses)
@@ -133,12 +158,9 @@ class LocalRun:
         outcome = StageOutcome(StageStatus.ERROR, error="never started")
         for attempt in range(1, retries + 2):
             report.attempts = attempt
-            workspace = self.scratch / "workspaces" / f"{stage['index']}-{attempt}"
-            shutil.copytree(self.directory, workspace, symlinks=True, ignore=IGNORED_IN_COPY)
+            prepared = self._prepared.pop(name, None) if attempt == 1 else None
+            workspace, deno_dir, key = prepared.result() if prepared else self._prepare(stage, attempt)
             self.artifacts.restore_all(workspace)
-            deno_dir = self.scratch / "deno-dirs" / f"{stage['index']}-{attempt}"
-            key = cache_key(workspace, (stage["options"].get("cache") or {}).get("key") or [])
-            self.caches.restore(key, deno_dir)
             outcome = execute_stage(stage, context, workspace, deno_dir,
                                     on_log=lambda stream, text: self.emit(name, text),
                                     on_start=lambda execution: self._executions.__setitem__(name, execution))
@@ -155,6 +177,15 @@ class LocalRun:
             self.emit(name, f"{outcome.status}: {outcome.error}")
         return outcome
 
+    def _prepare(self, stage: dict, attempt: int) -> tuple[Path, Path, str]:
+        """Copy the directory and restore the dependency cache for one attempt; return (workspace, DENO_DIR, cache key)."""
+        workspace = self.scratch / "workspaces" / f"{stage['index']}-{attempt}"
+        copy_working_tree(self.directory, workspace)
+        deno_dir = self.scratch / "deno-dirs" / f"{stage['index']}-{attempt}"
+        key = cache_key(workspace, (stage["options"].get("cache") or {}).get("key") or [])
+        self.caches.restore(key, deno_dir)
+        return workspace, deno_dir, key
+
     def _collect(self, name: str, outcome: StageOutcome, workspace: Path) -> None:
         for artifact in outcome.artifacts:
             try:
@@ -169,6 +200,7 @@ class LocalRun:
             execution.cancel()
 
     def cleanup(self) -> None:
+        self._preparer.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 

@@ -24,3 +24,12 @@ def log_channel(run_id: int) -> str:
 def control_channel(run_id: int) -> str:
     """Return the pub/sub channel that tells the workers of a run to cancel it."""
     return f"deno-ci:run:{run_id}:control"
+
+
+# Notifications have a queue of their own, so they never wait in line behind stage jobs that
+# may run for an hour, and an operator can run workers that take only notifications.
+NOTIFY_QUEUE_NAME = "deno-ci-notify"
+
+
+def notify_queue(connection: redis.Redis | None = None) -> Queue:
+    return Queue(NOTIFY_QUEUE_NAME, connection=connection or redis_connection())

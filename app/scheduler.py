@@ -1,4 +1,4 @@
-"""The periodic duties of the platform: cron schedules, lost workers and expired artifacts.
+"""The periodic duties of the platform: cron schedules, lost workers, notification retries and expired artifacts.
 
 Several schedulers may run at once (one per `deno-ci serve`); each duty is safe
 under that: a schedule slot is claimed with a conditional update, so it starts at
@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from app.extensions import db
 from app.models import Artifact, Schedule
 from app.models._columns import utcnow
+from app.notifications.delivery import enqueue_due_deliveries
 from app.runs import service
 from app.runs.events import make_event
 
@@ -74,6 +75,7 @@ def run_forever(stop) -> None:
         try:
             run_due_schedules()
             service.reap_lost_stages()
+            enqueue_due_deliveries()
             if time.monotonic() - last_retention > RETENTION_EVERY_SECONDS:
                 delete_expired_artifacts()
                 last_retention = time.monotonic()

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.status import StageStatus
-from app.pipelines.runner import DENO, SDK_DIR, exec_command
-from jobs.executor import ControlEvent, Execution, Executor, Exit, LogChunk, Mount, StageSpec
+from app.pipelines.runner import DENO, SDK_DIR, exec_command, write_import_map
+from jobs.executor import ControlEvent, Execution, Executor, ExecutorError, Exit, LogChunk, Mount, StageSpec
 
 log = logging.getLogger(__name__)
 
 SANDBOX_PATH = f"{DENO.parent}:/usr/local/bin:/usr/bin:/bin"
+# A stage may publish at most this many artifacts; further events are ignored.
+MAX_ARTIFACTS = 100
 
 
 @dataclass
@@ -50,10 +52,13 @@ def stage_environment(stage: dict, context: StageContext, workspace: Path, deno_
         "DENO_CI": "true",
         "DENO_DIR": str(deno_dir),
         "DENO_NO_UPDATE_CHECK": "1",
+        # Registries may present certificates only the system store trusts (a proxy, a private CA).
+        "DENO_TLS_CA_STORE": "mozilla,system",
         "DENO_CI_RUN_ID": str(context.run_id),
         "DENO_CI_STAGE": stage["name"],
         "DENO_CI_WORKSPACE": str(workspace),
         "DENO_CI_EVENT": json.dumps(context.event),
+        "DENO_CI_CONTROL_FD": "3",
     }
     env.update({key: str(value) for key, value in (stage["options"].get("env") or {}).items()})
     for name in stage["options"].get("secrets") or []:
@@ -63,17 +68,22 @@ def stage_environment(stage: dict, context: StageContext, workspace: Path, deno_
 
 
 def stage_spec(stage: dict, context: StageContext, workspace: Path, deno_dir: Path) -> StageSpec:
-    """Build the sandbox specification of one stage."""
+    """Build the sandbox specification of one stage.
+
+    The import map lives beside the stage's DENO_DIR, outside the workspace, and is
+    mounted read-only, so the stage cannot point "deno-ci" somewhere else.
+    """
     options = stage["options"]
     permissions = options.get("permissions") or {}
+    import_map = write_import_map(workspace / context.pipeline_path, deno_dir.parent / f"{deno_dir.name}.import_map.json")
     return StageSpec(
-        argv=exec_command(context.pipeline_path, stage),
+        argv=exec_command(workspace / context.pipeline_path, stage, import_map),
         workspace=workspace,
         env=stage_environment(stage, context, workspace, deno_dir),
         network=permissions.get("net", True) is not False,
         timeout=float(options.get("timeout") or context.default_timeout),
         max_output_bytes=context.max_output_bytes,
-        mounts=(Mount(DENO), Mount(SDK_DIR), Mount(deno_dir, writable=True)),
+        mounts=(Mount(DENO), Mount(SDK_DIR), Mount(import_map), Mount(deno_dir, writable=True)),
     )
 
 
@@ -87,7 +97,10 @@ def execute_stage(
 ) -> StageOutcome:
     """Run the stage once in the sandbox, passing each output line to `on_log(stream, text)`."""
     deno_dir.mkdir(parents=True, exist_ok=True)
-    execution = context.executor.start(stage_spec(stage, context, workspace, deno_dir))
+    try:
+        execution = context.executor.start(stage_spec(stage, context, workspace, deno_dir))
+    except ExecutorError as error:
+        return StageOutcome(StageStatus.ERROR, error=f"the sandbox could not start the stage: {error}")
     if on_start is not None:
         on_start(execution)
     finished: dict | None = None
@@ -97,10 +110,11 @@ def execute_stage(
         if isinstance(event, LogChunk):
             on_log(event.stream, event.text)
         elif isinstance(event, ControlEvent):
-            if event.data.get("type") == "stage_finished":
+            kind = event.data.get("type")
+            if kind == "stage_finished":
                 finished = event.data
-            elif event.data.get("type") == "artifact":
-                artifacts.append({"name": event.data.get("name"), "paths": list(event.data.get("paths") or [])})
+            elif kind == "artifact" and len(artifacts) < MAX_ARTIFACTS:
+                artifacts.append({"name": str(event.data.get("name")), "paths": [str(path) for path in event.data.get("paths") or []]})
         elif isinstance(event, Exit):
             exit_event = event
     outcome = _outcome(stage, finished, exit_event)
@@ -109,16 +123,23 @@ def execute_stage(
 
 
 def _outcome(stage: dict, finished: dict | None, exit_event: Exit) -> StageOutcome:
+    """Decide how the attempt ended.
+
+    Control events are claims the stage's own code could forge, so the exit code
+    decides success or failure, and a `stage_finished` event only adds its reason
+    when it agrees with the exit code.
+    """
     if exit_event.reason == "cancelled":
         return StageOutcome(StageStatus.CANCELLED, exit_event.code, "cancelled")
     if exit_event.reason == "error":
         return StageOutcome(StageStatus.ERROR, exit_event.code, exit_event.message or "the sandbox failed")
     if exit_event.reason == "timeout":
         return _failed(stage, exit_event.code, exit_event.message or "the stage timed out")
-    if finished and finished.get("status") == "success" and exit_event.code == 0:
+    if exit_event.code == 0:
         return StageOutcome(StageStatus.SUCCESS, 0)
-    if finished:
-        return _failed(stage, finished.get("exitCode", exit_event.code), finished.get("error") or "the stage failed")
+    if finished and finished.get("status") == "failed":
+        exit_code = finished.get("exitCode") if isinstance(finished.get("exitCode"), int) else exit_event.code
+        return _failed(stage, exit_code, str(finished.get("error") or "the stage failed")[:2000])
     return _failed(stage, exit_event.code, f"the stage's process exited with code {exit_event.code} before reporting a result")
 
 

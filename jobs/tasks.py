@@ -18,6 +18,7 @@ from flask import Flask, current_app
 from sqlalchemy import update
 
 from app.extensions import db
+from app.forges.cloning import mirror_options
 from app.models import Artifact, Project, Run, RunStatus, Stage, StageStatus
 from app.models._columns import utcnow
 from app.status import TERMINAL_RUN
@@ -86,18 +87,15 @@ def _prepare(run_id: int) -> None:
     project = run.project
     folder = run_workspace(run_id) / "plan"
     try:
-        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url)
+        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         revision = run.commit_sha or run.tag or run.branch or project.default_branch
         sha = git_workspace.resolve_commit(mirror, revision)
         event = _complete_event(run, mirror, sha)
         shutil.rmtree(folder, ignore_errors=True)
         git_workspace.checkout(mirror, sha, folder, project.clone_url)
-        deno_dir = folder.parent / "plan-deno-dir"
-        CacheStore(_data_dir(), project.id).restore(cache_key(folder), deno_dir)
-        plan = runner.plan(folder, project.pipeline_path, event, deno_dir)
-        problems = runner.type_check(folder, project.pipeline_path, deno_dir)
-        if problems:
-            raise runner.PipelineError(problems)
+        # Kept between runs of the project on this worker: a warm type-check cache.
+        plan_deno_dir = _data_dir() / "plan-caches" / str(project.id)
+        plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir)
     except git_workspace.GitError as error:
         service.fail_run(run_id, f"Cannot check out the commit: {error}")
         return
@@ -106,7 +104,6 @@ def _prepare(run_id: int) -> None:
         service.fail_run(run_id, f"The pipeline {project.pipeline_path!r} is invalid: {error.problems[0]}")
         return
     finally:
-        shutil.rmtree(folder.parent / "plan-deno-dir", ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)
     _record_plan(run_id, plan, event)
 
@@ -134,6 +131,7 @@ def _record_plan(run_id: int, plan: dict, event: dict) -> None:
     run.plan = plan
     service.add_stages(run, plan, needs)
     db.session.commit()
+    service.cancel_superseded_runs(run_id)
     if not needs:
         service.fail_run(run_id, "No stage of the pipeline is selected for this event; the run is skipped.", RunStatus.SKIPPED)
         return
@@ -166,7 +164,7 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     plan_stage = next(entry for entry in run.plan["stages"] if entry["name"] == stage.name)
     watchdog = _Watchdog(current_app._get_current_object(), run.id, stage.id)
     try:
-        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url)
+        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         git_workspace.checkout(mirror, run.commit_sha, folder / "workspace", project.clone_url)
         workspace = folder / "workspace"
         artifact_store(run.id).restore_all(workspace)

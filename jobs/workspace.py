@@ -41,22 +41,52 @@ def _locked(path: Path):
         yield
 
 
-def update_mirror(data_dir: Path, project_id: int, clone_url: str) -> Path:
-    """Clone or fetch the project's bare mirror under the data folder and return its path."""
+def update_mirror(data_dir: Path, project_id: int, clone_url: str, *, fetch_url: str | None = None,
+                  extra_ref: dict | None = None) -> Path:
+    """Clone or fetch the project's bare mirror under the data folder and return its path.
+
+    `fetch_url` is the address to fetch from when it differs from `clone_url` (one with
+    credentials); it is used on the command line only, so the mirror's stored `origin`
+    stays `clone_url`. `extra_ref` ({"ref": ..., "url": optional}) is fetched as well: a
+    pull request's head from a fork lives only under such a ref or in the fork.
+    """
     mirror = data_dir / "mirrors" / f"{project_id}.git"
+    source = fetch_url or clone_url
     with _locked(mirror.with_suffix(".lock")):
         if not (mirror / "HEAD").exists():
             log.info("cloning mirror of project %s", project_id)
             try:
-                git("clone", "--mirror", "--quiet", clone_url, str(mirror))
+                git("clone", "--mirror", "--quiet", source, str(mirror))
+                if fetch_url:
+                    git("remote", "set-url", "origin", clone_url, cwd=mirror)
             except GitError as error:
-                raise GitError(f"Cannot clone repository {clone_url!r}: {error}. Check the URL and the access rights.") from error
+                raise GitError(f"Cannot clone repository {clone_url!r}: {_redact(error, fetch_url)}. "
+                               "Check the URL and the access rights.") from None
         else:
             try:
-                git("fetch", "--prune", "--quiet", "origin", cwd=mirror)
+                git("fetch", "--prune", "--quiet", source, "+refs/*:refs/*", cwd=mirror)
             except GitError as error:
-                raise GitError(f"Cannot fetch repository {clone_url!r}: {error}") from error
+                raise GitError(f"Cannot fetch repository {clone_url!r}: {_redact(error, fetch_url)}") from None
+        if extra_ref:
+            _fetch_extra_ref(mirror, extra_ref, source, fetch_url)
     return mirror
+
+
+def _fetch_extra_ref(mirror: Path, extra_ref: dict, source: str, fetch_url: str | None) -> None:
+    ref, url = str(extra_ref.get("ref") or ""), extra_ref.get("url") or source
+    # The ref comes from a webhook payload: it must not pass for a git option.
+    if not ref.startswith("refs/") or any(character.isspace() for character in ref):
+        raise GitError(f"Cannot fetch {ref!r}: a ref to fetch must start with 'refs/' and contain no spaces")
+    try:
+        # Objects fetched into FETCH_HEAD stay in the mirror for stages to check out.
+        git("fetch", "--quiet", url, ref, cwd=mirror)
+    except GitError as error:
+        raise GitError(f"Cannot fetch {ref!r}: {_redact(error, fetch_url)}") from None
+
+
+def _redact(error: GitError, fetch_url: str | None) -> str:
+    message = str(error)
+    return message.replace(fetch_url, "<address with credentials>") if fetch_url else message
 
 
 def resolve_commit(mirror: Path, revision: str) -> str:

@@ -15,8 +15,9 @@ import click
 def main(data: str, verbose: bool) -> None:
     """Deno CI: self-hosted CI/CD for Deno projects."""
     os.environ["DENO_CI_DATA"] = str(Path(data).resolve())
+    # Commands that serve raise this to INFO; local commands keep their output clean.
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -23,15 +23,10 @@ def validate(file: str, as_json: bool) -> None:
     path = Path(file).resolve()
     if not path.is_file():
         raise click.ClickException(f"{file}: file not found. Pass the path of a deno-pipeline.ts.")
-    problems: list = []
-    plan = None
     try:
-        plan = runner.plan(path.parent, path.name)
+        plan = runner.plan_and_check(path.parent, path.name, None, data_dir() / "plan-caches" / "validate")
     except runner.PipelineError as error:
-        problems += error.problems
-    problems += [problem for problem in runner.type_check(path.parent, path.name) if problem not in problems]
-    if problems:
-        for problem in problems:
+        for problem in error.problems:
             click.echo(str(problem), err=True)
         sys.exit(1)
     if as_json:

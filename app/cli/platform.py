@@ -43,6 +43,13 @@ def _migrate(app) -> None:
         ) from error
 
 
+def _log_lifecycle() -> None:
+    import logging
+
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+
+
 @contextmanager
 def platform_app():
     """Start the servers this command needs (stopping afterwards only what it started) and push an app context."""
@@ -81,6 +88,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
     """Start the web server, the workers and the scheduler, with embedded PostgreSQL and Redis when no URLs are set."""
     from app.supervisor import Supervisor
 
+    _log_lifecycle()
     with platform_app() as app:
         user, password = ensure_first_admin()
         url = f"http://{host}:{port}/"
@@ -98,15 +106,18 @@ def worker(burst: bool) -> None:
     """Run one RQ worker that executes stages (`serve` starts these for you)."""
     from rq import SimpleWorker
 
-    from app.queue import redis_connection, run_queue
+    from app.queue import notify_queue, redis_connection, run_queue
     from jobs.tasks import get_app
 
+    _log_lifecycle()
     _services()
     app = get_app()
     with app.app_context():
         connection = redis_connection()
         # SimpleWorker runs jobs in this process: no fork per stage, one database pool per worker.
-        SimpleWorker([run_queue(connection)], connection=connection).work(burst=burst, logging_level="WARNING")
+        # Stage jobs come first; notification jobs are taken when no stage job waits.
+        queues = [run_queue(connection), notify_queue(connection)]
+        SimpleWorker(queues, connection=connection).work(burst=burst, logging_level="WARNING")
 
 
 @main.command()
@@ -126,18 +137,39 @@ def project() -> None:
 @click.option("--repo", "clone_url", required=True, help="Clone URL or local path of the git repository.")
 @click.option("--branch", "default_branch", default="main", show_default=True, help="Default branch.")
 @click.option("--pipeline", "pipeline_path", default="deno-pipeline.ts", show_default=True, help="Pipeline file in the repository.")
-def project_add(name: str, clone_url: str, default_branch: str, pipeline_path: str) -> None:
-    """Connect a repository as project NAME."""
+@click.option("--forge", type=click.Choice(["github", "gitlab", "bitbucket"]),
+              help="Forge that sends the repository's webhooks.")
+@click.option("--forge-repo", help="Repository on the forge as OWNER/NAME; deliveries from other repositories are rejected.")
+@click.option("--webhook-secret", help="Webhook secret to use [default: a new random one, printed].")
+def project_add(name: str, clone_url: str, default_branch: str, pipeline_path: str, forge: str | None,
+                forge_repo: str | None, webhook_secret: str | None) -> None:
+    """Connect a repository as project NAME; with --forge, print the webhook address and secret to paste into the forge."""
+    from app.extensions import db
+    from app.forges.accounts import webhook_url
+    from app.forges.crypto import encrypt, generate_secret
     from app.projects import ProjectError, add_project
 
+    if (forge_repo or webhook_secret) and not forge:
+        raise click.UsageError("--forge-repo and --webhook-secret need --forge.")
+    if forge and not forge_repo:
+        raise click.UsageError("--forge needs --forge-repo OWNER/NAME.")
+    if forge_repo and "/" not in forge_repo.strip("/"):
+        raise click.UsageError(f"--forge-repo {forge_repo!r} is invalid: expected OWNER/NAME.")
     if Path(clone_url).exists():
         clone_url = str(Path(clone_url).resolve())
-    with platform_app():
+    with platform_app() as app:
         try:
-            added = add_project(name, clone_url, default_branch, pipeline_path)
+            added = add_project(name, clone_url, default_branch, pipeline_path, forge=forge or "git", forge_repo=forge_repo)
         except ProjectError as error:
             raise click.ClickException(str(error)) from error
         click.echo(f"Added project {added.name!r} ({added.clone_url}, branch {added.default_branch})")
+        if forge:
+            secret = webhook_secret or generate_secret()
+            added.webhook_secret_encrypted = encrypt(secret)
+            db.session.commit()
+            click.echo(f"Webhook URL:    {webhook_url(app.config['BASE_URL'], forge, added.name)}")
+            click.echo(f"Webhook secret: {secret}")
+            click.echo("Content type:   application/json; events: pushes, tags and pull (merge) requests")
 
 
 @project.command("list")

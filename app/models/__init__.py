@@ -1,13 +1,20 @@
 """The platform's tables. The schema changes only through migrations in `migrations/`."""
 
 from app.models.auth import ApiToken, AuditEntry
+from app.models.forge import CommitStatusReport, ForgeAccount, WebhookDelivery
 from app.models.project import Cache, Project, Schedule
+from app.models.notification import (
+    AttemptOutcome, DeliveryAttempt, DeliveryStatus, NotificationChannel, NotificationDelivery, NotificationPreference,
+    NotificationRule,
+)
 from app.models.run import Artifact, LogLine, Run, Stage
 from app.status import RunStatus, StageStatus
 from app.models.secret import ProjectSecret
 from app.models.user import Membership, Role, User
 
 __all__ = [
-    "ApiToken", "Artifact", "AuditEntry", "Cache", "LogLine", "Membership", "Project", "ProjectSecret", "Role", "Run", "RunStatus",
-    "Schedule", "Stage", "StageStatus", "User",
+    "ApiToken", "Artifact", "AttemptOutcome", "AuditEntry", "Cache", "CommitStatusReport", "DeliveryAttempt",
+    "DeliveryStatus", "ForgeAccount", "LogLine", "Membership", "NotificationChannel", "NotificationDelivery",
+    "NotificationPreference", "NotificationRule", "Project", "ProjectSecret", "Role", "Run", "RunStatus", "Schedule",
+    "Stage", "StageStatus", "User", "WebhookDelivery",
 ]

@@ -21,6 +21,10 @@ class Project(db.Model):
     clone_url: Mapped[str] = mapped_column(Text)
     default_branch: Mapped[str] = mapped_column(String(255), default="main")
     pipeline_path: Mapped[str] = mapped_column(String(500), default="deno-pipeline.ts")
+    # The webhook secret as a Fernet token (app/forges/crypto.py); GitHub and Bitbucket sign with it, so it is not hashed.
+    webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    # The forge account whose token reports commit statuses and clones; NULL for a project connected by hand.
+    forge_account_id: Mapped[int | None] = mapped_column(ForeignKey("forge_accounts.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     runs = relationship("Run", back_populates="project", lazy="dynamic")

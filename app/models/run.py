@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -37,6 +37,12 @@ class Run(db.Model):
     event_data: Mapped[dict] = mapped_column(JSONB, default=dict)
     # The runner's plan of the pipeline at this commit.
     plan: Mapped[dict | None] = mapped_column(JSONB)
+    # True for a pull request from a fork: it runs without secrets and deploy stages until approved.
+    approval_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The run this one re-runs, for trigger "rerun".
+    rerun_of_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     # The highest log sequence number handed out; log lines are numbered per run from 1.
     log_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

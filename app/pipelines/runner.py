@@ -19,10 +19,12 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 SDK_DIR = ROOT / "sdk"
 RUNNER = SDK_DIR / "runner.ts"
-IMPORT_MAP = SDK_DIR / "import_map.json"
 DENO = Path(deno.find_deno_bin()).resolve()
 PLAN_TIMEOUT = 60.0
 CHECK_TIMEOUT = 300.0
+# Every runner command ignores the repository's deno.json, so it cannot change how
+# the runner or the pipeline resolve "deno-ci".
+BASE_FLAGS = ("run", "--no-prompt", "--no-config")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ def deno_env(deno_dir: Path | None, extra: dict[str, str] | None = None) -> dict
         "PATH": f"{DENO.parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": os.environ.get("HOME", "/tmp"),
         "DENO_NO_UPDATE_CHECK": "1",
+        "DENO_TLS_CA_STORE": "mozilla,system",
         "NO_COLOR": "1",
     }
     if deno_dir is not None:
@@ -61,24 +64,51 @@ def deno_env(deno_dir: Path | None, extra: dict[str, str] | None = None) -> dict
     return env
 
 
-def _problems_from(output: str, fallback_file: str) -> list[Problem]:
-    try:
-        document = json.loads(output)
-        errors = document["errors"]
-    except (ValueError, KeyError, TypeError):
-        return [Problem(fallback_file, None, None, output.strip() or "the runner printed nothing")]
+def write_import_map(pipeline_file: Path, destination: Path) -> Path:
+    """Write the import map that lets a pipeline import "deno-ci"; return its path.
+
+    The map names the pipeline file itself as "deno-ci:pipeline", which is how the
+    runner imports it without read permission. Paths are the same inside the sandbox.
+    """
+    document = {
+        "imports": {
+            "deno-ci": (SDK_DIR / "mod.ts").as_uri(),
+            "deno-ci/templates": (SDK_DIR / "templates" / "mod.ts").as_uri(),
+            "deno-ci:pipeline": pipeline_file.resolve().as_uri(),
+        }
+    }
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_text(json.dumps(document))
+    return destination
+
+
+def _last_json_line(output: str) -> dict | None:
+    # The document is the last line: a pipeline writing to Deno.stdout directly may add others before it.
+    for line in reversed(output.strip().splitlines()):
+        try:
+            document = json.loads(line)
+        except ValueError:
+            return None
+        return document if isinstance(document, dict) else None
+    return None
+
+
+def _problems_from(result: subprocess.CompletedProcess, fallback_file: str) -> list[Problem]:
+    document = _last_json_line(result.stdout)
+    if not document or not document.get("errors"):
+        message = (result.stderr or result.stdout).strip() or f"the runner exited with code {result.returncode}"
+        return [Problem(fallback_file, None, None, message)]
     return [
         Problem(error.get("file") or fallback_file, error.get("line"), error.get("column"), error.get("message", ""))
-        for error in errors
+        for error in document["errors"]
     ]
 
 
-def _run_runner(args: list[str], workspace: Path, deno_dir: Path | None, timeout: float) -> subprocess.CompletedProcess:
-    command = [str(DENO), "run", "--no-prompt", f"--import-map={IMPORT_MAP}", *args]
+def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: float, file: str) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(command, cwd=workspace, env=deno_env(deno_dir), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as error:
-        raise PipelineError([Problem(args[-1], None, None, f"the runner did not finish within {timeout:.0f} s")]) from error
+        raise PipelineError([Problem(file, None, None, f"the runner did not finish within {timeout:.0f} s")]) from error
 
 
 def plan(workspace: Path, pipeline_path: str, event: dict | None = None, deno_dir: Path | None = None) -> dict:
@@ -86,36 +116,63 @@ def plan(workspace: Path, pipeline_path: str, event: dict | None = None, deno_di
 
     The pipeline is imported with no Deno permissions. Raises PipelineError.
     """
-    if not (workspace / pipeline_path).is_file():
+    pipeline_file = workspace / pipeline_path
+    if not pipeline_file.is_file():
         raise PipelineError([Problem(pipeline_path, None, None, f"pipeline file {pipeline_path!r} not found in the repository")])
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="event-") as event_file:
-        args = [str(RUNNER), "plan", pipeline_path]
+    with tempfile.TemporaryDirectory(prefix="deno-ci-plan-") as scratch:
+        import_map = write_import_map(pipeline_file, Path(scratch) / "import_map.json")
+        command = [str(DENO), *BASE_FLAGS, f"--import-map={import_map}"]
+        arguments = [str(RUNNER), "plan", str(pipeline_file)]
         if event is not None:
-            json.dump(event, event_file)
-            event_file.flush()
-            args += ["--event", event_file.name]
-        result = _run_runner(args, workspace, deno_dir, PLAN_TIMEOUT)
-    if result.returncode != 0:
-        raise PipelineError(_problems_from(result.stdout or result.stderr, pipeline_path))
-    return json.loads(result.stdout)
+            event_file = Path(scratch) / "event.json"
+            event_file.write_text(json.dumps(event))
+            command.append(f"--allow-read={event_file}")
+            arguments += ["--event", str(event_file)]
+        result = _run(command + arguments, workspace, deno_dir, PLAN_TIMEOUT, pipeline_path)
+    document = _last_json_line(result.stdout) if result.returncode == 0 else None
+    if document is None or "stages" not in document:
+        raise PipelineError(_problems_from(result, pipeline_path))
+    return document
 
 
 def type_check(workspace: Path, pipeline_path: str, deno_dir: Path | None = None) -> list[Problem]:
     """Type-check the pipeline file against the SDK's types; return the problems found."""
-    command = [str(DENO), "run", "--no-prompt", "--allow-read", "--allow-run", "--allow-env",
-               f"--import-map={IMPORT_MAP}", str(RUNNER), "check", pipeline_path]
-    try:
-        result = subprocess.run(command, cwd=workspace, env=deno_env(deno_dir), capture_output=True, text=True, timeout=CHECK_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return [Problem(pipeline_path, None, None, f"type check did not finish within {CHECK_TIMEOUT:.0f} s")]
-    if result.returncode == 0:
-        return []
-    return _problems_from(result.stdout or result.stderr, pipeline_path)
+    pipeline_file = workspace / pipeline_path
+    with tempfile.TemporaryDirectory(prefix="deno-ci-check-") as scratch:
+        import_map = write_import_map(pipeline_file, Path(scratch) / "import_map.json")
+        command = [str(DENO), *BASE_FLAGS, "--allow-read", "--allow-run", "--allow-env", f"--import-map={import_map}",
+                   str(RUNNER), "check", str(pipeline_file), "--import-map", str(import_map)]
+        try:
+            result = _run(command, workspace, deno_dir, CHECK_TIMEOUT, pipeline_path)
+        except PipelineError as error:
+            return error.problems
+    return [] if result.returncode == 0 else _problems_from(result, pipeline_path)
 
 
-def exec_command(pipeline_path: str, stage: dict) -> list[str]:
-    """Return the command that runs one stage of the plan inside the sandbox."""
+def plan_and_check(workspace: Path, pipeline_path: str, event: dict | None, deno_dir: Path) -> dict:
+    """Plan and type-check the pipeline at once (two processes); raise PipelineError with every problem.
+
+    Keep `deno_dir` between runs of a project: with a warm cache the type check takes
+    tens of milliseconds instead of more than a second.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checking = pool.submit(type_check, workspace, pipeline_path, deno_dir)
+        try:
+            document = plan(workspace, pipeline_path, event, deno_dir)
+        except PipelineError as error:
+            problems = error.problems + [problem for problem in checking.result() if problem not in error.problems]
+            raise PipelineError(problems) from None
+        problems = checking.result()
+    if problems:
+        raise PipelineError(problems)
+    return document
+
+
+def exec_command(pipeline_file: Path, stage: dict, import_map: Path) -> list[str]:
+    """Return the command that runs one stage of the plan; its working directory must be the workspace."""
     return [
-        str(DENO), "run", "--no-prompt", "--no-check", *stage["denoFlags"],
-        f"--import-map={IMPORT_MAP}", str(RUNNER), "exec", pipeline_path, "--stage", stage["name"],
+        str(DENO), *BASE_FLAGS, "--no-check", *stage["denoFlags"], f"--import-map={import_map}",
+        str(RUNNER), "exec", str(pipeline_file), "--stage", stage["name"],
     ]

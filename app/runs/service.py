@@ -14,8 +14,10 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from app.extensions import db
+from app.forges.status import report_run_status
 from app.models import Project, Run, RunStatus, Stage, StageStatus
 from app.models._columns import utcnow
+from app.notifications import notify_run_finished
 from app.status import TERMINAL_RUN, TERMINAL_STAGE
 from app.pipelines import graph
 from app.queue import control_channel, redis_connection, run_queue
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 
 # Seconds an RQ job may run beyond its stage's own timeout before RQ kills it.
 JOB_TIMEOUT_MARGIN = 300
+# The error of a stage skipped because a stage it needs did not pass.
+NEED_FAILED = "a stage it needs did not pass"
 
 
 class RunError(Exception):
@@ -64,6 +68,7 @@ def create_run(project: Project, *, trigger: str, event: dict) -> Run:
     except redis.RedisError as error:
         fail_run(run.id, f"Cannot queue the run: Redis is unreachable ({error}). Start Redis or check REDIS_URL.")
         raise RunError(f"Run #{number} of {project.name!r} could not be queued: Redis is unreachable ({error})") from error
+    report_run_status(run.id)
     return run
 
 
@@ -84,6 +89,13 @@ def fail_run(run_id: int, message: str, status: RunStatus = RunStatus.ERROR) -> 
     db.session.commit()
     log.warning("run %s: %s: %s", run_id, status, message)
     system_log(run_id, None, message)
+    announce_run_end(run_id)
+
+
+def announce_run_end(run_id: int) -> None:
+    """Tell the forge and the people who asked that a run ended; neither can fail or delay the run."""
+    report_run_status(run_id)
+    notify_run_finished(run_id)
 
 
 def add_stages(run: Run, plan: dict, needs: dict[str, list[str]]) -> None:
@@ -112,17 +124,20 @@ def advance_run(run_id: int) -> None:
     while skip:
         for name in skip:
             stages[name].status = statuses[name] = StageStatus.SKIPPED
-            stages[name].error = "a stage it needs did not pass"
+            stages[name].error = NEED_FAILED
             stages[name].finished_at = utcnow()
         ready, skip = graph.next_moves(needs, statuses)
     to_queue = [stages[name] for name in ready if stages[name].enqueued_at is None]
     for stage in to_queue:
         stage.enqueued_at = utcnow()
-    if all(status in TERMINAL_STAGE for status in statuses.values()):
+    finished = all(status in TERMINAL_STAGE for status in statuses.values())
+    if finished:
         _finish(run, [statuses[name] for name in needs])
     db.session.commit()
     for stage in to_queue:
         enqueue_stage(stage)
+    if finished:
+        announce_run_end(run_id)
 
 
 def enqueue_stage(stage: Stage) -> None:
@@ -162,10 +177,12 @@ def start_stage(stage_id: int, attempt: int, worker: str) -> Stage | None:
     if claimed is None:
         db.session.rollback()
         return None
-    db.session.execute(
+    started_run = db.session.execute(
         update(Run).where(Run.id == claimed, Run.status == RunStatus.QUEUED).values(status=RunStatus.RUNNING, started_at=now)
-    )
+    ).rowcount
     db.session.commit()
+    if started_run:
+        report_run_status(claimed)
     return db.session.get(Stage, stage_id)
 
 
@@ -215,7 +232,26 @@ def cancel_run(run_id: int, reason: str = "cancelled") -> bool:
         except redis.RedisError as error:
             log.warning("run %s: could not publish the cancel, workers will see it on their next check: %s", run_id, error)
     system_log(run_id, None, f"Run cancelled: {reason}")
+    announce_run_end(run_id)
     return True
+
+
+def cancel_superseded_runs(run_id: int) -> list[int]:
+    """Cancel older queued or running runs of the same project and branch, if the run's plan asks for it.
+
+    Called once the plan is recorded, because only the pipeline can ask, through its
+    top-level `concurrency: {cancelInProgress: true}`. Returns the ids of the cancelled runs.
+    """
+    run = db.session.get(Run, run_id, populate_existing=True)
+    concurrency = (run.plan or {}).get("concurrency") or {}
+    if not isinstance(concurrency, dict) or not concurrency.get("cancelInProgress") or not run.branch:
+        return []
+    older = db.session.scalars(select(Run.id).where(
+        Run.project_id == run.project_id, Run.branch == run.branch, Run.number < run.number,
+        Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]),
+    ).order_by(Run.number)).all()
+    reason = f"superseded by run #{run.number} of branch {run.branch!r}"
+    return [older_id for older_id in older if cancel_run(older_id, reason)]
 
 
 def reap_lost_stages() -> int:

@@ -12,7 +12,7 @@ import pytest
 from jobs.executor import ControlEvent, ExecutorUnavailableError, Exit, LogChunk, StageSpec, get_executor
 
 HOST_PYTHON = "/usr/bin/python3"
-"""The system Python, which the sandbox sees under /usr; the tests' own virtualenv may be hidden from it."""
+"""The system Python, which the sandbox mounts under /usr. The tests' own virtualenv may be hidden inside it."""
 
 
 @dataclass
@@ -39,7 +39,7 @@ class StageResult:
 
 @pytest.fixture
 def workspace():
-    """An empty workspace under /var/tmp, so that /tmp inside a sandbox holds nothing of it."""
+    """An empty workspace under /var/tmp, so that /tmp inside a sandbox stays empty."""
     path = Path(tempfile.mkdtemp(prefix="deno-ci-test-workspace-", dir="/var/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)

@@ -108,7 +108,7 @@ def test_cancel_before_output_ends_the_stage(any_executor, workspace):
     assert events[-1].reason == "cancelled"
 
 
-def test_cancel_from_another_thread_kills_the_tree_within_2_s(any_executor, workspace, python_argv, processes_with_marker):
+def test_cancel_kills_whole_tree_quickly(any_executor, workspace, python_argv, processes_with_marker):
     marker = f"deno-ci-test-marker-{time.monotonic_ns()}"
     # One child ignores SIGTERM, one calls setsid, and one double-forks out of both.
     code = (

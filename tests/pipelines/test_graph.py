@@ -1,4 +1,4 @@
-from app.models.status import RunStatus, StageStatus
+from app.status import RunStatus, StageStatus
 from app.pipelines.graph import effective_needs, next_moves, run_outcome
 
 

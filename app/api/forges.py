@@ -1,0 +1,82 @@
+"""Re-runs, fork approvals and the webhook delivery log."""
+
+from flask import abort, jsonify, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from app.api import api
+from app.api.serialize import run_json
+from app.extensions import db
+from app.forges import deliveries, get_forge
+from app.models import Project, Run, WebhookDelivery
+from app.models._columns import utcnow
+from app.runs.rerun import rerun
+
+MAX_DELIVERIES = 200
+
+
+def _project(name: str) -> Project:
+    return db.session.scalar(select(Project).where(Project.name == name)) or abort(404, f"Project {name!r} not found.")
+
+
+def delivery_json(delivery: WebhookDelivery) -> dict:
+    return {
+        "id": delivery.id, "forge": delivery.forge, "delivery_id": delivery.forge_delivery_id, "event": delivery.event,
+        "status_code": delivery.status_code, "reason": delivery.reason, "run_id": delivery.run_id,
+        "received_count": delivery.received_count, "redelivery_of": delivery.redelivery_of_id,
+        "received_at": delivery.received_at.isoformat(), "last_received_at": delivery.last_received_at.isoformat(),
+        "can_redeliver": delivery.body is not None,
+    }
+
+
+@api.post("/runs/<int:run_id>/rerun")
+@login_required
+def rerun_run(run_id: int):
+    """Re-run a run that ended: body {"failed_only": true} re-runs only failed stages and their dependents."""
+    body = request.get_json(silent=True) or {}
+    failed_only = body.get("failed_only", False)
+    if not isinstance(failed_only, bool):
+        abort(422, "'failed_only' must be true or false.")
+    db.session.get(Run, run_id) or abort(404, f"Run {run_id} not found.")
+    run = rerun(run_id, failed_only=failed_only)
+    return jsonify(run_json(run)), 201, {"Location": url_for("api.get_run", run_id=run.id)}
+
+
+@api.post("/runs/<int:run_id>/approve")
+@login_required
+def approve_run(run_id: int):
+    """Approve a run of a pull request from a fork, so that it may get secrets and deploy stages."""
+    run = db.session.get(Run, run_id) or abort(404, f"Run {run_id} not found.")
+    if not run.approval_required:
+        abort(409, f"Run {run_id} needs no approval: it is not from a fork.")
+    if run.approved_at is None:
+        run.approved_by_id, run.approved_at = current_user.id, utcnow()
+        db.session.commit()
+    return jsonify({"id": run.id, "approved_by": run.approved_by_id, "approved_at": run.approved_at.isoformat()})
+
+
+@api.get("/projects/<name>/deliveries")
+@login_required
+def list_deliveries(name: str):
+    """List the project's webhook deliveries, newest first, with the answer each got."""
+    project = _project(name)
+    rows = db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.project_id == project.id)
+                              .order_by(WebhookDelivery.id.desc()).limit(MAX_DELIVERIES))
+    return jsonify({"deliveries": [delivery_json(row) for row in rows]})
+
+
+@api.post("/projects/<name>/deliveries/<int:delivery_id>/redeliver")
+@login_required
+def redeliver(name: str, delivery_id: int):
+    """Process a stored delivery again as a new delivery; a run event starts a new run even if one ran before."""
+    project = _project(name)
+    original = db.session.scalar(select(WebhookDelivery).where(
+        WebhookDelivery.id == delivery_id, WebhookDelivery.project_id == project.id))
+    if original is None:
+        abort(404, f"Project {name!r} has no delivery {delivery_id}.")
+    if original.body is None:
+        abort(409, f"Delivery {delivery_id} cannot be redelivered: it was rejected ({original.status_code}) "
+                   "before its signature was verified, so its body was not kept.")
+    result = deliveries.process(get_forge(original.forge), project, dict(original.headers), original.body,
+                                redelivery_of=original)
+    return jsonify(result.json()), result.status_code

@@ -1,0 +1,205 @@
+"""The interface every forge implements, and the values that cross it.
+
+A forge module turns its webhook into one `HookOutcome`, speaks its own OAuth, lists
+repositories, creates webhooks and reports commit statuses. Nothing here knows Flask's
+request or the database: the hooks blueprint and the run service do that.
+"""
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+# GitHub, GitLab and Bitbucket all honour these two spellings, in any case.
+SKIP_CI = re.compile(r"\[(skip ci|ci skip)\]", re.IGNORECASE)
+ZERO_SHA = "0" * 40
+
+
+class ForgeError(Exception):
+    """A forge's API answered with an error or could not be reached."""
+
+
+class MalformedPayloadError(ValueError):
+    """A webhook body is valid JSON but lacks a field its event must have."""
+
+
+class OutcomeKind(StrEnum):
+    RUN = "run"  # start a run for `event`
+    NOTHING = "nothing"  # a known event that starts nothing: branch deleted, pull request closed, [skip ci]
+    IGNORED = "ignored"  # an event or action the platform does not run pipelines for
+    PING = "ping"  # the forge's test delivery after a webhook is created
+
+
+class CommitState(StrEnum):
+    PENDING = "pending"  # the run is queued
+    RUNNING = "running"  # a stage has started
+    SUCCESS = "success"  # the run succeeded, or its filters selected no stage
+    FAILURE = "failure"  # a stage failed
+    ERROR = "error"  # the platform could not run the pipeline
+    CANCELLED = "cancelled"  # a person or a newer run cancelled it
+
+
+@dataclass(frozen=True)
+class HookOutcome:
+    """What a verified delivery asks for: one of the four `OutcomeKind`s.
+
+    `event` is the normalised event (app/runs/events.py) for RUN, and `repository` the
+    repository's full name on the forge ("owner/name") wherever the payload has one.
+    """
+
+    kind: OutcomeKind
+    reason: str
+    repository: str | None = None
+    event: dict | None = None
+
+    @classmethod
+    def run(cls, event: dict, repository: str, reason: str) -> "HookOutcome":
+        return cls(OutcomeKind.RUN, reason, repository, event)
+
+    @classmethod
+    def nothing(cls, reason: str, repository: str | None = None) -> "HookOutcome":
+        return cls(OutcomeKind.NOTHING, reason, repository)
+
+    @classmethod
+    def ignored(cls, reason: str, repository: str | None = None) -> "HookOutcome":
+        return cls(OutcomeKind.IGNORED, reason, repository)
+
+    @classmethod
+    def ping(cls, repository: str | None = None) -> "HookOutcome":
+        return cls(OutcomeKind.PING, "ping received; the webhook works", repository)
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """OAuth tokens as a forge issued them; `expires_at` is None for tokens that do not expire."""
+
+    access_token: str
+    refresh_token: str | None = None
+    expires_at: datetime | None = None
+    scopes: str | None = None
+
+
+@dataclass(frozen=True)
+class ForgeUser:
+    """The account an access token belongs to."""
+
+    id: str
+    login: str
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Repository:
+    """A repository as a forge lists it."""
+
+    full_name: str
+    clone_url: str
+    default_branch: str
+    private: bool = False
+
+
+@dataclass(frozen=True)
+class ForgeSettings:
+    """Where a forge lives and which OAuth application the platform is registered as."""
+
+    web_url: str
+    api_url: str
+    client_id: str = ""
+    client_secret: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class Forge(ABC):
+    """One forge: GitHub, GitLab or Bitbucket Cloud (or GitHub Enterprise and self-hosted GitLab).
+
+    Webhook methods are pure: they take the request's headers (lower-case names) and
+    body, do no I/O and are safe to call from any thread. API methods make HTTP requests
+    with a timeout and raise ForgeError when the forge answers with an error or cannot be
+    reached; they never log a token.
+    """
+
+    name: str = ""
+    title: str = ""
+    # Header whose value names the event, such as "x-github-event".
+    event_header: str = ""
+
+    def __init__(self, settings: ForgeSettings) -> None:
+        self.settings = settings
+
+    # Webhooks
+
+    @abstractmethod
+    def verify(self, headers: dict[str, str], body: bytes, secret: str) -> str | None:
+        """Check the delivery's signature or token against the project's secret in constant time.
+
+        Returns None when it is valid, else the reason it is not ("the X-Hub-Signature-256
+        header is missing"), which the caller answers with 401.
+        """
+
+    @abstractmethod
+    def delivery_id(self, headers: dict[str, str]) -> str | None:
+        """Return the forge's id of this delivery, the same on a redelivery, or None if it sent none."""
+
+    @abstractmethod
+    def parse(self, headers: dict[str, str], payload: dict) -> HookOutcome:
+        """Turn a verified delivery into a HookOutcome.
+
+        A push to a branch, a tag push, a pull request opened, updated with new commits,
+        reopened or merged gives RUN with the normalised event. A deleted branch or tag, a
+        pull request closed without merging and `[skip ci]` in the head commit message give
+        NOTHING with the reason. Events and actions the platform does not run give IGNORED,
+        and the forge's test event gives PING. Raises MalformedPayloadError when a field the
+        event needs is missing or has the wrong type.
+        """
+
+    # OAuth
+
+    @abstractmethod
+    def authorize_url(self, redirect_uri: str, state: str, code_challenge: str) -> str:
+        """Return the forge's address where the user grants access (authorization code flow with PKCE S256)."""
+
+    @abstractmethod
+    def exchange_code(self, code: str, redirect_uri: str, code_verifier: str) -> TokenSet:
+        """Exchange an authorization code for tokens."""
+
+    @abstractmethod
+    def refresh(self, refresh_token: str) -> TokenSet:
+        """Exchange a refresh token for new tokens; forges that issue none raise ForgeError."""
+
+    @abstractmethod
+    def current_user(self, token: str) -> ForgeUser:
+        """Return the account that `token` belongs to."""
+
+    # Repositories
+
+    @abstractmethod
+    def admin_repositories(self, token: str) -> list[Repository]:
+        """List the repositories on which the token's user may create webhooks, following every page."""
+
+    @abstractmethod
+    def create_webhook(self, token: str, repository: str, url: str, secret: str) -> str:
+        """Create a webhook on `repository` for pushes, tags and pull requests; return the forge's hook id."""
+
+    @abstractmethod
+    def report_status(self, token: str, repository: str, sha: str, state: CommitState, *,
+                      target_url: str, description: str, context: str, ref: str | None = None) -> None:
+        """Set the commit status named `context` on commit `sha`, replacing an earlier one of that name."""
+
+    @abstractmethod
+    def clone_url(self, repository: str, token: str | None = None) -> str:
+        """Return the HTTPS clone address, with the token as credentials when given.
+
+        The address with a token goes only to the mirror fetch's command line, never to
+        a log, a stored row or a workspace's git config.
+        """
+
+
+def is_skip_ci(message: str | None) -> bool:
+    """Tell whether a commit message asks for no CI run."""
+    return bool(message and SKIP_CI.search(message))
+
+
+def short_reason(message: str) -> str:
+    """Return the first line of a commit message, for a reason sentence."""
+    return (message or "").strip().splitlines()[0][:100] if (message or "").strip() else ""

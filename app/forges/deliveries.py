@@ -1,0 +1,240 @@
+"""Receiving webhook deliveries: verify, parse, deduplicate, start the run, and log each one.
+
+Nothing here waits on a forge or a worker: a delivery costs a few queries and, for a
+run, one insert and one enqueue (`create_run`). Every answer is written to the delivery
+log with its status code and reason, including rejected ones.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.forges import FORGES, get_forge
+from app.forges.base import Forge, HookOutcome, MalformedPayloadError, OutcomeKind
+from app.forges.crypto import SecretDecryptionError, decrypt
+from app.models import Project, Run, WebhookDelivery
+from app.models._columns import utcnow
+from app.runs.service import RunError, create_run
+
+log = logging.getLogger(__name__)
+
+# Headers that carry the secret or its signature are never stored.
+SECRET_HEADERS = {"x-hub-signature", "x-hub-signature-256", "x-gitlab-token", "authorization", "cookie"}
+KEPT_HEADER_PREFIXES = ("x-github-", "x-gitlab-", "x-event-", "x-request-", "x-hook-", "x-attempt-")
+KEPT_HEADERS = {"content-type", "user-agent", "idempotency-key", "x-event-key"}
+# Delivery ids are stored in a column of this width.
+MAX_DELIVERY_ID = 200
+
+
+@dataclass
+class DeliveryResult:
+    """The answer to a delivery: HTTP status, reason, and the delivery and run it concerns."""
+
+    status_code: int
+    reason: str
+    delivery_id: int | None = None
+    run: Run | None = None
+
+    def json(self) -> dict:
+        document = {"reason": self.reason, "delivery": self.delivery_id}
+        if self.run is not None:
+            document.update(run_id=self.run.id, run_number=self.run.number, run_url=f"/runs/{self.run.id}")
+        return document
+
+
+def kept_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Return the headers worth storing: event names and delivery ids, never a secret."""
+    return {
+        name: value for name, value in headers.items()
+        if name not in SECRET_HEADERS and (name in KEPT_HEADERS or name.startswith(KEPT_HEADER_PREFIXES))
+    }
+
+
+def receive(forge_name: str, project_name: str, headers: dict[str, str], body: bytes) -> DeliveryResult:
+    """Handle one delivery to `/hooks/<forge_name>/<project_name>`; `headers` have lower-case names."""
+    if forge_name not in FORGES:
+        return DeliveryResult(404, f"Forge {forge_name!r} is unknown: expected one of {', '.join(FORGES)}")
+    forge = get_forge(forge_name)
+    project = db.session.scalar(select(Project).where(Project.name == project_name))
+    problem = _target_problem(forge, project, project_name)
+    if problem:
+        return _reject(forge, project, headers, *problem)
+    try:
+        secret = decrypt(project.webhook_secret_encrypted)
+    except SecretDecryptionError as error:
+        return _reject(forge, project, headers, 401, f"{error}; set the project's webhook secret again")
+    invalid = forge.verify(headers, body, secret)
+    if invalid:
+        log.warning("project %s: rejected a %s delivery: %s", project.id, forge.name, invalid)
+        return _reject(forge, project, headers, 401, f"Signature check failed: {invalid}")
+    return process(forge, project, headers, body)
+
+
+def reject_oversized(forge_name: str, project_name: str, headers: dict[str, str], size: int | None, limit: int) -> DeliveryResult:
+    """Log and answer a delivery whose body is larger than WEBHOOK_MAX_BYTES, without reading it."""
+    project = db.session.scalar(select(Project).where(Project.name == project_name))
+    described = f"{size} bytes" if size is not None else "more than that"
+    reason = f"The body is too large: {described}, the limit is {limit} bytes (DENO_CI_WEBHOOK_MAX_BYTES)"
+    if forge_name not in FORGES or project is None:
+        return DeliveryResult(413, reason)
+    return _reject(get_forge(forge_name), project, headers, 413, reason)
+
+
+def _target_problem(forge: Forge, project: Project | None, project_name: str) -> tuple[int, str] | None:
+    if project is None:
+        return 404, f"Project {project_name!r} not found"
+    if project.forge != forge.name:
+        return 404, f"Project {project_name!r} is connected to {project.forge!r}, not {forge.name!r}"
+    if not project.webhook_secret_encrypted:
+        return 401, (f"Project {project_name!r} has no webhook secret, so no delivery can be verified; "
+                     "set one with `deno-ci project add --webhook-secret` or connect the repository again")
+    return None
+
+
+def process(forge: Forge, project: Project, headers: dict[str, str], body: bytes, *,
+            redelivery_of: WebhookDelivery | None = None) -> DeliveryResult:
+    """Parse a verified delivery and act on it; a redelivery skips both duplicate checks."""
+    # The project row lock orders concurrent deliveries of one project, so duplicate checks see each other.
+    db.session.execute(select(Project.id).where(Project.id == project.id).with_for_update())
+    delivery_id = (forge.delivery_id(headers) or "")[:MAX_DELIVERY_ID] or None
+    previous = _previous_delivery(project, delivery_id) if redelivery_of is None else None
+    if previous is not None and previous.status_code in (200, 202):
+        return _repeat(previous)
+    try:
+        outcome = forge.parse(headers, decode_payload(headers, body))
+    except MalformedPayloadError as error:
+        return _record(forge, project, headers, body, 400, f"The payload is invalid: {error}", previous, redelivery_of)
+    mismatch = _repository_mismatch(project, outcome)
+    if mismatch:
+        return _record(forge, project, headers, body, 404, mismatch, previous, redelivery_of)
+    if outcome.kind != OutcomeKind.RUN:
+        log.info("project %s: %s delivery %s: %s", project.id, forge.name, delivery_id, outcome.reason)
+        return _record(forge, project, headers, body, 200, _sentence(outcome), previous, redelivery_of)
+    return _start_run(forge, project, headers, body, outcome, previous, redelivery_of)
+
+
+def decode_payload(headers: dict[str, str], body: bytes) -> dict:
+    """Return the JSON object in the body; raise MalformedPayloadError for an empty or invalid body.
+
+    GitHub can also send the JSON form-encoded as the `payload` field.
+    """
+    if not body.strip():
+        raise MalformedPayloadError("the body is empty")
+    text = body
+    if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        fields = parse_qs(body.decode("utf-8", "replace"))
+        if "payload" not in fields:
+            raise MalformedPayloadError("the form-encoded body has no 'payload' field")
+        text = fields["payload"][0]
+    try:
+        payload = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedPayloadError(f"the body is not valid JSON ({error})") from error
+    if not isinstance(payload, dict):
+        raise MalformedPayloadError(f"the body is a JSON {type(payload).__name__}, expected an object")
+    return payload
+
+
+def _sentence(outcome: HookOutcome) -> str:
+    if outcome.kind == OutcomeKind.PING:
+        return outcome.reason[0].upper() + outcome.reason[1:]
+    prefix = "Nothing to run" if outcome.kind == OutcomeKind.NOTHING else "Ignored"
+    return f"{prefix}: {outcome.reason}"
+
+
+def _repository_mismatch(project: Project, outcome: HookOutcome) -> str | None:
+    # Forges treat repository names case-insensitively.
+    if not project.forge_repo or not outcome.repository or outcome.repository.casefold() == project.forge_repo.casefold():
+        return None
+    return (f"Repository {outcome.repository!r} is not connected to project {project.name!r}, "
+            f"which expects deliveries from {project.forge_repo!r}")
+
+
+def _previous_delivery(project: Project, delivery_id: str | None) -> WebhookDelivery | None:
+    if delivery_id is None:
+        return None
+    return db.session.scalar(select(WebhookDelivery).where(
+        WebhookDelivery.project_id == project.id, WebhookDelivery.forge_delivery_id == delivery_id,
+    ))
+
+
+def _repeat(previous: WebhookDelivery) -> DeliveryResult:
+    previous.received_count += 1
+    previous.last_received_at = utcnow()
+    db.session.commit()
+    run = db.session.get(Run, previous.run_id) if previous.run_id else None
+    reason = f"Already received as delivery {previous.id} ({previous.reason}); it is not acted on twice"
+    return DeliveryResult(200, reason, previous.id, run)
+
+
+def dedupe_key(event: dict) -> str:
+    """Return the key that makes the same push or pull request update, sent twice, start one run."""
+    number = (event.get("pullRequest") or {}).get("number")
+    return f"{event['kind']}|{event.get('ref')}|{number or ''}|{event.get('commit')}"
+
+
+def _start_run(forge: Forge, project: Project, headers: dict, body: bytes, outcome: HookOutcome,
+               previous: WebhookDelivery | None, redelivery_of: WebhookDelivery | None) -> DeliveryResult:
+    key = dedupe_key(outcome.event) if redelivery_of is None else None
+    if key is not None:
+        same = db.session.scalar(select(WebhookDelivery).where(
+            WebhookDelivery.project_id == project.id, WebhookDelivery.dedupe_key == key))
+        if same is not None:
+            reason = f"Nothing to run: the same event ({outcome.reason}) was received as delivery {same.id}"
+            return _record(forge, project, headers, body, 200, reason, previous, redelivery_of, run_id=same.run_id)
+    delivery = _record(forge, project, headers, body, 202, f"Run queued: {outcome.reason}", previous, redelivery_of,
+                       commit=False, dedupe=key)
+    try:
+        run = create_run(project, trigger="webhook", event=outcome.event)
+    except RunError as error:
+        row = db.session.get(WebhookDelivery, delivery.delivery_id)
+        row.status_code, row.reason, row.dedupe_key = 503, str(error), None
+        db.session.commit()
+        return DeliveryResult(503, str(error), row.id)
+    row = db.session.get(WebhookDelivery, delivery.delivery_id)
+    row.run_id = run.id
+    pull_request = outcome.event.get("pullRequest") or {}
+    # TODO: nothing withholds secrets or deploy stages yet, because neither exists in the
+    # platform; the stage executor must check `run.approval_required and run.approved_at is None`.
+    run.approval_required = outcome.event["kind"] == "pull_request" and bool(pull_request.get("fork"))
+    db.session.commit()
+    log.info("project %s: %s delivery %s queued run %s", project.id, forge.name, row.forge_delivery_id, run.id)
+    return DeliveryResult(202, row.reason, row.id, run)
+
+
+def _reject(forge: Forge, project: Project | None, headers: dict, status_code: int, reason: str) -> DeliveryResult:
+    """Log a delivery rejected before its signature was verified: without its body or delivery id.
+
+    An unverified request must not claim the delivery id that the genuine delivery will use.
+    """
+    if project is None:
+        log.info("%s delivery to an unknown project: %s", forge.name, reason)
+        return DeliveryResult(status_code, reason)
+    row = WebhookDelivery(project_id=project.id, forge=forge.name, event=(headers.get(forge.event_header) or "")[:100] or None,
+                          headers=kept_headers(headers), status_code=status_code, reason=reason)
+    db.session.add(row)
+    db.session.commit()
+    return DeliveryResult(status_code, reason, row.id)
+
+
+def _record(forge: Forge, project: Project, headers: dict, body: bytes | None, status_code: int, reason: str,
+            previous: WebhookDelivery | None = None, redelivery_of: WebhookDelivery | None = None, *,
+            run_id: int | None = None, commit: bool = True, dedupe: str | None = None) -> DeliveryResult:
+    """Write the log row of a verified delivery (a new one, or the earlier row of the same forge delivery id)."""
+    delivery_id = None if redelivery_of is not None else ((forge.delivery_id(headers) or "")[:MAX_DELIVERY_ID] or None)
+    row = previous or WebhookDelivery(project_id=project.id, forge=forge.name, forge_delivery_id=delivery_id)
+    if previous is not None:
+        row.received_count += 1
+        row.last_received_at = utcnow()
+    row.event = (headers.get(forge.event_header) or "")[:100] or None
+    row.headers, row.body, row.status_code, row.reason = kept_headers(headers), body, status_code, reason
+    row.run_id, row.dedupe_key, row.redelivery_of_id = run_id, dedupe, redelivery_of.id if redelivery_of else None
+    db.session.add(row)
+    db.session.flush()
+    if commit:
+        db.session.commit()
+    return DeliveryResult(status_code, reason, row.id, db.session.get(Run, run_id) if run_id else None)

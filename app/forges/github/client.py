@@ -1,0 +1,99 @@
+"""GitHub's REST API and OAuth web flow.
+
+Endpoints: `/login/oauth/authorize` and `/login/oauth/access_token` on the web address;
+`/user`, `/user/repos`, `/repos/{owner}/{repo}/hooks` and
+`/repos/{owner}/{repo}/statuses/{sha}` on the API address (api.github.com, or
+`https://HOST/api/v3` for GitHub Enterprise Server).
+"""
+
+from datetime import timedelta
+from urllib.parse import quote, urlencode, urlsplit
+
+from app.forges import http
+from app.forges.base import CommitState, ForgeError, ForgeUser, Repository, TokenSet
+from app.models._columns import utcnow
+
+API_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+# repo: statuses and private clones; admin:repo_hook: creating webhooks.
+SCOPES = "repo admin:repo_hook read:user user:email"
+# GitHub has no "running" or "cancelled" status: running is pending, cancelled is error.
+STATES = {
+    CommitState.PENDING: "pending", CommitState.RUNNING: "pending", CommitState.SUCCESS: "success",
+    CommitState.FAILURE: "failure", CommitState.ERROR: "error", CommitState.CANCELLED: "error",
+}
+EVENTS = ["push", "pull_request"]
+
+
+def repository_path(full_name: str) -> str:
+    """Return "owner/name" with each part percent-encoded once, for an API path."""
+    owner, _, name = full_name.partition("/")
+    return f"{quote(owner, safe='')}/{quote(name, safe='')}"
+
+
+def _token_set(document: dict) -> TokenSet:
+    if "error" in document or "access_token" not in document:
+        raise ForgeError(f"GitHub refused the token request: {document.get('error_description') or document.get('error')}")
+    expires = document.get("expires_in")
+    return TokenSet(
+        access_token=document["access_token"], refresh_token=document.get("refresh_token"),
+        expires_at=utcnow() + timedelta(seconds=int(expires)) if expires else None, scopes=document.get("scope"),
+    )
+
+
+class Client:
+    """The API half of the GitHub forge."""
+
+    def authorize_url(self, redirect_uri: str, state: str, code_challenge: str) -> str:
+        query = urlencode({
+            "client_id": self.settings.client_id, "redirect_uri": redirect_uri, "scope": SCOPES, "state": state,
+            "code_challenge": code_challenge, "code_challenge_method": "S256",
+        })
+        return f"{self.settings.web_url}/login/oauth/authorize?{query}"
+
+    def exchange_code(self, code: str, redirect_uri: str, code_verifier: str) -> TokenSet:
+        return self._token_request({"code": code, "redirect_uri": redirect_uri, "code_verifier": code_verifier})
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        return self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
+
+    def _token_request(self, fields: dict) -> TokenSet:
+        # GitHub answers token requests with HTTP 200 and an "error" field, so the body is checked.
+        response = http.request("POST", f"{self.settings.web_url}/login/oauth/access_token",
+                                headers={"Accept": "application/json"},
+                                data={"client_id": self.settings.client_id,
+                                      "client_secret": self.settings.client_secret, **fields})
+        return _token_set(http.json_of(response))
+
+    def current_user(self, token: str) -> ForgeUser:
+        document = http.json_of(http.request("GET", f"{self.settings.api_url}/user", token=token, headers=API_HEADERS))
+        return ForgeUser(id=str(document["id"]), login=document["login"], email=document.get("email"))
+
+    def admin_repositories(self, token: str) -> list[Repository]:
+        url = f"{self.settings.api_url}/user/repos?" + urlencode({"per_page": 100, "sort": "full_name"})
+        found = []
+        while url:
+            response = http.request("GET", url, token=token, headers=API_HEADERS)
+            found += [
+                Repository(item["full_name"], item["clone_url"], item.get("default_branch") or "main", bool(item.get("private")))
+                for item in http.json_of(response) if (item.get("permissions") or {}).get("admin")
+            ]
+            url = response.links.get("next", {}).get("url")
+        return found
+
+    def create_webhook(self, token: str, repository: str, url: str, secret: str) -> str:
+        body = {"name": "web", "active": True, "events": EVENTS,
+                "config": {"url": url, "content_type": "json", "secret": secret, "insecure_ssl": "0"}}
+        response = http.request("POST", f"{self.settings.api_url}/repos/{repository_path(repository)}/hooks",
+                                token=token, headers=API_HEADERS, json=body)
+        return str(http.json_of(response)["id"])
+
+    def report_status(self, token: str, repository: str, sha: str, state: CommitState, *,
+                      target_url: str, description: str, context: str, ref: str | None = None) -> None:
+        body = {"state": STATES[state], "target_url": target_url, "description": description[:140], "context": context}
+        http.request("POST", f"{self.settings.api_url}/repos/{repository_path(repository)}/statuses/{quote(sha, safe='')}",
+                     token=token, headers=API_HEADERS, json=body)
+
+    def clone_url(self, repository: str, token: str | None = None) -> str:
+        address = urlsplit(self.settings.web_url)
+        credentials = f"x-access-token:{quote(token, safe='')}@" if token else ""
+        return f"{address.scheme}://{credentials}{address.netloc}{address.path}/{repository_path(repository)}.git"

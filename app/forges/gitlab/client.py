@@ -1,0 +1,99 @@
+"""GitLab's REST API (v4) and OAuth.
+
+Endpoints: `/oauth/authorize` and `/oauth/token` on the web address; `/user`,
+`/projects`, `/projects/:id/hooks` and `/projects/:id/statuses/:sha` under `/api/v4`,
+where `:id` is the URL-encoded "group/project" path.
+"""
+
+from datetime import timedelta
+from urllib.parse import quote, urlencode, urlsplit
+
+from app.forges import http
+from app.forges.base import CommitState, ForgeError, ForgeUser, Repository, TokenSet
+from app.models._columns import utcnow
+
+SCOPES = "api read_user"
+# Maintainer: the lowest role that may add webhooks.
+MAINTAINER_ACCESS = 40
+STATES = {
+    CommitState.PENDING: "pending", CommitState.RUNNING: "running", CommitState.SUCCESS: "success",
+    CommitState.FAILURE: "failed", CommitState.ERROR: "failed", CommitState.CANCELLED: "canceled",
+}
+
+
+def project_id(full_name: str) -> str:
+    """Return the URL-encoded project path that GitLab accepts as `:id` ("group%2Fproject")."""
+    return quote(full_name, safe="")
+
+
+def _token_set(document: dict) -> TokenSet:
+    if "access_token" not in document:
+        raise ForgeError(f"GitLab refused the token request: {document.get('error_description') or document.get('error')}")
+    expires = document.get("expires_in")
+    return TokenSet(
+        access_token=document["access_token"], refresh_token=document.get("refresh_token"),
+        expires_at=utcnow() + timedelta(seconds=int(expires)) if expires else None, scopes=document.get("scope"),
+    )
+
+
+class Client:
+    """The API half of the GitLab forge."""
+
+    def authorize_url(self, redirect_uri: str, state: str, code_challenge: str) -> str:
+        query = urlencode({
+            "client_id": self.settings.client_id, "redirect_uri": redirect_uri, "response_type": "code",
+            "scope": SCOPES, "state": state, "code_challenge": code_challenge, "code_challenge_method": "S256",
+        })
+        return f"{self.settings.web_url}/oauth/authorize?{query}"
+
+    def exchange_code(self, code: str, redirect_uri: str, code_verifier: str) -> TokenSet:
+        return self._token_request({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+                                    "code_verifier": code_verifier})
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        return self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
+
+    def _token_request(self, fields: dict) -> TokenSet:
+        response = http.request("POST", f"{self.settings.web_url}/oauth/token", headers={"Accept": "application/json"},
+                                data={"client_id": self.settings.client_id,
+                                      "client_secret": self.settings.client_secret, **fields})
+        return _token_set(http.json_of(response))
+
+    def current_user(self, token: str) -> ForgeUser:
+        document = http.json_of(http.request("GET", f"{self.settings.api_url}/user", token=token))
+        return ForgeUser(id=str(document["id"]), login=document["username"], email=document.get("email"))
+
+    def admin_repositories(self, token: str) -> list[Repository]:
+        query = urlencode({"min_access_level": MAINTAINER_ACCESS, "per_page": 100, "order_by": "path", "sort": "asc"})
+        url = f"{self.settings.api_url}/projects?{query}"
+        found = []
+        while url:
+            response = http.request("GET", url, token=token)
+            found += [
+                Repository(item["path_with_namespace"], item["http_url_to_repo"], item.get("default_branch") or "main",
+                           item.get("visibility") != "public")
+                for item in http.json_of(response)
+            ]
+            url = response.links.get("next", {}).get("url")
+        return found
+
+    def create_webhook(self, token: str, repository: str, url: str, secret: str) -> str:
+        body = {"url": url, "token": secret, "push_events": True, "tag_push_events": True,
+                "merge_requests_events": True, "enable_ssl_verification": True}
+        response = http.request("POST", f"{self.settings.api_url}/projects/{project_id(repository)}/hooks",
+                                token=token, json=body)
+        return str(http.json_of(response)["id"])
+
+    def report_status(self, token: str, repository: str, sha: str, state: CommitState, *,
+                      target_url: str, description: str, context: str, ref: str | None = None) -> None:
+        body = {"state": STATES[state], "name": context, "target_url": target_url, "description": description[:255]}
+        if ref:
+            body["ref"] = ref
+        http.request("POST", f"{self.settings.api_url}/projects/{project_id(repository)}/statuses/{quote(sha, safe='')}",
+                     token=token, json=body)
+
+    def clone_url(self, repository: str, token: str | None = None) -> str:
+        address = urlsplit(self.settings.web_url)
+        credentials = f"oauth2:{quote(token, safe='')}@" if token else ""
+        path = "/".join(quote(part, safe="") for part in repository.split("/"))
+        return f"{address.scheme}://{credentials}{address.netloc}{address.path}/{path}.git"

@@ -1,0 +1,44 @@
+"""GitLab webhooks: the `X-Gitlab-Token` secret and dispatch on `X-Gitlab-Event`."""
+
+import hmac
+
+from app.forges.base import HookOutcome, MalformedPayloadError
+from app.forges.gitlab import convert
+
+TOKEN_HEADER = "x-gitlab-token"
+
+
+def token_problem(headers: dict[str, str], secret: str) -> str | None:
+    """Return None if the header carries the project's secret, else why not.
+
+    GitLab sends the secret itself rather than a signature of the body.
+    """
+    provided = headers.get(TOKEN_HEADER)
+    if not provided:
+        return "the X-Gitlab-Token header is missing"
+    if not hmac.compare_digest(provided.encode(), secret.encode()):
+        return "the X-Gitlab-Token header does not match the project's webhook secret"
+    return None
+
+
+class Webhooks:
+    """The webhook half of the GitLab forge."""
+
+    def verify(self, headers: dict[str, str], body: bytes, secret: str) -> str | None:
+        return token_problem(headers, secret)
+
+    def delivery_id(self, headers: dict[str, str]) -> str | None:
+        # Idempotency-Key (GitLab 17.4 and later) stays the same when GitLab retries a delivery.
+        return headers.get("idempotency-key") or headers.get("x-gitlab-event-uuid")
+
+    def parse(self, headers: dict[str, str], payload: dict) -> HookOutcome:
+        event = headers.get("x-gitlab-event", "")
+        kind = payload.get("object_kind")
+        repository = convert.repository_name(payload)
+        if not event:
+            raise MalformedPayloadError("the X-Gitlab-Event header is missing")
+        if event in ("Push Hook", "Tag Push Hook") and kind in ("push", "tag_push"):
+            return convert.push(payload)
+        if event == "Merge Request Hook" and kind == "merge_request":
+            return convert.merge_request(payload)
+        return HookOutcome.ignored(f"GitLab event {event!r} starts no run", repository)

@@ -1,0 +1,39 @@
+"""The HTTP client that forge API modules share: timeouts, errors without tokens, pagination."""
+
+import logging
+
+import requests
+
+from app.forges.base import ForgeError
+
+log = logging.getLogger(__name__)
+
+# Seconds to wait for a forge to connect and to answer; a status report retries later anyway.
+TIMEOUT = (5, 20)
+
+
+def request(method: str, url: str, *, token: str | None = None, auth_scheme: str = "Bearer",
+            headers: dict | None = None, **options) -> requests.Response:
+    """Send one request; raise ForgeError for a network failure or a status of 400 or more.
+
+    The error message names the method, the URL and the forge's answer, never the token.
+    """
+    sent_headers = dict(headers or {})
+    if token:
+        sent_headers["Authorization"] = f"{auth_scheme} {token}"
+    try:
+        response = requests.request(method, url, headers=sent_headers, timeout=TIMEOUT, **options)
+    except requests.RequestException as error:
+        raise ForgeError(f"{method} {url} failed: {type(error).__name__}") from error
+    log.debug("%s %s: %s", method, url, response.status_code)
+    if response.status_code >= 400:
+        raise ForgeError(f"{method} {url} failed with HTTP {response.status_code}: {response.text[:300]}")
+    return response
+
+
+def json_of(response: requests.Response):
+    """Return a response's JSON body; raise ForgeError when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError as error:
+        raise ForgeError(f"{response.request.method} {response.url} returned a body that is not JSON") from error

@@ -1,0 +1,284 @@
+"""The machinery shared by executors that run a local child process on pipes.
+
+A `PipeExecution` owns one pump thread. The thread launches the process, so
+bubblewrap's `--die-with-parent` ties the sandbox to a thread that lives exactly
+as long as the execution. It then reads stdout, stderr and the control pipe with
+a selector and puts events on a bounded queue that `events()` drains.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import queue
+import selectors
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from ._streams import ControlDecoder, OutputDecoder
+from .base import Event, Exit, ExitReason, LogChunk, StageSpec
+
+log = logging.getLogger(__name__)
+
+CONTROL_FD = 3
+"""File descriptor on which the stage process writes control events as JSON lines."""
+
+QUEUE_EVENTS = 256
+"""Events buffered for a slow consumer before the pump stops reading the pipes."""
+
+DRAIN_SECONDS = 2.0
+"""How long the pipes may stay open after the process ended before they are closed unread."""
+
+_READ_BYTES = 64 * 1024
+
+
+def spawn(path: str, argv: list[str], env: dict[str, str], fds: dict[int, int], new_session: bool = True) -> int:
+    """Start `argv` with `fds` (child descriptor -> parent descriptor) and return its pid.
+
+    Every other descriptor is closed in the child, because Python opens them all
+    with close-on-exec.
+    """
+    # Moving each source above every target first means no dup2 can overwrite a
+    # source that a later dup2 still needs.
+    high = {target: fcntl.fcntl(source, fcntl.F_DUPFD_CLOEXEC, 32) for target, source in fds.items()}
+    actions = [(os.POSIX_SPAWN_DUP2, source, target) for target, source in high.items()]
+    try:
+        return os.posix_spawn(
+            path,
+            argv,
+            env,
+            file_actions=actions,
+            setsid=new_session,
+            setsigmask=(),
+            # Python ignores SIGPIPE and SIGXFSZ, but a child expects the default actions.
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+        )
+    finally:
+        for descriptor in high.values():
+            os.close(descriptor)
+
+
+def close_quietly(*descriptors: int | None) -> None:
+    """Close every descriptor that is not None, ignoring ones already closed."""
+    for descriptor in descriptors:
+        if descriptor is not None:
+            try:
+                os.close(descriptor)
+            except OSError:
+                pass
+
+
+def exit_code_from_status(status: int) -> int:
+    """Convert a wait status to a shell-style exit code (128 + signal for a killed process)."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def stage_label(spec: StageSpec) -> str:
+    """Describe a stage for log lines by the run and stage ids found in its environment."""
+    run = spec.env.get("DENO_CI_RUN", "-")
+    stage = spec.env.get("DENO_CI_STAGE", "-")
+    return f"run {run} stage {stage}"
+
+
+@dataclass
+class LaunchedProcess:
+    """A started process, with the handles the pump reads and calls.
+
+    `pid` is our own child, reaped by the pump. `kill` kills the whole process tree
+    and must be safe to call at any time from any thread. `release` frees helpers
+    (network, cgroup, temporary folders) once the process is reaped. `setup_error`
+    is set when the process was started but the sandbox around it failed.
+    """
+
+    pid: int
+    stdout: int
+    stderr: int
+    control: int
+    kill: Callable[[], None]
+    release: Callable[[], None] = lambda: None
+    setup_error: str = ""
+    notices: list[str] = field(default_factory=list)
+
+
+class QueuedExecution:
+    """An `Execution` whose pump thread puts events on a bounded queue.
+
+    A subclass implements `_run()`, which runs on the pump thread, calls
+    `_set_killer()` as soon as there is something to kill, emits output events and
+    returns the `Exit`.
+    """
+
+    def __init__(self, spec: StageSpec, executor_name: str) -> None:
+        self.spec = spec
+        self.label = stage_label(spec)
+        self._executor_name = executor_name
+        self._queue: queue.Queue[Event] = queue.Queue(QUEUE_EVENTS)
+        self._lock = threading.Lock()
+        self._killer: Callable[[], None] | None = None
+        self._stop_reason: ExitReason | None = None
+        self._abandoned = False
+        self._finished = False
+        self._started_at = time.monotonic()
+        self._timer = threading.Timer(spec.timeout, self._stop, args=(ExitReason.TIMEOUT,))
+        self._timer.daemon = True
+        self._thread = threading.Thread(target=self._pump, name=f"stage-pump {self.label}", daemon=True)
+
+    def begin(self, first_events: tuple[Event, ...] = ()) -> QueuedExecution:
+        """Start the pump thread and the timeout, after queueing `first_events` ahead of any output."""
+        for event in first_events:
+            self._queue.put(event)
+        self._timer.start()
+        self._thread.start()
+        return self
+
+    def events(self) -> Iterator[Event]:
+        """Yield events in arrival order until `Exit`. Closing the generator early cancels the stage."""
+        try:
+            while True:
+                event = self._queue.get()
+                yield event
+                if isinstance(event, Exit):
+                    self._finished = True
+                    return
+        finally:
+            if not self._finished:
+                self._abandoned = True
+                self.cancel()
+
+    def cancel(self) -> None:
+        """Kill the whole process tree, so the execution ends with reason "cancelled"."""
+        self._stop(ExitReason.CANCELLED)
+
+    def _stop(self, reason: ExitReason) -> None:
+        with self._lock:
+            if self._stop_reason is None:
+                self._stop_reason = reason
+            kill = self._killer
+        log.info("killing %s (%s)", self.label, reason.value)
+        if kill is not None:
+            kill()
+
+    def _set_killer(self, kill: Callable[[], None]) -> None:
+        """Register how to kill the stage, and kill it at once if a cancel or timeout came first."""
+        with self._lock:
+            self._killer = kill
+            stopped = self._stop_reason is not None
+        if stopped:
+            kill()
+
+    def _stop_reason_now(self) -> ExitReason | None:
+        with self._lock:
+            return self._stop_reason
+
+    def _stopped_exit(self) -> Exit | None:
+        """Return the Exit for a cancel or timeout, or None if the platform did not stop the stage."""
+        reason = self._stop_reason_now()
+        if reason is ExitReason.TIMEOUT:
+            return Exit(None, reason, f"The stage timed out after {self.spec.timeout:g} s, so all its processes were killed")
+        if reason is ExitReason.CANCELLED:
+            return Exit(None, reason, "The stage was cancelled, so all its processes were killed")
+        return None
+
+    def _emit(self, event: Event) -> None:
+        while not self._abandoned:
+            try:
+                self._queue.put(event, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _pump(self) -> None:
+        log.info("starting %s with the %s executor: %s", self.label, self._executor_name, self.spec.argv[:1])
+        try:
+            exit_event = self._run()
+        except Exception as error:  # The thread must always deliver an Exit.
+            log.exception("%s failed in the %s executor", self.label, self._executor_name)
+            exit_event = Exit(None, ExitReason.ERROR, f"The {self._executor_name} executor failed: {error}")
+        finally:
+            self._timer.cancel()
+        elapsed = time.monotonic() - self._started_at
+        log.info("%s ended after %.3f s: %s, code %s", self.label, elapsed, exit_event.reason, exit_event.code)
+        self._emit(exit_event)
+
+    def _emit_all(self, events: list[Event]) -> None:
+        for event in events:
+            self._emit(event)
+
+    def _run(self) -> Exit:
+        raise NotImplementedError
+
+
+class PipeExecution(QueuedExecution):
+    """An `Execution` of a local process whose output arrives on pipes.
+
+    `launch` runs on the pump thread and returns the `LaunchedProcess`, or raises
+    `OSError` when nothing could be started.
+    """
+
+    def __init__(self, spec: StageSpec, launch: Callable[[], LaunchedProcess], executor_name: str) -> None:
+        super().__init__(spec, executor_name)
+        self._launch = launch
+
+    def _run(self) -> Exit:
+        try:
+            process = self._launch()
+        except OSError as error:
+            return Exit(None, ExitReason.ERROR, f"Cannot start the stage process: {error}")
+        self._set_killer(process.kill)
+        for notice in process.notices:
+            self._emit(LogChunk("system", notice))
+
+        try:
+            self._read_until_exit(process)
+            _, status = os.waitpid(process.pid, 0)
+        finally:
+            process.release()
+        return self._exit_event(process, status)
+
+    def _read_until_exit(self, process: LaunchedProcess) -> None:
+        output = OutputDecoder(self.spec.max_output_bytes)
+        control = ControlDecoder()
+        streams = {process.stdout: "stdout", process.stderr: "stderr", process.control: "control"}
+        pidfd = os.pidfd_open(process.pid)
+        selector = selectors.DefaultSelector()
+        for descriptor in (*streams, pidfd):
+            selector.register(descriptor, selectors.EVENT_READ)
+        drain_deadline = None
+
+        try:
+            while streams and (drain_deadline is None or time.monotonic() < drain_deadline):
+                for key, _ in selector.select(timeout=0.5):
+                    if key.fd == pidfd:
+                        # Leftover background processes must not keep the pipes open forever.
+                        selector.unregister(pidfd)
+                        process.kill()
+                        drain_deadline = time.monotonic() + DRAIN_SECONDS
+                        continue
+                    data = os.read(key.fd, _READ_BYTES)
+                    name = streams[key.fd]
+                    if not data:
+                        selector.unregister(key.fd)
+                        del streams[key.fd]
+                    elif name == "control":
+                        self._emit_all(control.feed(data))
+                    else:
+                        self._emit_all(output.feed(name, data))
+            self._emit_all(output.finish())
+            self._emit_all(control.finish())
+        finally:
+            selector.close()
+            close_quietly(pidfd, process.stdout, process.stderr, process.control)
+
+    def _exit_event(self, process: LaunchedProcess, status: int) -> Exit:
+        stopped = self._stopped_exit()
+        if stopped is not None:
+            return stopped
+        code = exit_code_from_status(status)
+        if process.setup_error:
+            return Exit(code, ExitReason.ERROR, process.setup_error)
+        return Exit(code, ExitReason.EXITED)

@@ -1,0 +1,361 @@
+"""The default executor: each stage in a bubblewrap sandbox.
+
+What a stage gets:
+
+- New user, PID, mount, IPC, UTS, network and (where possible) cgroup
+  namespaces. Inside, the stage runs as uid and gid 1000 ("deno-ci") with every
+  capability dropped and no way to create further user namespaces. That uid maps
+  to the worker's own uid on the host, so the stage can write the workspace the
+  worker checked out. bwrap's `--new-session` keeps it off the worker's terminal,
+  and `--die-with-parent` kills it if the worker dies.
+- A root made of read-only binds: /usr with the /bin, /sbin and /lib* links or
+  folders, and only the /etc files that programs need to resolve names, check
+  TLS certificates and load libraries. /etc/passwd, /etc/group, /etc/hosts and
+  /etc/resolv.conf are generated, so no host account or address leaks in. The
+  workspace and each writable `Mount` are the only writable binds; /tmp is a
+  private tmpfs, /proc belongs to the stage's PID namespace, and /dev holds only
+  null, zero, full, random, urandom, tty and the pty devices.
+- Exactly `spec.env`, plus PATH (DEFAULT_PATH) and HOME (/tmp) when it does not
+  set them, and PWD, which bwrap sets to the workspace.
+- With `network=True`, a tap device served by slirp4netns (see network.py) that
+  is configured before the command starts; with `network=False`, only `lo`.
+- A task cap from a per-stage cgroup (cgroups.py) and `RLIMIT_NPROC`, a
+  wall-clock timeout and an output cap. The PID namespace ends every process
+  of the stage when the command exits, is cancelled or times out.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import logging
+import os
+import resource
+import select
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ._process import CONTROL_FD, LaunchedProcess, PipeExecution, close_quietly, spawn
+from .base import ExecutorError, ExecutorUnavailableError, StageSpec
+from .cgroups import StageCgroup
+from .network import SANDBOX_DNS, UserModeNetwork, find_slirp4netns
+from .validation import check_spec
+
+log = logging.getLogger(__name__)
+
+SANDBOX_UID = 1000
+SANDBOX_GID = 1000
+SANDBOX_USER = "deno-ci"
+SANDBOX_HOSTNAME = "deno-ci-stage"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+ROOT_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+"""Top-level paths that are symbolic links into /usr on merged-/usr systems and folders elsewhere."""
+
+ETC_PATHS = (
+    "/etc/alternatives",  # Debian's /usr/bin/awk, /usr/bin/editor and the like point here
+    "/etc/ca-certificates",
+    "/etc/crypto-policies",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/mime.types",
+    "/etc/nsswitch.conf",
+    "/etc/pki",
+    "/etc/protocols",
+    "/etc/services",
+    "/etc/ssl",
+)
+"""Host files and folders under /etc that a stage can read (never write), when they exist."""
+
+SETUP_TIMEOUT = 10.0
+"""Seconds bwrap may take to create the namespaces before the stage fails."""
+
+# bwrap's own descriptors in the spawned process, next to 0-2 and CONTROL_FD.
+_INFO_FD = 4
+_BLOCK_FD = 5
+
+
+def generated_etc_files() -> dict[str, str]:
+    """Return the content of the /etc files that the sandbox gets instead of the host's."""
+    return {
+        "passwd": (
+            "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+            f"{SANDBOX_USER}:x:{SANDBOX_UID}:{SANDBOX_GID}:Deno CI stage:/tmp:/bin/sh\n"
+            "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        ),
+        "group": f"root:x:0:\n{SANDBOX_USER}:x:{SANDBOX_GID}:\nnogroup:x:65534:\n",
+        "hosts": f"127.0.0.1\tlocalhost {SANDBOX_HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+        "hostname": f"{SANDBOX_HOSTNAME}\n",
+        "resolv.conf": f"nameserver {SANDBOX_DNS}\n",
+    }
+
+
+@functools.cache
+def write_etc_folder() -> Path:
+    """Write the generated /etc files to a folder, once per worker process, and return it.
+
+    The folder is deleted when the worker process exits normally.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="deno-ci-sandbox-etc-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder.chmod(0o755)
+    for name, content in generated_etc_files().items():
+        path = folder / name
+        path.write_text(content)
+        path.chmod(0o644)
+    return folder
+
+
+def stage_environment(spec: StageSpec) -> dict[str, str]:
+    """Return the stage's whole environment: `spec.env` plus PATH and HOME when it lacks them."""
+    return {"PATH": DEFAULT_PATH, "HOME": "/tmp", **spec.env}
+
+
+def _root_arguments() -> list[str]:
+    arguments = ["--ro-bind", "/usr", "/usr"]
+    for path in ROOT_LINKS:
+        if os.path.islink(path):
+            arguments += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            arguments += ["--ro-bind", path, path]
+    for path in ETC_PATHS:
+        arguments += ["--ro-bind-try", path, path]
+    return arguments
+
+
+def build_bwrap_argv(spec: StageSpec, bwrap: str, etc_folder: Path) -> list[str]:
+    """Translate `spec` into the full bwrap command line (a pure function, apart from reading / for links)."""
+    arguments = [
+        bwrap,
+        "--unshare-user",
+        "--uid", str(SANDBOX_UID),
+        "--gid", str(SANDBOX_GID),
+        "--disable-userns",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-net",
+        "--unshare-cgroup-try",
+        "--hostname", SANDBOX_HOSTNAME,
+        "--cap-drop", "ALL",
+        "--die-with-parent",
+        "--new-session",
+        *_root_arguments(),
+    ]
+    etc_files = ["passwd", "group", "hosts", "hostname"] + (["resolv.conf"] if spec.network else [])
+    for name in etc_files:
+        arguments += ["--ro-bind", str(etc_folder / name), f"/etc/{name}"]
+    arguments += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for mount in spec.mounts:
+        arguments += ["--bind" if mount.writable else "--ro-bind", str(mount.path), str(mount.path)]
+    arguments += [
+        "--bind", str(spec.workspace), str(spec.workspace),
+        "--chdir", str(spec.workspace),
+        # The root itself is a tmpfs that bwrap made; without this the stage could create files in it.
+        "--remount-ro", "/",
+        "--info-fd", str(_INFO_FD),
+        "--block-fd", str(_BLOCK_FD),
+        "--",
+        *spec.argv,
+    ]
+    return arguments
+
+
+def _read_sandbox_pid(info_read: int, timeout: float) -> int | None:
+    """Read bwrap's --info-fd JSON and return the host pid of the sandbox's init, or None if bwrap failed."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([info_read], [], [], max(deadline - time.monotonic(), 0))
+        if not readable:
+            break
+        chunk = os.read(info_read, 4096)
+        if not chunk:
+            break
+        data += chunk
+        try:
+            return int(json.loads(data)["child-pid"])
+        except ValueError:
+            continue
+    return None
+
+
+class BubblewrapExecutor:
+    """Runs each stage in its own bubblewrap sandbox (see the module docstring)."""
+
+    name = "bubblewrap"
+
+    def __init__(self) -> None:
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            raise ExecutorUnavailableError(
+                "Cannot use the bubblewrap executor: bwrap is not installed. "
+                "Install it (Debian: apt-get install bubblewrap) or choose the 'docker' executor"
+            )
+        self.bwrap = bwrap
+        self._slirp4netns: str | None = None
+        self._etc_folder = write_etc_folder()
+
+    def start(self, spec: StageSpec) -> PipeExecution:
+        """Start `spec` in a new sandbox; raise `ExecutorError` for an invalid spec or a missing tool."""
+        check_spec(spec)
+        if spec.network and self._slirp4netns is None:
+            self._slirp4netns = find_slirp4netns()
+        execution = PipeExecution(spec, lambda: self._launch(spec), self.name)
+        return execution.begin()
+
+    def _launch(self, spec: StageSpec) -> LaunchedProcess:
+        """Start bwrap, trying again when bwrap itself died while setting the sandbox up.
+
+        When several sandboxes start while another one's network namespace is being
+        torn down, bwrap sometimes fails to configure the new loopback device ("Failed
+        RTM_NEWADDR: No child processes", seen with bubblewrap 0.8 on Linux 6.18) and
+        exits before the command starts. Nothing of the stage ran yet, so a new try is safe.
+        """
+        for attempt in range(1, LAUNCH_ATTEMPTS + 1):
+            process = self._launch_once(spec)
+            if not process.setup_error or attempt == LAUNCH_ATTEMPTS or not _exited(process.pid):
+                return process
+            log.info("bwrap exited during sandbox setup (try %d of %d): %s", attempt, LAUNCH_ATTEMPTS, process.setup_error)
+            _discard(process)
+            time.sleep(0.03 * attempt)
+        raise AssertionError("unreachable")
+
+    def _launch_once(self, spec: StageSpec) -> LaunchedProcess:
+        stdout_read, stdout_write = os.pipe()
+        stderr_read, stderr_write = os.pipe()
+        control_read, control_write = os.pipe()
+        info_read, info_write = os.pipe()
+        block_read, block_write = os.pipe()
+        devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        fds = {0: devnull, 1: stdout_write, 2: stderr_write, CONTROL_FD: control_write, _INFO_FD: info_write, _BLOCK_FD: block_read}
+        try:
+            argv = build_bwrap_argv(spec, self.bwrap, self._etc_folder)
+            pid = spawn(self.bwrap, argv, stage_environment(spec), fds)
+        except OSError:
+            close_quietly(stdout_read, stderr_read, control_read, info_read, block_write)
+            raise
+        finally:
+            close_quietly(devnull, stdout_write, stderr_write, control_write, info_write, block_read)
+
+        sandbox = _Sandbox(pid)
+        process = LaunchedProcess(pid, stdout_read, stderr_read, control_read, sandbox.kill, sandbox.release)
+        try:
+            self._prepare(spec, sandbox, info_read, process)
+        except (OSError, ExecutorError) as error:
+            process.setup_error = f"Cannot set up the sandbox: {error}"
+        except BaseException:
+            sandbox.kill()
+            raise
+        finally:
+            close_quietly(info_read)
+        # bwrap also goes on when --block-fd reaches end of file, so a failed setup kills it first.
+        if process.setup_error:
+            sandbox.kill()
+        else:
+            try:
+                os.write(block_write, b"1")
+            except BrokenPipeError:
+                process.setup_error = "bubblewrap exited before the stage command started"
+        close_quietly(block_write)
+        return process
+
+    def _prepare(self, spec: StageSpec, sandbox: _Sandbox, info_read: int, process: LaunchedProcess) -> None:
+        """Attach the network and the limits to the sandbox while bwrap waits on --block-fd."""
+        init_pid = _read_sandbox_pid(info_read, SETUP_TIMEOUT)
+        if init_pid is None:
+            process.setup_error = "bubblewrap could not create the sandbox; its error is in the stderr lines above"
+            return
+        sandbox.attach_init(init_pid)
+        if spec.network:
+            # slirp4netns starts while the limits are set, to shorten the stage's start.
+            sandbox.network = UserModeNetwork(self._slirp4netns, init_pid)
+        sandbox.limit_tasks(spec.max_processes, process)
+        if sandbox.network is not None:
+            sandbox.network.wait_ready()
+
+
+LAUNCH_ATTEMPTS = 6
+
+
+def _exited(pid: int) -> bool:
+    """Return whether our child `pid` has ended, without reaping it."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _discard(process: LaunchedProcess) -> None:
+    """Reap a failed launch and free everything it holds."""
+    process.kill()
+    try:
+        os.waitpid(process.pid, 0)
+    except ChildProcessError:
+        pass
+    process.release()
+    close_quietly(process.stdout, process.stderr, process.control)
+
+
+class _Sandbox:
+    """The host-side handles of one running sandbox: its processes, network and cgroup."""
+
+    def __init__(self, bwrap_pid: int) -> None:
+        # kill() runs on any thread while release() closes the descriptors it uses.
+        self._lock = threading.Lock()
+        self.bwrap_pidfd = os.pidfd_open(bwrap_pid)
+        self.init_pid: int | None = None
+        self.init_pidfd: int | None = None
+        self.network: UserModeNetwork | None = None
+        self.cgroup: StageCgroup | None = None
+
+    def attach_init(self, init_pid: int) -> None:
+        """Remember the sandbox's init process; killing it ends the whole PID namespace."""
+        with self._lock:
+            self.init_pidfd = os.pidfd_open(init_pid)
+        self.init_pid = init_pid
+
+    def limit_tasks(self, max_processes: int, process: LaunchedProcess) -> None:
+        """Cap the sandbox's tasks (processes and threads) before its command starts."""
+        # One more task than asked for bwrap's own init process inside the sandbox.
+        max_tasks = max_processes + 1
+        # RLIMIT_NPROC is counted per user namespace and uid, so it caps this sandbox
+        # alone, but the kernel does not apply it to host root (uid 0 outside).
+        resource.prlimit(self.init_pid, resource.RLIMIT_NPROC, (max_tasks, max_tasks))
+        self.cgroup = StageCgroup.create(max_tasks)
+        if self.cgroup is not None:
+            self.cgroup.add(self.init_pid)
+        elif os.geteuid() == 0:
+            process.notices.append(
+                f"No writable cgroup with the pids controller: the limit of {max_processes} processes is not enforced"
+            )
+
+    def kill(self) -> None:
+        """Kill the sandbox's init (and so every process in it) and bwrap itself."""
+        with self._lock:
+            for pidfd in (self.init_pidfd, self.bwrap_pidfd):
+                if pidfd is not None:
+                    try:
+                        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    except OSError:  # the process has already exited
+                        pass
+        if self.cgroup is not None:
+            self.cgroup.kill()
+
+    def release(self) -> None:
+        """Stop the network, remove the cgroup and close the process handles, after bwrap was reaped."""
+        if self.network is not None:
+            self.network.stop()
+        if self.cgroup is not None:
+            self.cgroup.kill()
+            self.cgroup.remove()
+        with self._lock:
+            close_quietly(self.init_pidfd, self.bwrap_pidfd)
+            self.init_pidfd = self.bwrap_pidfd = None

@@ -1,0 +1,150 @@
+"""User-mode networking for a sandbox: slirp4netns attached to its network namespace.
+
+slirp4netns gives the namespace a `tap0` device with the address 10.0.2.100, a
+gateway at 10.0.2.2 and a DNS forwarder at 10.0.2.3, and relays connections
+through ordinary sockets of the host. `--disable-host-loopback` makes it reject
+connections to 10.0.2.2 and to the host's 127.0.0.0/8, so a stage cannot reach
+services that listen on the host's loopback.
+
+NOTE: a service that listens on a non-loopback address of the host (0.0.0.0 or
+the host's LAN address) is reachable from a stage like any other host on the
+network. Bind the platform's own PostgreSQL and Redis to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+from .base import ExecutorError, ExecutorUnavailableError
+
+log = logging.getLogger(__name__)
+
+SANDBOX_DNS = "10.0.2.3"
+"""Address of slirp4netns's DNS forwarder inside the sandbox, written to its resolv.conf."""
+
+READY_TIMEOUT = 10.0
+"""Seconds to wait for slirp4netns to configure the tap device before the stage fails."""
+
+SLIRP_OPTIONS = (
+    "--configure",
+    "--mtu=65520",
+    "--disable-host-loopback",
+    # Runs slirp4netns itself in a new mount namespace with every capability dropped.
+    "--enable-sandbox",
+)
+
+
+def find_slirp4netns() -> str:
+    """Return the path of slirp4netns or raise `ExecutorUnavailableError` saying how to install it."""
+    path = shutil.which("slirp4netns")
+    if path is None:
+        raise ExecutorUnavailableError(
+            "Cannot give stages a network: slirp4netns is not installed. "
+            "Install it (Debian: apt-get install slirp4netns) or run stages with network=False"
+        )
+    return path
+
+
+EXIT_GRACE_SECONDS = 2.0
+"""Seconds slirp4netns gets to exit after its exit pipe closed, before it is killed."""
+
+
+def _reap(process: subprocess.Popen, pidfd: int) -> None:
+    try:
+        process.wait(EXIT_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        process.wait()
+    finally:
+        os.close(pidfd)
+
+
+class UserModeNetwork:
+    """A running slirp4netns process serving one sandbox's network namespace.
+
+    `stop()` kills it. It also exits by itself when the worker dies, because the
+    worker's end of its exit pipe then closes.
+    """
+
+    def __init__(self, slirp4netns: str, sandbox_pid: int) -> None:
+        self._ready_read, ready_write = os.pipe()
+        exit_read, self._exit_write = os.pipe()
+        self._errors = tempfile.TemporaryFile()
+        argv = [
+            slirp4netns,
+            *SLIRP_OPTIONS,
+            f"--ready-fd={ready_write}",
+            f"--exit-fd={exit_read}",
+            "--netns-type=path",
+            f"/proc/{sandbox_pid}/ns/net",
+            "tap0",
+        ]
+        try:
+            self._process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._errors,
+                pass_fds=(ready_write, exit_read),
+                start_new_session=True,
+            )
+        except OSError:
+            self.stop()
+            raise
+        finally:
+            os.close(ready_write)
+            os.close(exit_read)
+        # Signals go through a pidfd: a kill by pid could reach another process that
+        # reused the pid after a reaper thread collected slirp4netns, such as the next
+        # stage's sandbox.
+        self._pidfd = os.pidfd_open(self._process.pid)
+        self._lock = threading.Lock()
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Block until the tap device is configured; raise `ExecutorError` if slirp4netns fails or hangs."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            readable, _, _ = select.select([self._ready_read], [], [], max(remaining, 0))
+            if not readable:
+                raise ExecutorError(f"Cannot start the stage network: slirp4netns was not ready after {timeout:g} s")
+            # slirp4netns writes "1" once the device is up; an empty read means it exited.
+            if os.read(self._ready_read, 16):
+                return
+            raise ExecutorError(f"Cannot start the stage network: slirp4netns failed: {self._error_text()}")
+
+    def stop(self) -> None:
+        """Kill slirp4netns and reap it, once the sandbox it served has ended."""
+        for descriptor in ("_ready_read", "_exit_write"):
+            value = getattr(self, descriptor, None)
+            if value is not None:
+                os.close(value)
+                setattr(self, descriptor, None)
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return
+        with lock:
+            process, self._process = self._process, None
+            pidfd, self._pidfd = self._pidfd, None
+        if process is not None:
+            # Closing the exit pipe (above) makes slirp4netns exit by itself within 10 to
+            # 40 ms (slirp4netns 1.2.0, Linux 6.18). A SIGKILL right away was faster, but
+            # new sandboxes starting during that abrupt teardown failed to set up their
+            # loopback device, so the kill is only the fallback for one that hangs. A
+            # thread waits, so that the stage's end is not delayed.
+            threading.Thread(target=_reap, args=(process, pidfd), name=f"reap slirp4netns {process.pid}", daemon=True).start()
+        self._errors.close()
+
+    def _error_text(self) -> str:
+        code = self._process.poll()
+        self._errors.seek(0)
+        text = self._errors.read(4096).decode("utf-8", "replace").strip().replace("\n", "; ")
+        return f"exit status {code}, {text or 'no error output'}"

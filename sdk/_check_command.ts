@@ -1,0 +1,31 @@
+// `runner.ts check`: type-check a pipeline file without running it.
+
+import { parseDiagnostics } from "./_diagnostics.ts";
+
+/** Options of the check command. */
+export interface CheckCommandOptions {
+  /** The import map the pipeline file resolves "deno-ci" with. */
+  importMap: string;
+}
+
+/**
+ * Runs `deno check` on `file` and prints `{"errors": [...]}` on stdout;
+ * returns 0 when the file type-checks, 1 otherwise.
+ */
+export async function checkCommand(file: string, options: CheckCommandOptions): Promise<number> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["check", "--no-config", "--quiet", `--import-map=${options.importMap}`, file],
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+
+  const text = new TextDecoder().decode(output.stderr) + new TextDecoder().decode(output.stdout);
+  let errors = parseDiagnostics(text, file);
+  if (!output.success && errors.length === 0) {
+    const message = text.trim().split("\n")[0] || `deno check exited with code ${output.code}`;
+    errors = [{ file, line: null, column: null, message }];
+  }
+  console.log(JSON.stringify({ errors }));
+  return output.success ? 0 : 1;
+}

@@ -1,0 +1,22 @@
+import { assertEquals, assertThrows } from "./_test_assert.ts";
+import { hasControlChannel, openControlChannel, sendControlEvent } from "./_control.ts";
+
+Deno.test("openControlChannel() leaves events off when DENO_CI_CONTROL_FD is unset", () => {
+  Deno.env.delete("DENO_CI_CONTROL_FD");
+  assertEquals(openControlChannel(), false);
+  assertEquals(hasControlChannel(), false);
+  assertEquals(sendControlEvent({ type: "stage_started", stage: "x" }), false);
+});
+
+Deno.test("openControlChannel() rejects a descriptor that is not a number from 3", () => {
+  Deno.env.set("DENO_CI_CONTROL_FD", "1");
+  try {
+    assertThrows(
+      () => openControlChannel(),
+      Error,
+      "DENO_CI_CONTROL_FD must be a descriptor number from 3, got '1'",
+    );
+  } finally {
+    Deno.env.delete("DENO_CI_CONTROL_FD");
+  }
+});

@@ -1,0 +1,106 @@
+// Importing a pipeline file and finding its Pipeline.
+
+import { PIPELINE_SPECIFIER } from "./_import_map.ts";
+import { errorLocation } from "./_location.ts";
+import { createdStates, type PipelineState, stateOf } from "./_model.ts";
+import { fromFileUrl, toFileUrl } from "./_paths.ts";
+import type { PlanError } from "./_plan.ts";
+import { Pipeline } from "./pipeline.ts";
+
+/** A pipeline file after import: its state, or why there is none. */
+export interface LoadedPipeline {
+  state: PipelineState | null;
+  errors: PlanError[];
+  /** The error the import threw, if it did. */
+  thrown: unknown;
+}
+
+/**
+ * Imports the pipeline file through the "deno-ci:pipeline" specifier of the
+ * import map and returns the state of its default export.
+ */
+export async function loadPipeline(givenFile: string): Promise<LoadedPipeline> {
+  const url = toFileUrl(givenFile);
+  const file = fromFileUrl(url);
+  const mapped = resolveMapped();
+  if (mapped !== url) {
+    const message = mapped === null
+      ? `The import map does not map '${PIPELINE_SPECIFIER}'; create it with \`runner.ts import-map ${file}\``
+      : `The import map maps '${PIPELINE_SPECIFIER}' to '${mapped}', not to the pipeline file '${url}'`;
+    return { state: null, errors: [{ file, line: null, column: null, message }], thrown: null };
+  }
+
+  let module: Record<string, unknown>;
+  try {
+    module = await import("deno-ci:pipeline");
+  } catch (error) {
+    return { state: null, errors: [importError(error, file, url)], thrown: error };
+  }
+  return exportedState(module, file);
+}
+
+/** The state of the newest Pipeline created, for reporting after a failed import. */
+export function newestState(): PipelineState | null {
+  return createdStates.at(-1) ?? null;
+}
+
+function resolveMapped(): string | null {
+  try {
+    const resolved = import.meta.resolve(PIPELINE_SPECIFIER);
+    return resolved === PIPELINE_SPECIFIER ? null : resolved;
+  } catch {
+    return null;
+  }
+}
+
+function importError(error: unknown, file: string, url: string): PlanError {
+  const location = errorLocation(error, url);
+  const text = error instanceof Error ? error.message : String(error);
+  const firstLine = text.split("\n")[0].replace(
+    /^(TypeError|SyntaxError): (?=SyntaxError|Module not found)/,
+    "",
+  );
+  const isLoadError = /^(SyntaxError|Module not found|Relative import path|Import ')/.test(
+    firstLine,
+  );
+  const name = error instanceof Error ? error.name : "Error";
+  const message = isLoadError
+    ? firstLine
+    : `The pipeline file threw while loading: ${name}: ${firstLine}`;
+  return {
+    file: location?.file ?? file,
+    line: location?.line ?? null,
+    column: location?.column ?? null,
+    message,
+  };
+}
+
+function exportedState(module: Record<string, unknown>, file: string): LoadedPipeline {
+  const exported = module.default;
+  const state = stateOf(exported);
+  if (exported instanceof Pipeline && state) return { state, errors: [], thrown: null };
+
+  const created = newestState();
+  const location = created?.location ?? null;
+  const message = exported === undefined
+    ? "The pipeline file has no default export; end it with `export default pipeline;`"
+    : `The pipeline file's default export is not a Pipeline from "deno-ci" (got ${
+      describe(exported)
+    })`;
+  return {
+    state: null,
+    errors: [{
+      file: location?.file ?? file,
+      line: location?.line ?? null,
+      column: location?.column ?? null,
+      message,
+    }],
+    thrown: null,
+  };
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "object") return `an object of class ${value.constructor?.name ?? "Object"}`;
+  return `a ${typeof value}`;
+}

@@ -1,0 +1,81 @@
+import { assertEquals } from "./_test_assert.ts";
+import { normaliseOptions, parseTimeout } from "./_options.ts";
+import type { StageOptions } from "./stage_options.ts";
+
+Deno.test("normaliseOptions() fills every default", () => {
+  const { options, problems } = normaliseOptions({});
+  assertEquals(problems, []);
+  assertEquals(options, {
+    needs: null,
+    branches: null,
+    tags: null,
+    events: null,
+    paths: null,
+    env: {},
+    timeout: null,
+    retries: 0,
+    permissions: {
+      read: true,
+      write: true,
+      net: true,
+      env: true,
+      run: true,
+      ffi: true,
+      sys: true,
+      import: true,
+    },
+    cache: { paths: [], key: [] },
+    allowFailure: false,
+    secrets: [],
+    allowChildFailures: false,
+  });
+});
+
+Deno.test("normaliseOptions() keeps given permissions and defaults the others to true", () => {
+  const { options } = normaliseOptions({ permissions: { net: false, read: ["src", "deno.json"] } });
+  assertEquals(options.permissions.net, false);
+  assertEquals(options.permissions.read, ["src", "deno.json"]);
+  assertEquals(options.permissions.write, true);
+});
+
+Deno.test("normaliseOptions() converts a timeout string to seconds", () => {
+  assertEquals(normaliseOptions({ timeout: "10m" }).options.timeout, 600);
+});
+
+Deno.test("normaliseOptions() reports every bad value", () => {
+  const { problems } = normaliseOptions({
+    branch: ["main"],
+    events: ["push", "deploy"],
+    timeout: "soon",
+    retries: -1,
+    permissions: { network: true, read: 3 },
+    env: { "BAD NAME": "x", GOOD: 1 },
+    cache: { paths: ["/etc"] },
+    secrets: ["not valid"],
+    allowFailure: "yes",
+  } as unknown as StageOptions);
+  assertEquals(problems, [
+    "unknown option 'branch'",
+    "option 'events' has unknown event 'deploy'; expected some of push, pull_request, merge, tag, manual, schedule",
+    "env name 'BAD NAME' is not a valid environment variable name",
+    "env 'GOOD' must be a string, got 1",
+    'option \'timeout\' must be positive seconds or a duration like "10m", got "soon"',
+    "option 'retries' must be a whole number from 0, got -1",
+    "unknown permission 'network'; expected some of read, write, net, env, run, ffi, sys, import",
+    "permission 'read' must be true, false or a list of strings, got 3",
+    "cache path '/etc' must be relative to the workspace and stay inside it",
+    "option 'allowFailure' must be true or false, got \"yes\"",
+    "secret name 'not valid' is not a valid environment variable name",
+  ]);
+});
+
+Deno.test("parseTimeout() reads seconds, units and combinations", () => {
+  assertEquals(parseTimeout(90), 90);
+  assertEquals(parseTimeout("45"), 45);
+  assertEquals(parseTimeout("90s"), 90);
+  assertEquals(parseTimeout("2h"), 7200);
+  assertEquals(parseTimeout("1h30m"), 5400);
+  assertEquals(parseTimeout("0"), null);
+  assertEquals(parseTimeout("ten minutes"), null);
+  assertEquals(parseTimeout(""), null);
+});

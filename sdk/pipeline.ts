@@ -1,0 +1,306 @@
+/**
+ * The pipeline: the stages of a run and the order they run in.
+ *
+ * @module
+ */
+
+import { callerLocation, type SourceLocation } from "./_location.ts";
+import { checkMatrixValues, expandMatrix, legName } from "./_matrix.ts";
+import {
+  type CollectionRecord,
+  createState,
+  type PipelineState,
+  type StageRecord,
+  stateOf,
+} from "./_model.ts";
+import type { MatrixLeg, MatrixValues } from "./matrix.ts";
+import type { ParallelGroup } from "./parallel.ts";
+import type { StageOptions } from "./stage_options.ts";
+
+/**
+ * The work of a stage. It may return a promise, which is awaited; the stage
+ * fails if the function throws or the promise rejects.
+ *
+ * @example A stage function kept in a variable
+ * ```ts
+ * import { Pipeline, run, type StageFn } from "deno-ci";
+ *
+ * const test: StageFn = () => run("deno test");
+ * export default new Pipeline().stage("test", test);
+ * ```
+ */
+export type StageFn = () => unknown;
+
+/**
+ * The stages of a pipeline file. A `deno-pipeline.ts` creates one and exports
+ * it as default.
+ *
+ * Ordering: every call to {@linkcode Pipeline.stage},
+ * {@linkcode Pipeline.parallel} or {@linkcode Pipeline.matrix} adds an entry,
+ * and each entry needs every stage of the entry before it, so stages declared
+ * one after another run one after another. The stages of a parallel group or a
+ * matrix run side by side. A stage that lists `needs` explicitly needs exactly
+ * those (stages, groups or matrices by name), which turns the pipeline into
+ * any graph without cycles.
+ *
+ * Declaring stages never throws: mistakes such as duplicate names are
+ * collected and reported, all at once, when the platform plans the run.
+ *
+ * @example The sequential pipeline of the requirements document
+ * ```ts
+ * import { Pipeline, run } from "deno-ci";
+ *
+ * export default new Pipeline()
+ *   .stage("Build", () => run("deno bundle main.ts"))
+ *   .stage("Test", () => run("deno test"))
+ *   .stage("Deploy", { branches: ["main"] }, () => run("./deploy-script.sh"));
+ * ```
+ *
+ * @example A graph: docs build alongside the tests, deploy waits for both
+ * ```ts
+ * import { Pipeline, run } from "deno-ci";
+ *
+ * export default new Pipeline()
+ *   .stage("build", () => run("deno task build"))
+ *   .stage("test", () => run("deno test"))
+ *   .stage("docs", { needs: ["build"] }, () => run("deno task docs"))
+ *   .stage("deploy", { needs: ["test", "docs"] }, () => run("deno task deploy"));
+ * ```
+ */
+export class Pipeline {
+  /**
+   * Creates an empty pipeline.
+   *
+   * @example
+   * ```ts
+   * import { Pipeline } from "deno-ci";
+   *
+   * export default new Pipeline();
+   * ```
+   */
+  constructor() {
+    createState(this, callerLocation());
+  }
+
+  /**
+   * Adds a stage that runs after the previous entry, or after its `needs`.
+   *
+   * @param name Unique within the pipeline; shown in the run's page.
+   * @param fn The stage's work, run in a sandboxed Deno process of its own.
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, run } from "deno-ci";
+   *
+   * export default new Pipeline()
+   *   .stage("test", async () => {
+   *     await run(["deno", "test", "--allow-read"]);
+   *   })
+   *   .stage("release", { tags: ["v*"], secrets: ["JSR_TOKEN"] }, async () => {
+   *     await run("deno publish");
+   *   });
+   * ```
+   */
+  stage(name: string, fn: StageFn): this;
+  /**
+   * Adds a stage with options; see {@linkcode StageOptions}.
+   *
+   * @param name Unique within the pipeline; shown in the run's page.
+   * @param options Filters, needs, permissions, timeout and the like.
+   * @param fn The stage's work, run in a sandboxed Deno process of its own.
+   */
+  stage(name: string, options: StageOptions, fn: StageFn): this;
+  stage(name: string, optionsOrFn: StageOptions | StageFn, fn?: StageFn): this {
+    const state = internalState(this);
+    const record = declareStage(state, name, optionsOrFn, fn, null);
+    state.entries.push({ name: record.name, stages: [record] });
+    return this;
+  }
+
+  /**
+   * Adds a group of stages that run side by side. The group needs the
+   * previous entry, its stages do not need each other, and the next entry
+   * needs every stage in the group. A name lets `needs` refer to the whole
+   * group; without one the group is called `parallel-1`, `parallel-2`, ...
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, run } from "deno-ci";
+   *
+   * export default new Pipeline()
+   *   .parallel("checks", (group) => {
+   *     group.stage("fmt", () => run("deno fmt --check"));
+   *     group.stage("lint", () => run("deno lint"));
+   *   })
+   *   .stage("test", () => run("deno test")); // needs fmt and lint
+   * ```
+   */
+  parallel(build: (group: ParallelGroup) => void): this;
+  /** Adds a named group of stages that run side by side. */
+  parallel(name: string, build: (group: ParallelGroup) => void): this;
+  parallel(
+    nameOrBuild: string | ((group: ParallelGroup) => void),
+    build?: (group: ParallelGroup) => void,
+  ): this {
+    const state = internalState(this);
+    const location = callerLocation();
+    const count = state.collections.filter((item) => item.kind === "parallel").length;
+    const name = typeof nameOrBuild === "string" ? nameOrBuild : `parallel-${count + 1}`;
+    const callback = typeof nameOrBuild === "function" ? nameOrBuild : build;
+    const collection: CollectionRecord = { kind: "parallel", name, stages: [], location };
+    state.collections.push(collection);
+
+    if (typeof callback !== "function") {
+      state.problems.push({
+        message: `Parallel group '${name}' needs a function that declares its stages`,
+        location,
+      });
+      return this;
+    }
+    callback(groupBuilder(state, collection));
+    if (collection.stages.length === 0) {
+      state.problems.push({ message: `Parallel group '${name}' declares no stages`, location });
+    }
+    state.entries.push({ name, stages: collection.stages });
+    return this;
+  }
+
+  /**
+   * Adds one stage per combination of the matrix's values, run side by side.
+   * Each leg is named like `test (deno=2.1, os=linux)` and `fn` receives its
+   * values; `needs` may name the matrix (`"test"`) to mean every leg.
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, run } from "deno-ci";
+   *
+   * export default new Pipeline()
+   *   .matrix("test", { deno: ["1.46", "2.1"], os: ["linux"] }, async (leg) => {
+   *     await run(["deno", "test"], { env: { DENO_VERSION: leg.deno } });
+   *   });
+   * ```
+   */
+  matrix<const M extends MatrixValues>(
+    name: string,
+    values: M,
+    fn: (leg: MatrixLeg<M>) => unknown,
+  ): this;
+  /** Adds a matrix whose legs share the given options. */
+  matrix<const M extends MatrixValues>(
+    name: string,
+    values: M,
+    options: StageOptions,
+    fn: (leg: MatrixLeg<M>) => unknown,
+  ): this;
+  matrix(name: string, values: MatrixValues, ...rest: unknown[]): this {
+    const state = internalState(this);
+    const legs = declareMatrix(state, name, values, rest, null);
+    state.entries.push({ name, stages: legs });
+    return this;
+  }
+}
+
+function internalState(pipeline: Pipeline): PipelineState {
+  const state = stateOf(pipeline);
+  if (!state) throw new TypeError("Cannot add a stage: 'this' is not a Pipeline");
+  return state;
+}
+
+function groupBuilder(state: PipelineState, collection: CollectionRecord): ParallelGroup {
+  const group: ParallelGroup = {
+    stage(name: string, optionsOrFn: StageOptions | StageFn, fn?: StageFn) {
+      collection.stages.push(declareStage(state, name, optionsOrFn, fn, collection.name));
+      return group;
+    },
+    matrix(name: string, values: MatrixValues, ...rest: unknown[]) {
+      collection.stages.push(...declareMatrix(state, name, values, rest, collection.name));
+      return group;
+    },
+  } as ParallelGroup;
+  return group;
+}
+
+function declareStage(
+  state: PipelineState,
+  name: unknown,
+  optionsOrFn: unknown,
+  fn: unknown,
+  group: string | null,
+): StageRecord {
+  const location = callerLocation();
+  const [options, run] = typeof optionsOrFn === "function" ? [{}, optionsOrFn] : [optionsOrFn, fn];
+  const record = createRecord(state, name, options, run, location, group);
+  if (typeof run !== "function") {
+    state.problems.push({ message: `Stage '${record.name}' needs a function to run`, location });
+  }
+  return { ...record, run: typeof run === "function" ? run as StageFn : null };
+}
+
+function declareMatrix(
+  state: PipelineState,
+  name: unknown,
+  values: unknown,
+  rest: unknown[],
+  group: string | null,
+): StageRecord[] {
+  const location = callerLocation();
+  const [options, fn] = rest.length >= 2 ? rest : [{}, rest[0]];
+  const base = createRecord(state, name, options, fn, location, group);
+  state.collections.push({ kind: "matrix", name: base.name, stages: [], location });
+  const collection = state.collections.at(-1)!;
+  const problem = checkMatrixValues(values) ??
+    (typeof fn === "function" ? null : "it needs a function to run for each leg");
+  if (problem) {
+    state.problems.push({ message: `Matrix '${base.name}': ${problem}`, location });
+    return [];
+  }
+  for (const leg of expandMatrix(values as MatrixValues)) {
+    collection.stages.push({
+      ...base,
+      name: legName(base.name, leg),
+      run: () => (fn as (leg: unknown) => unknown)(Object.freeze({ ...leg })),
+      matrix: { name: base.name, values: leg },
+    });
+  }
+  return collection.stages;
+}
+
+function createRecord(
+  state: PipelineState,
+  name: unknown,
+  options: unknown,
+  run: unknown,
+  location: SourceLocation | null,
+  group: string | null,
+): StageRecord {
+  let checkedName = typeof name === "string" ? name.trim() : "";
+  if (checkedName === "") {
+    state.problems.push({
+      message: `A stage needs a non-empty name, got ${describe(name)}`,
+      location,
+    });
+    checkedName = typeof name === "string" ? name : String(name);
+  }
+  let checkedOptions = options;
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    state.problems.push({
+      message: `Stage '${checkedName}' options must be an object, got ${describe(options)}`,
+      location,
+    });
+    checkedOptions = {};
+  }
+  return {
+    name: checkedName,
+    run: typeof run === "function" ? run as StageFn : null,
+    options: checkedOptions as StageOptions,
+    location,
+    group,
+    matrix: null,
+  };
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (typeof value === "function") return "a function";
+  return JSON.stringify(value) ?? String(value);
+}

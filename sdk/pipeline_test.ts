@@ -1,0 +1,50 @@
+import { assert, assertEquals } from "./_test_assert.ts";
+import { allStages, stateOf } from "./_model.ts";
+import { Pipeline } from "./pipeline.ts";
+
+Deno.test("Pipeline.stage() records where it was called", () => {
+  const pipeline = new Pipeline();
+  const line = new Error().stack!.split("\n")[1].match(/:(\d+):\d+\)?$/)![1];
+  pipeline.stage("here", () => {});
+  const [record] = allStages(stateOf(pipeline)!);
+  assert(record.location!.file.endsWith("/pipeline_test.ts"));
+  assertEquals(record.location!.line, Number(line) + 1);
+  assertEquals(record.location!.column, 12);
+});
+
+Deno.test("Pipeline.matrix() calls the function with the leg's values", async () => {
+  const seen: unknown[] = [];
+  const pipeline = new Pipeline().matrix("test", { deno: ["1.46", "2.1"], fast: [true] }, (leg) => {
+    const version: "1.46" | "2.1" = leg.deno;
+    seen.push({ version, fast: leg.fast });
+  });
+  for (const record of allStages(stateOf(pipeline)!)) await record.run!();
+  assertEquals(seen, [{ version: "1.46", fast: true }, { version: "2.1", fast: true }]);
+});
+
+Deno.test("Pipeline.matrix() records a problem for empty values", () => {
+  const pipeline = new Pipeline().matrix("test", { deno: [] }, () => {});
+  assertEquals(stateOf(pipeline)!.problems.map((problem) => problem.message), [
+    "Matrix 'test': dimension 'deno' must be a non-empty list",
+  ]);
+});
+
+Deno.test("Pipeline.parallel() names unnamed groups in order", () => {
+  const pipeline = new Pipeline()
+    .parallel((group) => group.stage("a", () => {}))
+    .parallel((group) => group.stage("b", () => {}));
+  assertEquals(allStages(stateOf(pipeline)!).map((record) => record.group), [
+    "parallel-1",
+    "parallel-2",
+  ]);
+});
+
+Deno.test("Pipeline.stage() never throws on bad arguments", () => {
+  const pipeline = new Pipeline();
+  (pipeline.stage as (...args: unknown[]) => void)("", () => {});
+  (pipeline.stage as (...args: unknown[]) => void)("x", "not options", () => {});
+  assertEquals(stateOf(pipeline)!.problems.map((problem) => problem.message), [
+    'A stage needs a non-empty name, got ""',
+    "Stage 'x' options must be an object, got \"not options\"",
+  ]);
+});
