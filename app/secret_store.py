@@ -98,15 +98,19 @@ def _decrypt_all(project_id: int) -> dict[str, str]:
 
 
 def is_fork_pull_request(run: Run) -> bool:
-    """Return True for runs of pull requests from forks, which never get secrets."""
+    """Return True for runs of pull requests from forks, which get secrets only once approved."""
     pull_request = (run.event_data or {}).get("pullRequest") or {}
     return bool(pull_request.get("fork"))
 
 
 def secrets_for_stage(run: Run, stage_options: dict) -> dict[str, str]:
-    """Return the decrypted secrets a stage lists in its `secrets` option, or none for a fork's pull request."""
+    """Return the decrypted secrets a stage lists in its `secrets` option.
+
+    A run of a fork's pull request gets none until a maintainer approves it
+    (`POST /api/v1/runs/<id>/approve`); stages that started before the approval keep running without them.
+    """
     wanted = [name for name in stage_options.get("secrets") or [] if isinstance(name, str)]
-    if not wanted or is_fork_pull_request(run):
+    if not wanted or (is_fork_pull_request(run) and run.approved_at is None):
         return {}
     values = _decrypt_all(run.project_id)
     return {name: values[name] for name in wanted if name in values}

@@ -170,6 +170,16 @@ def test_fork_pull_request_gets_no_secrets(db_app, world):
     assert secret_store.secrets_for_stage(same_repo, {"secrets": ["API_TOKEN"]}) == {"API_TOKEN": "token-value-123"}
 
 
+def test_approved_fork_pull_request_gets_secrets(db_app, world):
+    from app.models._columns import utcnow
+
+    secret_store.set_secret(world.alpha, "API_TOKEN", "token-value-123", "test")
+    fork = make_run(world.alpha, 2, event="pull_request", approval_required=True, approved_at=utcnow(),
+                    approved_by_id=world.users["project_admin"].id,
+                    event_data={"kind": "pull_request", "pullRequest": {"number": 4, "fork": True}})
+    assert secret_store.secrets_for_stage(fork, {"secrets": ["API_TOKEN"]}) == {"API_TOKEN": "token-value-123"}
+
+
 def test_users_are_invited_and_deactivated(api, world):
     invited = api("admin", "POST", "/users", json={"username": "newcomer", "email": "new@example.com"})
     assert invited.status_code == 201
