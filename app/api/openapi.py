@@ -68,6 +68,17 @@ SCHEMAS = {
                       "scope": {"type": "string", "enum": ["read", "write", "admin"]}, "prefix": {"type": "string"},
                       "state": {"type": "string", "enum": ["active", "revoked", "expired"]}, "created_at": TIME,
                       "expires_at": TIME, "last_used_at": TIME, "revoked_at": TIME}),
+    "Delivery": _object({"id": {"type": "integer"}, "forge": {"type": "string"}, "delivery_id": _nullable("string"),
+                         "event": _nullable("string"), "status_code": {"type": "integer"}, "reason": {"type": "string"},
+                         "run_id": _nullable("integer"), "received_count": {"type": "integer"},
+                         "redelivery_of": _nullable("integer"), "received_at": {"type": "string", "format": "date-time"},
+                         "last_received_at": {"type": "string", "format": "date-time"},
+                         "can_redeliver": {"type": "boolean"}}),
+    "DeliveryResult": {"type": "object", "required": ["reason", "delivery"], "properties": {
+        "reason": {"type": "string"}, "delivery": _nullable("integer"), "run_id": {"type": "integer"},
+        "run_number": {"type": "integer"}, "run_url": {"type": "string"}}},
+    "Approval": _object({"id": {"type": "integer"}, "approved_by": _nullable("integer"),
+                         "approved_at": {"type": "string", "format": "date-time"}}),
     "AuditEntry": _object({"id": {"type": "integer"}, "time": TIME, "actor": _nullable("string"),
                            "actor_id": _nullable("integer"), "action": {"type": "string"}, "target": _nullable("string"),
                            "outcome": {"type": "string", "enum": ["success", "failure", "denied"]},
@@ -77,7 +88,7 @@ SCHEMAS = {
 ERROR_TEXT = {400: "Bad request (such as a missing CSRF token)", 401: "Not signed in, or the token is malformed, unknown, "
               "expired or revoked", 403: "The role or the token's scope does not allow this", 404: "Not found, or not visible",
               405: "Method not allowed", 409: "Conflicts with the current state", 422: "Invalid input",
-              503: "The queue is unreachable"}
+              502: "The forge failed or could not be reached", 503: "The queue is unreachable"}
 
 
 def _json(schema: dict, description: str = "OK") -> dict:
@@ -132,6 +143,17 @@ def _listed(key: str, item: str) -> dict:
     return {"200": {**_json(_page(key, item)), "headers": LIST_HEADERS}}
 
 
+def _redeliver_operation() -> dict:
+    """Describe the redelivery, whose 200, 202, 400, 404 and 503 responses may carry the delivery's own result."""
+    either = {"oneOf": [_ref("Error"), _ref("DeliveryResult")]}
+    operation = _operation("Process a stored webhook delivery again as a new delivery",
+                           {"200": _json(_ref("DeliveryResult"), "Processed, nothing to run"),
+                            "202": _json(_ref("DeliveryResult"), "Processed, run queued")}, (400, 404, 409, 503))
+    for status in ("400", "404", "503"):
+        operation["responses"][status] = _json(either, operation["responses"][status]["description"])
+    return operation
+
+
 def _paths() -> dict:
     project = _path("name", NAME)
     run = _path("run_id", ID)
@@ -179,6 +201,15 @@ def _paths() -> dict:
                               (400, 404, 422), body=_object({"value": {"type": "string", "minLength": 8, "maxLength": 65536}})),
             "delete": _operation("Delete a secret", {"204": {"description": "Deleted"}}, (400, 404)),
         },
+        "/projects/{name}/deliveries": {
+            "parameters": [project],
+            "get": _operation("List a project's latest 200 webhook deliveries, newest first",
+                              {"200": _json(_object({"deliveries": {"type": "array", "items": _ref("Delivery")}}))}, (404,)),
+        },
+        "/projects/{name}/deliveries/{delivery_id}/redeliver": {
+            "parameters": [project, _path("delivery_id", ID)],
+            "post": _redeliver_operation(),
+        },
         "/runs": {
             "get": _operation("List runs of every visible project", _listed("runs", "Run"), (404, 422),
                               [_query("project", {"type": "string", "maxLength": 100}, "Only runs of this project."), *RUN_FILTERS]),
@@ -187,6 +218,18 @@ def _paths() -> dict:
         "/runs/{run_id}/cancel": {
             "parameters": [run],
             "post": _operation("Cancel a run", {"200": _json(_ref("RunDetail"))}, (400, 404, 409)),
+        },
+        "/runs/{run_id}/rerun": {
+            "parameters": [run],
+            "post": _operation("Re-run a run that ended, whole or only its failed stages and their dependents",
+                               {"201": _json({"allOf": [_ref("Run"), _object({"stages": {"type": "array", "items": _ref("Stage")}})]},
+                                             "Queued")}, (400, 404, 409, 422, 503),
+                               body={"type": "object", "properties": {"failed_only": {"type": "boolean"}}}),
+        },
+        "/runs/{run_id}/approve": {
+            "parameters": [run],
+            "post": _operation("Approve a run of a pull request from a fork, so that its stages get secrets",
+                               {"200": _json(_ref("Approval"))}, (400, 404, 409)),
         },
         "/runs/{run_id}/stages": {
             "parameters": [run],

@@ -23,9 +23,11 @@ def audit(action: str, *, target: str | None = None, outcome: str = "success", d
           actor=None, actor_name: str | None = None) -> None:
     """Record that `actor` (default: the current user) did `action` on `target` with `outcome`.
 
-    Actions in use: sign_in, sign_out, user_invite, user_update, role_change, member_remove,
-    token_create, token_revoke, secret_set, secret_delete, project_create, project_update,
-    project_delete, run_cancel, pipeline_edit, deploy, and the permission actions of refusals.
+    Actions in use: sign_in, sign_out, password_change, user_invite, user_update, role_change,
+    member_remove, token_create, token_revoke, secret_set, secret_delete, project_create,
+    project_update, project_delete, run_cancel, run_rerun, run_approve, delivery_redeliver,
+    notification_channel_create, notification_channel_delete, notification_rule_create,
+    notification_rule_delete, pipeline_edit, deploy, and the permission actions of refusals.
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"audit outcome {outcome!r} is invalid: expected one of {', '.join(OUTCOMES)}")

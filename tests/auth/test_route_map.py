@@ -20,6 +20,27 @@ EXPECTED_ACTIONS = {
     "outsider": {Action.CREATE_PROJECT},
     "admin": ALL_ACTIONS,
 }
+# The rule each forge and notification route must declare, written out so that a wrong decorator
+# fails here; None is `public`. The statuses each role gets then follow from EXPECTED_ACTIONS.
+EXPECTED_RULES = {
+    "hooks.receive": None,
+    "web.forge_login": None,
+    "web.forge_callback": None,
+    "web.connect_repository": Action.CREATE_PROJECT,
+    "api.rerun_run": Action.RERUN,
+    "api.approve_run": Action.MANAGE_PROJECT,
+    "api.list_deliveries": Action.MANAGE_PROJECT,
+    "api.redeliver": Action.MANAGE_PROJECT,
+    "web.notification_settings": Action.VIEW_PROJECT,
+    "web.notification_channel_fields": Action.MANAGE_PROJECT,
+    "web.notification_channel_create": Action.MANAGE_PROJECT,
+    "web.notification_channel_delete": Action.MANAGE_PROJECT,
+    "web.notification_channel_test": Action.MANAGE_PROJECT,
+    "web.notification_rule_create": Action.MANAGE_PROJECT,
+    "web.notification_rule_delete": Action.MANAGE_PROJECT,
+    "web.notification_preference": Action.VIEW_PROJECT,
+    "web.notification_deliveries": Action.VIEW_PROJECT,
+}
 # Routes checked by another test, because the WebSocket needs a live server.
 TESTED_ELSEWHERE = {"run_log_socket"}
 SKIPPED_ENDPOINTS = {"static"}
@@ -39,6 +60,15 @@ def test_every_route_declares_rule(app):
     assert missing == [], "routes without a permission rule; decorate them with public, signed_in or requires"
 
 
+@pytest.mark.parametrize(("endpoint", "action"), EXPECTED_RULES.items())
+def test_route_declares_expected_rule(app, endpoint, action):
+    rule = app.view_functions[endpoint].route_rule
+    if action is None:
+        assert rule.kind == "public"
+    else:
+        assert (rule.kind, rule.action) == ("action", action)
+
+
 def _cases():
     from app.factory import create_app
 
@@ -51,10 +81,29 @@ def _cases():
             yield pytest.param(rule.rule, rule.endpoint, method, role, id=f"{method} {rule.rule} as {role}")
 
 
-def _url(world, path: str, role_token_id: int) -> str:
+def _add_project_rows(world) -> dict[str, int]:
+    """Add a notification channel and rule and a webhook delivery to project "alpha"; return their ids."""
+    from app.extensions import db
+    from app.models import NotificationChannel, NotificationRule, WebhookDelivery
+
+    channel = NotificationChannel(project_id=world.alpha.id, name="team", kind="webhook",
+                                  settings={"url": "http://127.0.0.1:9/hook"}, enabled=True)
+    db.session.add(channel)
+    db.session.flush()
+    rule = NotificationRule(project_id=world.alpha.id, channel_id=channel.id, events=["run_failed"], branches=[])
+    # Without a body the delivery cannot be redelivered (409), so no payload is processed.
+    delivery = WebhookDelivery(project_id=world.alpha.id, forge="github", forge_delivery_id="d-1", event="push",
+                               headers={}, status_code=401, reason="Signature check failed")
+    db.session.add_all([rule, delivery])
+    db.session.commit()
+    return {"<int:channel_id>": channel.id, "<int:rule_id>": rule.id, "<int:delivery_id>": delivery.id}
+
+
+def _url(world, path: str, role_token_id: int, row_ids: dict[str, int]) -> str:
     values = {
         "<name>": "alpha", "<int:run_id>": str(world.run.id), "<username>": "viewer", "<secret_name>": "API_KEY",
         "<int:token_id>": str(role_token_id), "<int:user_id>": str(world.users["viewer"].id), "<artifact>": "missing",
+        "<forge>": "github", "<project>": "alpha", **{placeholder: str(row_id) for placeholder, row_id in row_ids.items()},
     }
     for placeholder, value in values.items():
         path = path.replace(placeholder, value)
@@ -83,7 +132,7 @@ def test_route_answers_role(db_app, world, path, endpoint, method, role):
     from app.auth.tokens import create_token
 
     viewer_token, _ = create_token(world.users["viewer"], "someone's", "read")
-    url = _url(world, path, viewer_token.id)
+    url = _url(world, path, viewer_token.id, _add_project_rows(world))
     headers, client = {}, db_app.test_client()
     if endpoint.startswith("api.") and role != "anonymous":
         headers["Authorization"] = f"Bearer {world.token(role)}"
