@@ -28,11 +28,13 @@ from app.pipelines import graph, runner
 from app.queue import control_channel, redis_connection
 from app.runs import service
 from app.runs.events import make_event
+from app.secret_store import secrets_for_stage, values_to_mask
 from jobs import workspace as git_workspace
 from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, cache_key
 from jobs.executor import get_executor
 from jobs.log_sink import LogSink
+from jobs.masking import SecretMasker
 from jobs.stage_execution import StageContext, execute_stage
 
 log = logging.getLogger(__name__)
@@ -163,7 +165,7 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     log.info("run %s stage %s (%s): attempt %s started", run.id, stage.id, stage.name, attempt)
     folder = run_workspace(run.id) / f"stage-{stage.id}-{attempt}"
     connection = _redis_or_none()
-    sink = LogSink(db.engine, connection, run.id, stage.id)
+    sink = LogSink(db.engine, connection, run.id, stage.id, SecretMasker(values_to_mask(run)))
     plan_stage = next(entry for entry in run.plan["stages"] if entry["name"] == stage.name)
     watchdog = _Watchdog(current_app._get_current_object(), run.id, stage.id)
     try:
@@ -180,6 +182,7 @@ def _run_stage(stage_id: int, attempt: int) -> None:
             run_id=str(run.id), pipeline_path=project.pipeline_path, event=run.event_data,
             executor=get_executor(current_app.config["EXECUTOR"]),
             default_timeout=current_app.config["STAGE_TIMEOUT"], max_output_bytes=current_app.config["STAGE_MAX_OUTPUT"],
+            secrets=secrets_for_stage(run, plan_stage.get("options") or {}),
         )
         # A stage may run for an hour: hold no database connection meanwhile, so a
         # database restart during the stage cannot break this job's session.

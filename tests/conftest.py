@@ -10,7 +10,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
-TABLES = ("log_lines", "artifacts", "stages", "runs", "schedules", "caches", "memberships", "projects", "users")
 
 
 @pytest.fixture(scope="session")
@@ -75,10 +74,13 @@ def _empty_tables(db) -> None:
         db.session.rollback()
         time.sleep(0.2)
     db.session.rollback()
+    # Every mapped table, so a table added on any branch is emptied too; referencing
+    # tables come first.
+    tables = ", ".join(table.name for table in reversed(db.metadata.sorted_tables))
     for attempt in range(5):
         try:
             db.session.execute(db.text("SET lock_timeout = '10s'"))
-            db.session.execute(db.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+            db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             db.session.commit()
             return
         except OperationalError:

@@ -1,9 +1,10 @@
 """The pages: projects, a project's runs, and a run with its stages and live log."""
 
-from flask import abort, render_template, request, send_file
-from flask_login import login_required
+from flask import abort, render_template, send_file
+from flask_login import current_user
 from sqlalchemy import select
 
+from app.auth.permissions import Action, project_by_name, project_by_run, requires, signed_in, visible_project_ids
 from app.extensions import db
 from app.models import Artifact, Project, Run
 from app.web import web
@@ -12,16 +13,17 @@ RUNS_PER_PAGE = 50
 
 
 @web.get("/")
-@login_required
+@signed_in
 def index():
-    """List the projects with their latest run."""
-    projects = db.session.scalars(select(Project).order_by(Project.name)).all()
+    """List the projects the user may see, with their latest run."""
+    visible = visible_project_ids(current_user)
+    projects = db.session.scalars(select(Project).where(Project.id.in_(visible)).order_by(Project.name)).all()
     latest = {project.id: project.runs.order_by(Run.number.desc()).first() for project in projects}
     return render_template("projects/index.html", projects=projects, latest=latest)
 
 
 @web.get("/projects/<name>")
-@login_required
+@requires(Action.VIEW_PROJECT, project_by_name)
 def project_runs(name: str):
     """List a project's runs, newest first."""
     project = db.session.scalar(select(Project).where(Project.name == name)) or abort(404, f"Project {name!r} not found.")
@@ -30,7 +32,7 @@ def project_runs(name: str):
 
 
 @web.get("/runs/<int:run_id>")
-@login_required
+@requires(Action.VIEW_PROJECT, project_by_run)
 def run_page(run_id: int):
     """Show a run: its stages and its live log."""
     run = db.session.get(Run, run_id) or abort(404, f"Run {run_id} not found.")
@@ -38,7 +40,7 @@ def run_page(run_id: int):
 
 
 @web.get("/runs/<int:run_id>/stages")
-@login_required
+@requires(Action.VIEW_PROJECT, project_by_run)
 def run_stages(run_id: int):
     """Render the run's stage list alone, for HTMX polling while the run is going on."""
     run = db.session.get(Run, run_id) or abort(404, f"Run {run_id} not found.")
@@ -46,7 +48,7 @@ def run_stages(run_id: int):
 
 
 @web.get("/runs/<int:run_id>/artifacts/<name>")
-@login_required
+@requires(Action.VIEW_PROJECT, project_by_run)
 def artifact_download(run_id: int, name: str):
     """Download an artifact archive (.tar.gz)."""
     artifact = db.session.scalar(select(Artifact).where(Artifact.run_id == run_id, Artifact.name == name))
