@@ -47,11 +47,15 @@ class LogSink:
 
     def write(self, stream: str, text: str) -> None:
         with self._condition:
+            # The first line after a quiet spell goes out at once, so a viewer sees it
+            # without the flush interval's delay; lines that follow while it is being
+            # written form the next batch.
+            was_idle = not self._pending
             if self.masker is None:
                 self._pending.append(PendingLine(stream, text, utcnow()))
             else:
                 self._pending.extend(PendingLine(*line, utcnow()) for line in self.masker.feed(stream, text))
-            if len(self._pending) >= MAX_BATCH:
+            if (was_idle and self._pending) or len(self._pending) >= MAX_BATCH:
                 self._condition.notify()
 
     def close(self) -> None:

@@ -169,7 +169,11 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     plan_stage = next(entry for entry in run.plan["stages"] if entry["name"] == stage.name)
     watchdog = _Watchdog(current_app._get_current_object(), run.id, stage.id)
     try:
-        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
+        # The commit is usually in the mirror already: prepare_run fetched it moments ago.
+        if git_workspace.has_commit(_data_dir(), project.id, run.commit_sha):
+            mirror = _data_dir() / "mirrors" / f"{project.id}.git"
+        else:
+            mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         git_workspace.checkout(mirror, run.commit_sha, folder / "workspace", project.clone_url)
         workspace = folder / "workspace"
         artifact_store(run.id).restore_all(workspace)

@@ -90,6 +90,18 @@ def _redact(error: GitError, fetch_url: str | None) -> str:
     return message.replace(fetch_url, "<address with credentials>") if fetch_url else message
 
 
+def has_commit(data_dir: Path, project_id: int, sha: str | None) -> bool:
+    """Return whether the project's mirror already holds commit `sha`, so no fetch is needed."""
+    mirror = data_dir / "mirrors" / f"{project_id}.git"
+    if not sha or not (mirror / "HEAD").exists():
+        return False
+    try:
+        git("cat-file", "-e", f"{sha}^{{commit}}", cwd=mirror)
+    except GitError:
+        return False
+    return True
+
+
 def resolve_commit(mirror: Path, revision: str) -> str:
     """Return the full commit id of a branch, tag or commit id in the mirror."""
     for candidate in (f"refs/heads/{revision}", f"refs/tags/{revision}", revision):

@@ -60,34 +60,32 @@ def db_app(app):
 
 
 def _empty_tables(db) -> None:
-    """Empty every table once the workers have finished what an earlier test started.
-
-    A worker still ending a run holds locks that TRUNCATE waits for, so this waits for
-    active runs to end (a few seconds at most) and tries again after a deadlock.
-    """
+    """Empty every table, trying again while a worker still ending an earlier test's run holds locks."""
     from sqlalchemy.exc import OperationalError
 
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and db.session.scalar(
-        db.text("SELECT count(*) FROM runs WHERE status IN ('queued', 'running')")
-    ):
-        db.session.rollback()
-        time.sleep(0.2)
-    db.session.rollback()
     # Every mapped table, so a table added on any branch is emptied too; referencing
     # tables come first.
     tables = ", ".join(table.name for table in reversed(db.metadata.sorted_tables))
-    for attempt in range(5):
+    for attempt in range(10):
         try:
-            db.session.execute(db.text("SET lock_timeout = '10s'"))
+            db.session.execute(db.text("SET lock_timeout = '5s'"))
             db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             db.session.commit()
             return
         except OperationalError:
             db.session.rollback()
-            if attempt == 4:
+            if attempt == 9:
                 raise
-            time.sleep(0.5)
+            if attempt >= 2:
+                # A transaction an earlier test left open (a live server thread, a
+                # worker) is of no use to this test and would block it for good.
+                db.session.execute(db.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%' "
+                    "AND now() - state_change > interval '2 seconds'"
+                ))
+                db.session.commit()
+            time.sleep(1.0)
 
 
 @pytest.fixture
