@@ -11,6 +11,7 @@ import shutil
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -89,17 +90,19 @@ def _prepare(run_id: int) -> None:
     if run is None or run.status in TERMINAL_RUN or run.plan is not None:
         return
     project = run.project
-    folder = run_workspace(run_id) / "plan"
+    # The same folder for every run of the project: Deno's type-check cache is keyed by
+    # module URLs, so a folder per run would make every check cold (1.4 s instead of
+    # 30 ms). The lock keeps two workers of one machine out of each other's way.
+    folder = _data_dir() / "plan-workspaces" / str(project.id)
+    plan_deno_dir = _data_dir() / "plan-caches" / str(project.id)
     try:
         mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         revision = run.commit_sha or run.tag or run.branch or project.default_branch
         sha = git_workspace.resolve_commit(mirror, revision)
         event = _complete_event(run, mirror, sha)
-        shutil.rmtree(folder, ignore_errors=True)
-        git_workspace.checkout(mirror, sha, folder, project.clone_url)
-        # Kept between runs of the project on this worker: a warm type-check cache.
-        plan_deno_dir = _data_dir() / "plan-caches" / str(project.id)
-        plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir)
+        with git_workspace.locked(folder.with_suffix(".lock")):
+            git_workspace.refresh_checkout(mirror, sha, folder, project.clone_url)
+            plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir)
     except git_workspace.GitError as error:
         service.fail_run(run_id, f"Cannot check out the commit: {error}")
         return
@@ -107,8 +110,6 @@ def _prepare(run_id: int) -> None:
         service.system_log(run_id, None, *[f"pipeline error: {problem}" for problem in error.problems])
         service.fail_run(run_id, f"The pipeline {project.pipeline_path!r} is invalid: {error.problems[0]}")
         return
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     _record_plan(run_id, plan, event)
 
 
@@ -174,13 +175,17 @@ def _run_stage(stage_id: int, attempt: int) -> None:
             mirror = _data_dir() / "mirrors" / f"{project.id}.git"
         else:
             mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
-        git_workspace.checkout(mirror, run.commit_sha, folder / "workspace", project.clone_url)
-        workspace = folder / "workspace"
-        artifact_store(run.id).restore_all(workspace)
-        deno_dir = folder / "deno-dir"
+        workspace, deno_dir = folder / "workspace", folder / "deno-dir"
         caches = CacheStore(_data_dir(), project.id)
+        # The cache key needs the checkout, but the newest archive is nearly always the
+        # right one: unpack it while git checks out, and fix up afterwards if it is not.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            guessed = pool.submit(caches.restore_newest, deno_dir)
+            git_workspace.checkout(mirror, run.commit_sha, workspace, project.clone_url)
+            guessed_key = guessed.result()
+        artifact_store(run.id).restore_all(workspace)
         key = cache_key(workspace, (stage.options.get("cache") or {}).get("key") or [])
-        restored = caches.restore(key, deno_dir)
+        restored = guessed_key if guessed_key == key else caches.restore(key, deno_dir)
         sink.write("system", f"Restored dependency cache {restored}" if restored else "No dependency cache yet")
         context = StageContext(
             run_id=str(run.id), pipeline_path=project.pipeline_path, event=run.event_data,
@@ -275,9 +280,9 @@ class _Watchdog:
         self._thread.start()
 
     def stop(self) -> None:
+        # Not joined: the thread may sit in a 0.5 s read of the control channel, and
+        # the stage's end must not wait for it. Its last heartbeat is harmless.
         self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(5)
 
     def _loop(self) -> None:
         pubsub = self._subscribe()

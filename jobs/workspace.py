@@ -35,7 +35,8 @@ def git(*args: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT) -> st
 
 
 @contextmanager
-def _locked(path: Path):
+def locked(path: Path):
+    """Hold an exclusive lock on `path` (a lock file) for the block, across processes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -53,7 +54,7 @@ def update_mirror(data_dir: Path, project_id: int, clone_url: str, *, fetch_url:
     """
     mirror = data_dir / "mirrors" / f"{project_id}.git"
     source = fetch_url or clone_url
-    with _locked(mirror.with_suffix(".lock")):
+    with locked(mirror.with_suffix(".lock")):
         if not (mirror / "HEAD").exists():
             log.info("cloning mirror of project %s", project_id)
             try:
@@ -127,6 +128,22 @@ def changed_files(mirror: Path, before: str | None, after: str) -> list[str]:
         except GitError:
             log.debug("before commit %s is not in the mirror; using the head commit only", before)
     return git("diff-tree", "--root", "--no-commit-id", "--name-only", "-r", after, cwd=mirror).split()
+
+
+def refresh_checkout(mirror: Path, sha: str, destination: Path, clone_url: str) -> Path:
+    """Bring a checkout the platform keeps (the planning folder) to commit `sha`, cloning only the first time.
+
+    Fetching one commit and resetting is several times faster than a new clone.
+    """
+    if not (destination / ".git").is_dir():
+        return checkout(mirror, sha, destination, clone_url)
+    try:
+        git("fetch", "--quiet", "--no-tags", str(mirror), sha, cwd=destination)
+        git("checkout", "--quiet", "--force", "--detach", sha, cwd=destination)
+        git("clean", "--quiet", "-ffdx", cwd=destination)
+    except GitError:
+        return checkout(mirror, sha, destination, clone_url)
+    return destination
 
 
 def checkout(mirror: Path, sha: str, destination: Path, clone_url: str) -> Path:
