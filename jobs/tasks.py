@@ -94,7 +94,7 @@ def _prepare(run_id: int) -> None:
     # module URLs, so a folder per run would make every check cold (1.4 s instead of
     # 30 ms). The lock keeps two workers of one machine out of each other's way.
     folder = _data_dir() / "plan-workspaces" / str(project.id)
-    plan_deno_dir = _data_dir() / "plan-caches" / str(project.id)
+    plan_deno_dir = _data_dir() / "plan-caches" / cache_scope(run)
     try:
         mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         revision = run.commit_sha or run.tag or run.branch or project.default_branch
@@ -102,7 +102,9 @@ def _prepare(run_id: int) -> None:
         event = _complete_event(run, mirror, sha)
         with git_workspace.locked(folder.with_suffix(".lock")):
             git_workspace.refresh_checkout(mirror, sha, folder, project.clone_url)
-            plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir)
+            # Planning imports the repository's code: it runs in the stages' sandbox.
+            executor = get_executor(current_app.config["EXECUTOR"])
+            plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir, executor)
     except git_workspace.GitError as error:
         service.fail_run(run_id, f"Cannot check out the commit: {error}")
         return
@@ -166,26 +168,14 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     log.info("run %s stage %s (%s): attempt %s started", run.id, stage.id, stage.name, attempt)
     folder = run_workspace(run.id) / f"stage-{stage.id}-{attempt}"
     connection = _redis_or_none()
-    sink = LogSink(db.engine, connection, run.id, stage.id, SecretMasker(values_to_mask(run)))
+    masker = SecretMasker(values_to_mask(run))
+    sink = LogSink(db.engine, connection, run.id, stage.id, masker)
     plan_stage = next(entry for entry in run.plan["stages"] if entry["name"] == stage.name)
     watchdog = _Watchdog(current_app._get_current_object(), run.id, stage.id)
     try:
-        # The commit is usually in the mirror already: prepare_run fetched it moments ago.
-        if git_workspace.has_commit(_data_dir(), project.id, run.commit_sha):
-            mirror = _data_dir() / "mirrors" / f"{project.id}.git"
-        else:
-            mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         workspace, deno_dir = folder / "workspace", folder / "deno-dir"
-        caches = CacheStore(_data_dir(), project.id)
-        # The cache key needs the checkout, but the newest archive is nearly always the
-        # right one: unpack it while git checks out, and fix up afterwards if it is not.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            guessed = pool.submit(caches.restore_newest, deno_dir)
-            git_workspace.checkout(mirror, run.commit_sha, workspace, project.clone_url)
-            guessed_key = guessed.result()
-        artifact_store(run.id).restore_all(workspace)
-        key = cache_key(workspace, (stage.options.get("cache") or {}).get("key") or [])
-        restored = guessed_key if guessed_key == key else caches.restore(key, deno_dir)
+        caches = CacheStore(_data_dir(), cache_scope(run))
+        key, restored = _prepare_workspace(run, stage, caches, workspace, deno_dir)
         sink.write("system", f"Restored dependency cache {restored}" if restored else "No dependency cache yet")
         context = StageContext(
             run_id=str(run.id), pipeline_path=project.pipeline_path, event=run.event_data,
@@ -199,7 +189,10 @@ def _run_stage(stage_id: int, attempt: int) -> None:
         outcome = execute_stage(plan_stage, context, workspace, deno_dir, on_log=sink.write, on_start=watchdog.watch)
         if outcome.status == StageStatus.SUCCESS:
             _retry_database(_collect_artifacts, run_id, stage_id, workspace, outcome)
+        if outcome.status == StageStatus.SUCCESS:
             caches.save(key, deno_dir)
+        # A stage's error text quotes its own output, which may contain a secret.
+        outcome.error = masker.mask(outcome.error) if outcome.error else outcome.error
     except git_workspace.GitError as error:
         outcome = None
         error_message = f"Cannot check out commit {run.commit_sha}: {error}"
@@ -222,6 +215,37 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     _retry_database(service.finish_stage, stage_id, outcome.status, outcome.exit_code, outcome.error)
 
 
+def cache_scope(run: Run) -> str:
+    """Return the cache folder name for a run: runs of pull requests from forks get their own.
+
+    A fork's code could write anything into the dependency cache, and a run of the
+    default branch with secrets would then execute it, so fork runs neither read nor
+    write the project's own caches (GitHub Actions keeps fork caches apart likewise).
+    """
+    fork = bool((run.event_data or {}).get("pullRequest") and run.event_data["pullRequest"].get("fork"))
+    return f"{run.project_id}-forks" if fork else str(run.project_id)
+
+
+def _prepare_workspace(run: Run, stage: Stage, caches: CacheStore, workspace: Path, deno_dir: Path) -> tuple[str, str | None]:
+    """Check the run's commit out, unpack the run's artifacts and the dependency cache; return (cache key, restored key)."""
+    project = run.project
+    # The commit is usually in the mirror already: prepare_run fetched it moments ago.
+    if git_workspace.has_commit(_data_dir(), project.id, run.commit_sha):
+        mirror = _data_dir() / "mirrors" / f"{project.id}.git"
+    else:
+        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
+    # The cache key needs the checkout, but the newest archive is nearly always the
+    # right one, so it is unpacked while git checks out and replaced if it is not.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        guessed = pool.submit(caches.restore_newest, deno_dir)
+        git_workspace.checkout(mirror, run.commit_sha, workspace, project.clone_url)
+        guessed_key = guessed.result()
+    artifact_store(run.id).restore_all(workspace)
+    key = cache_key(workspace, (stage.options.get("cache") or {}).get("key") or [])
+    restored = guessed_key if guessed_key == key else caches.restore(key, deno_dir)
+    return key, restored
+
+
 def _retry_database(action, *args):
     """Call `action`, trying again while the database is unreachable (a restart), for up to DATABASE_RETRY_SECONDS."""
     deadline = time.monotonic() + DATABASE_RETRY_SECONDS
@@ -239,17 +263,20 @@ def _retry_database(action, *args):
 
 
 def _collect_artifacts(run_id: int, stage_id: int, workspace: Path, outcome) -> None:
+    """Store every artifact the stage published, or none: one invalid artifact fails the stage."""
     days = current_app.config["ARTIFACT_RETENTION_DAYS"]
+    saved: list[tuple[str, Path]] = []
     for artifact in outcome.artifacts:
         try:
-            path = artifact_store(run_id).save(artifact["name"], workspace, artifact["paths"])
+            saved.append((artifact["name"], artifact_store(run_id).save(artifact["name"], workspace, artifact["paths"])))
         except ArtifactError as error:
+            for _, path in saved:
+                path.unlink(missing_ok=True)
             outcome.status, outcome.error = StageStatus.FAILED, str(error)
-            continue
-        db.session.execute(
-            db.delete(Artifact).where(Artifact.run_id == run_id, Artifact.name == artifact["name"])
-        )
-        db.session.add(Artifact(run_id=run_id, stage_id=stage_id, name=artifact["name"], path=str(path),
+            return
+    for name, path in saved:
+        db.session.execute(db.delete(Artifact).where(Artifact.run_id == run_id, Artifact.name == name))
+        db.session.add(Artifact(run_id=run_id, stage_id=stage_id, name=name, path=str(path),
                                 size=path.stat().st_size, expires_at=utcnow() + timedelta(days=days)))
     db.session.commit()
 

@@ -3,6 +3,7 @@
 Heavy imports stay inside the commands, so `deno-ci run` and `validate` start fast.
 """
 
+import os
 import secrets
 import sys
 import time
@@ -89,6 +90,8 @@ def serve(host: str, port: int, workers: int | None) -> None:
     from app.supervisor import Supervisor
 
     _log_lifecycle()
+    # Links printed and sent to forges must name the port actually served.
+    os.environ.setdefault("DENO_CI_BASE_URL", f"http://{host}:{port}")
     with platform_app() as app:
         user, password = ensure_first_admin()
         url = f"http://{host}:{port}/"

@@ -108,6 +108,13 @@ def process(forge: Forge, project: Project, headers: dict[str, str], body: bytes
         outcome = forge.parse(headers, decode_payload(headers, body))
     except MalformedPayloadError as error:
         return _record(forge, project, headers, body, 400, f"The payload is invalid: {error}", previous, redelivery_of)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        # A signed payload whose fields have unexpected types (a null ref, a list for an
+        # object): the parsers expect the documented shape, so the delivery is invalid.
+        log.warning("project %s: %s delivery %s has an unexpected shape: %r", project.id, forge.name, delivery_id, error)
+        return _record(forge, project, headers, body, 400,
+                       f"The payload is invalid: a field has an unexpected type or is missing ({error})",
+                       previous, redelivery_of)
     mismatch = _repository_mismatch(project, outcome)
     if mismatch:
         return _record(forge, project, headers, body, 404, mismatch, previous, redelivery_of)

@@ -391,3 +391,14 @@ def test_delivery_log_keeps_no_secret_header(hook_client, forge_project):
     assert "x-gitlab-token" not in stored.headers
     assert SECRET not in json.dumps(stored.headers)
     assert stored.headers["x-gitlab-event"] == "Push Hook"
+
+
+def test_signed_push_with_null_ref_rejected(hook_client, forge_project):
+    forge_project("github")
+    payload = own_payload("github", "push")
+    payload["ref"] = None
+    response = post_hook(hook_client, "github", "web", payload, "push")
+    assert response.status_code == 400
+    assert "unexpected type" in response.json["reason"]
+    assert runs() == []
+    assert deliveries()[-1].status_code == 400
