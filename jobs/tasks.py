@@ -24,7 +24,7 @@ from app.models._columns import utcnow
 from app.status import TERMINAL_RUN
 from app.pipelines import graph, runner
 from app.queue import control_channel, redis_connection
-from app.runs import service
+from app.runs import service, test_results
 from app.runs.events import make_event
 from jobs import workspace as git_workspace
 from jobs.artifacts import ArtifactError, ArtifactStore
@@ -91,6 +91,7 @@ def _prepare(run_id: int) -> None:
         event = _complete_event(run, mirror, sha)
         shutil.rmtree(folder, ignore_errors=True)
         git_workspace.checkout(mirror, sha, folder, project.clone_url)
+        git_workspace.write_pipeline_override(folder, project.pipeline_path, run.pipeline_override)
         # Kept between runs of the project on this worker: a warm type-check cache.
         plan_deno_dir = _data_dir() / "plan-caches" / str(project.id)
         plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir)
@@ -165,6 +166,7 @@ def _run_stage(stage_id: int, attempt: int) -> None:
         mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         git_workspace.checkout(mirror, run.commit_sha, folder / "workspace", project.clone_url)
         workspace = folder / "workspace"
+        git_workspace.write_pipeline_override(workspace, project.pipeline_path, run.pipeline_override)
         artifact_store(run.id).restore_all(workspace)
         deno_dir = folder / "deno-dir"
         caches = CacheStore(_data_dir(), project.id)
@@ -177,6 +179,7 @@ def _run_stage(stage_id: int, attempt: int) -> None:
             default_timeout=current_app.config["STAGE_TIMEOUT"], max_output_bytes=current_app.config["STAGE_MAX_OUTPUT"],
         )
         outcome = execute_stage(plan_stage, context, workspace, deno_dir, on_log=sink.write, on_start=watchdog.watch)
+        test_results.collect_stage_reports(run.id, stage.id, workspace)
         if outcome.status == StageStatus.SUCCESS:
             _collect_artifacts(run.id, stage.id, workspace, outcome)
             caches.save(key, deno_dir)

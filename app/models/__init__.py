@@ -7,11 +7,13 @@ from app.models.notification import (
     NotificationRule,
 )
 from app.models.run import Artifact, LogLine, Run, Stage
+from app.models.test_report import StageTestCase, StageTestReport, CaseOutcome
 from app.status import RunStatus, StageStatus
 from app.models.user import Membership, Role, User
 
 __all__ = [
     "Artifact", "AttemptOutcome", "Cache", "CommitStatusReport", "DeliveryAttempt", "DeliveryStatus", "ForgeAccount",
     "LogLine", "Membership", "NotificationChannel", "NotificationDelivery", "NotificationPreference", "NotificationRule",
-    "Project", "Role", "Run", "RunStatus", "Schedule", "Stage", "StageStatus", "User", "WebhookDelivery",
+    "Project", "Role", "Run", "RunStatus", "Schedule", "Stage", "StageStatus", "StageTestCase", "StageTestReport",
+    "CaseOutcome", "User", "WebhookDelivery",
 ]
