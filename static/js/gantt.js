@@ -87,6 +87,9 @@ export function drawGantt(svg, run, now) {
     if (lane % 2) svg.append(element("rect", { x: 0, y: AXIS_HEIGHT + lane * LANE_HEIGHT, width, height: LANE_HEIGHT, class: "lane-alt" }));
   }
 
+  if (!stages.length) {
+    svg.append(element("text", { x: LEFT, y: AXIS_HEIGHT + 16, class: "tick-label" }, "No stage has been queued yet."));
+  }
   stages.forEach((stage, index) => {
     const lane = lanes.get(stage.name);
     const y = AXIS_HEIGHT + lane * LANE_HEIGHT + (LANE_HEIGHT - BAR_HEIGHT) / 2;
