@@ -10,12 +10,14 @@ import os
 import shutil
 import socket
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import redis
 from flask import Flask, current_app
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.extensions import db
 from app.forges.cloning import mirror_options
@@ -26,16 +28,20 @@ from app.pipelines import graph, runner
 from app.queue import control_channel, redis_connection
 from app.runs import service, test_results
 from app.runs.events import make_event
+from app.secret_store import secrets_for_stage, values_to_mask
 from jobs import workspace as git_workspace
 from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, cache_key
 from jobs.executor import get_executor
 from jobs.log_sink import LogSink
+from jobs.masking import SecretMasker
 from jobs.stage_execution import StageContext, execute_stage
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 2.0
+# How long a job retries its bookkeeping while PostgreSQL is unreachable (a restart).
+DATABASE_RETRY_SECONDS = 120.0
 _app: Flask | None = None
 
 
@@ -156,14 +162,19 @@ def _run_stage(stage_id: int, attempt: int) -> None:
         log.info("stage %s attempt %s: already taken or ended; nothing to do", stage_id, attempt)
         return
     run, project = stage.run, stage.run.project
+    run_id = run.id
     log.info("run %s stage %s (%s): attempt %s started", run.id, stage.id, stage.name, attempt)
     folder = run_workspace(run.id) / f"stage-{stage.id}-{attempt}"
     connection = _redis_or_none()
-    sink = LogSink(db.engine, connection, run.id, stage.id)
+    sink = LogSink(db.engine, connection, run.id, stage.id, SecretMasker(values_to_mask(run)))
     plan_stage = next(entry for entry in run.plan["stages"] if entry["name"] == stage.name)
     watchdog = _Watchdog(current_app._get_current_object(), run.id, stage.id)
     try:
-        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
+        # The commit is usually in the mirror already: prepare_run fetched it moments ago.
+        if git_workspace.has_commit(_data_dir(), project.id, run.commit_sha):
+            mirror = _data_dir() / "mirrors" / f"{project.id}.git"
+        else:
+            mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         git_workspace.checkout(mirror, run.commit_sha, folder / "workspace", project.clone_url)
         workspace = folder / "workspace"
         git_workspace.write_pipeline_override(workspace, project.pipeline_path, run.pipeline_override)
@@ -177,17 +188,21 @@ def _run_stage(stage_id: int, attempt: int) -> None:
             run_id=str(run.id), pipeline_path=project.pipeline_path, event=run.event_data,
             executor=get_executor(current_app.config["EXECUTOR"]),
             default_timeout=current_app.config["STAGE_TIMEOUT"], max_output_bytes=current_app.config["STAGE_MAX_OUTPUT"],
+            secrets=secrets_for_stage(run, plan_stage.get("options") or {}),
         )
+        # A stage may run for an hour: hold no database connection meanwhile, so a
+        # database restart during the stage cannot break this job's session.
+        db.session.commit()
         outcome = execute_stage(plan_stage, context, workspace, deno_dir, on_log=sink.write, on_start=watchdog.watch)
         test_results.collect_stage_reports(run.id, stage.id, workspace)
         if outcome.status == StageStatus.SUCCESS:
-            _collect_artifacts(run.id, stage.id, workspace, outcome)
+            _retry_database(_collect_artifacts, run_id, stage_id, workspace, outcome)
             caches.save(key, deno_dir)
     except git_workspace.GitError as error:
         outcome = None
         error_message = f"Cannot check out commit {run.commit_sha}: {error}"
     except Exception as error:  # noqa: BLE001  (any failure here must end the stage, not leave it running)
-        log.exception("run %s stage %s: platform failure", run.id, stage.id)
+        log.exception("run %s stage %s: platform failure", run_id, stage_id)
         outcome = None
         error_message = f"The platform failed to run the stage: {error}"
     finally:
@@ -196,13 +211,29 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     if outcome is None:
         sink.write("system", error_message)
         sink.close()
-        service.finish_stage(stage.id, StageStatus.ERROR, None, error_message)
+        _retry_database(service.finish_stage, stage_id, StageStatus.ERROR, None, error_message)
         return
     if outcome.error and outcome.status != StageStatus.SUCCESS:
         sink.write("system", f"Stage {outcome.status}: {outcome.error}")
     sink.close()
-    log.info("run %s stage %s: attempt %s ended %s", run.id, stage.id, attempt, outcome.status)
-    service.finish_stage(stage.id, outcome.status, outcome.exit_code, outcome.error)
+    log.info("run %s stage %s: attempt %s ended %s", run_id, stage_id, attempt, outcome.status)
+    _retry_database(service.finish_stage, stage_id, outcome.status, outcome.exit_code, outcome.error)
+
+
+def _retry_database(action, *args):
+    """Call `action`, trying again while the database is unreachable (a restart), for up to DATABASE_RETRY_SECONDS."""
+    deadline = time.monotonic() + DATABASE_RETRY_SECONDS
+    delay = 0.2
+    while True:
+        try:
+            return action(*args)
+        except DBAPIError as error:
+            db.session.rollback()
+            if not error.connection_invalidated and not isinstance(error, OperationalError) or time.monotonic() > deadline:
+                raise
+            log.warning("database unreachable during %s, retrying in %.1f s: %s", action.__name__, delay, error.orig)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _collect_artifacts(run_id: int, stage_id: int, workspace: Path, outcome) -> None:
@@ -254,7 +285,6 @@ class _Watchdog:
     def _loop(self) -> None:
         pubsub = self._subscribe()
         next_beat = 0.0
-        import time
 
         while not self._stopped.is_set():
             if pubsub is not None and self._cancel_message(pubsub):

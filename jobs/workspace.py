@@ -7,6 +7,7 @@ mirror, because a stage may write anywhere in its workspace, `.git` included.
 import fcntl
 import logging
 import os
+import shutil
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,6 +90,18 @@ def _redact(error: GitError, fetch_url: str | None) -> str:
     return message.replace(fetch_url, "<address with credentials>") if fetch_url else message
 
 
+def has_commit(data_dir: Path, project_id: int, sha: str | None) -> bool:
+    """Return whether the project's mirror already holds commit `sha`, so no fetch is needed."""
+    mirror = data_dir / "mirrors" / f"{project_id}.git"
+    if not sha or not (mirror / "HEAD").exists():
+        return False
+    try:
+        git("cat-file", "-e", f"{sha}^{{commit}}", cwd=mirror)
+    except GitError:
+        return False
+    return True
+
+
 def resolve_commit(mirror: Path, revision: str) -> str:
     """Return the full commit id of a branch, tag or commit id in the mirror."""
     for candidate in (f"refs/heads/{revision}", f"refs/tags/{revision}", revision):
@@ -117,7 +130,8 @@ def changed_files(mirror: Path, before: str | None, after: str) -> list[str]:
 
 
 def checkout(mirror: Path, sha: str, destination: Path, clone_url: str) -> Path:
-    """Make a fresh working copy of one commit at `destination`."""
+    """Make a fresh working copy of one commit at `destination`, replacing whatever a killed worker left there."""
+    shutil.rmtree(destination, ignore_errors=True)
     destination.parent.mkdir(parents=True, exist_ok=True)
     git("clone", "--no-hardlinks", "--no-checkout", "--quiet", str(mirror), str(destination))
     git("checkout", "--quiet", "--detach", sha, cwd=destination)

@@ -198,8 +198,9 @@ def _start_run(forge: Forge, project: Project, headers: dict, body: bytes, outco
     row = db.session.get(WebhookDelivery, delivery.delivery_id)
     row.run_id = run.id
     pull_request = outcome.event.get("pullRequest") or {}
-    # TODO: nothing withholds secrets or deploy stages yet, because neither exists in the
-    # platform; the stage executor must check `run.approval_required and run.approved_at is None`.
+    # app/secret_store.py withholds secrets from such a run until it is approved. TODO: deploy
+    # stages are not withheld, because the platform has none yet; when it does, the stage executor
+    # must also check `run.approval_required and run.approved_at is None`.
     run.approval_required = outcome.event["kind"] == "pull_request" and bool(pull_request.get("fork"))
     db.session.commit()
     log.info("project %s: %s delivery %s queued run %s", project.id, forge.name, row.forge_delivery_id, run.id)

@@ -70,6 +70,7 @@ class Stage(db.Model):
     options: Mapped[dict] = mapped_column(JSONB, default=dict)
     deno_flags: Mapped[list] = mapped_column(JSONB, default=list)
     status: Mapped[str] = mapped_column(String(20), default=StageStatus.QUEUED)
+    # The attempt queued or running now, from 1; 0 while the stage was never queued.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)

@@ -15,9 +15,9 @@ PASSED = frozenset({StageStatus.SUCCESS, StageStatus.ALLOWED_FAILURE})
 def effective_needs(stages: Sequence[Mapping]) -> dict[str, list[str]]:
     """Map each selected stage to the selected stages it waits for.
 
-    A stage left out by its filters drops out of the graph, and whatever needed it
-    waits for what it needed instead, so a branch filter on one middle stage does not
-    cut the stages after it off from the ones before.
+    The runner already leaves out every stage that needs an unselected one, so this
+    only drops unselected names. It also passes an unselected stage's own needs on,
+    which keeps the graph whole for a plan from a runner that does not propagate.
     """
     by_name = {stage["name"]: stage for stage in stages}
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, UTC
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.dialects.postgresql import distinct_on
 
 from app.extensions import db
 from app.models import Project, Run, RunStatus
@@ -136,7 +137,7 @@ def dashboard_overview(projects_query: Select) -> Overview:
     ids = [project.id for project in projects]
     latest = db.session.scalars(
         select(Run).where(Run.project_id.in_(ids))
-        .distinct(Run.project_id, Run.branch).order_by(Run.project_id, Run.branch, Run.number.desc())
+        .ext(distinct_on(Run.project_id, Run.branch)).order_by(Run.project_id, Run.branch, Run.number.desc())
     ).all()
     by_project: dict[int, list[Run]] = {project_id: [] for project_id in ids}
     for run in latest:

@@ -39,6 +39,8 @@ def rerun(run_id: int, *, failed_only: bool = False) -> Run:
     if failed_only:
         return _rerun_failed(original)
     event = dict(original.event_data or {})
+    # Runs recorded without event data (created directly, or before it was stored) still have their kind.
+    event.setdefault("kind", original.event)
     # The re-run tests the same commit, even if the branch has moved on since.
     event["commit"] = original.commit_sha or event.get("commit")
     run = service.create_run(original.project, trigger="rerun", event=event,

@@ -16,6 +16,11 @@ MIN_TERM_LENGTH = 3
 MAX_TERM_LENGTH = 200
 RESULTS_PER_PAGE = 50
 STREAMS = ("stdout", "stderr", "system")
+SEARCH_SQL = (
+    "SELECT l.run_id, r.number, l.seq, s.name AS stage, l.stream, l.text FROM log_lines l "
+    "JOIN runs r ON r.id = l.run_id LEFT JOIN stages s ON s.id = l.stage_id "
+    "WHERE {conditions} ORDER BY l.run_id DESC, l.seq DESC LIMIT :limit OFFSET :offset"
+)
 
 
 class SearchError(ValueError):
@@ -64,11 +69,7 @@ def search_logs(project_id: int, term: str, *, stage: str = "", stream: str = ""
     if stream:
         conditions.append("l.stream = :stream")
         params["stream"] = stream
-    query = text(
-        "SELECT l.run_id, r.number, l.seq, s.name AS stage, l.stream, l.text FROM log_lines l "
-        "JOIN runs r ON r.id = l.run_id LEFT JOIN stages s ON s.id = l.stage_id "
-        f"WHERE {' AND '.join(conditions)} ORDER BY l.run_id DESC, l.seq DESC LIMIT :limit OFFSET :offset"
-    )
+    query = text(SEARCH_SQL.format(conditions=" AND ".join(conditions)))
     rows = db.session.execute(query, params).all()
     return [LogMatch(row.run_id, row.number, row.seq, row.stage, row.stream, row.text) for row in rows]
 

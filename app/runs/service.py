@@ -132,6 +132,7 @@ def advance_run(run_id: int) -> None:
     to_queue = [stages[name] for name in ready if stages[name].enqueued_at is None]
     for stage in to_queue:
         stage.enqueued_at = utcnow()
+        stage.attempt = 1
     finished = all(status in TERMINAL_STAGE for status in statuses.values())
     if finished:
         _finish(run, [statuses[name] for name in needs])
@@ -144,8 +145,8 @@ def advance_run(run_id: int) -> None:
 
 def enqueue_stage(stage: Stage) -> None:
     timeout = int(float(stage.options.get("timeout") or current_app.config["STAGE_TIMEOUT"])) + JOB_TIMEOUT_MARGIN
-    run_queue().enqueue("jobs.tasks.run_stage", stage.id, stage.attempt + 1, job_timeout=timeout,
-                        job_id=f"stage-{stage.id}-{stage.attempt + 1}")
+    run_queue().enqueue("jobs.tasks.run_stage", stage.id, stage.attempt, job_timeout=timeout,
+                        job_id=f"stage-{stage.id}-{stage.attempt}")
 
 
 def _finish(run: Run, statuses: list[str]) -> None:
@@ -171,8 +172,8 @@ def start_stage(stage_id: int, attempt: int, worker: str) -> Stage | None:
     """
     now = utcnow()
     claimed = db.session.execute(
-        update(Stage).where(Stage.id == stage_id, Stage.status == StageStatus.QUEUED, Stage.attempt == attempt - 1)
-        .values(status=StageStatus.RUNNING, attempt=attempt, worker=worker, started_at=now, heartbeat_at=now,
+        update(Stage).where(Stage.id == stage_id, Stage.status == StageStatus.QUEUED, Stage.attempt == attempt)
+        .values(status=StageStatus.RUNNING, worker=worker, started_at=now, heartbeat_at=now,
                 finished_at=None, exit_code=None, error=None)
         .returning(Stage.run_id)
     ).scalar_one_or_none()
@@ -206,6 +207,7 @@ def finish_stage(stage_id: int, status: StageStatus, exit_code: int | None, erro
 def requeue_stage(stage: Stage, reason: str) -> None:
     """Queue a running stage again as a new attempt (retry, or its worker was lost)."""
     stage.status = StageStatus.QUEUED
+    stage.attempt += 1
     stage.error = reason
     stage.enqueued_at = utcnow()
     db.session.commit()

@@ -1,7 +1,7 @@
 """The dashboard: the projects the user can see, with their latest runs, running runs and the queue."""
 
 from flask import render_template, request
-from flask_login import login_required
+from app.auth.permissions import signed_in
 
 from app.runs.history import dashboard_overview
 from app.web import web
@@ -9,7 +9,7 @@ from app.web.access import visible_projects_query
 
 
 @web.get("/")
-@login_required
+@signed_in
 def index():
     """Show every visible project's last run per branch, the running runs and the queue."""
     overview = dashboard_overview(visible_projects_query())

@@ -9,13 +9,14 @@ import subprocess
 from functools import cache
 
 from flask import jsonify, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from app.pipelines import editor
 from app.pipelines.runner import DENO, SDK_DIR
 from app.runs.service import RunError
 from app.web import web
-from app.web.access import may_operate, operable_project, viewable_project
+from app.auth.permissions import Action, project_by_name, requires, signed_in
+from app.web.access import allowed
 from app.web.graph_layout import plan_graph
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,10 @@ def _problem(error: Exception, status: int = 422):
 
 
 @web.get("/projects/<name>/editor")
-@login_required
+@requires(Action.VIEW_PROJECT, project_by_name)
 def pipeline_editor(name: str):
     """Show the pipeline file of a branch in the editor."""
-    project = viewable_project(name)
+    project = project_by_name(name)
     branch = request.args.get("branch", "").strip() or project.default_branch
     problem = None
     try:
@@ -48,15 +49,15 @@ def pipeline_editor(name: str):
     except editor.EditorError as error:
         text, commit, problem = "", None, str(error)
     return render_template("editor/show.html", project=project, branch=branch, text=text, commit=commit,
-                           branches=editor.list_branches(project), can_operate=may_operate(project),
+                           branches=editor.list_branches(project), can_edit=allowed(Action.EDIT_PIPELINE, project),
                            problem=problem, sdk_root=SDK_TYPES_ROOT)
 
 
 @web.post("/projects/<name>/editor/validate")
-@login_required
+@requires(Action.VIEW_PROJECT, project_by_name)
 def pipeline_validate(name: str):
     """Plan and type-check edited text at the branch head; return problems and the stage graph preview."""
-    project = viewable_project(name)
+    project = project_by_name(name)
     try:
         text, branch = _edit_request()
         result = editor.validate(project, branch, text)
@@ -69,10 +70,10 @@ def pipeline_validate(name: str):
 
 
 @web.post("/projects/<name>/editor/run")
-@login_required
+@requires(Action.EDIT_PIPELINE, project_by_name)
 def pipeline_run_edited(name: str):
     """Start a run of the edited text on a branch without committing it."""
-    project = operable_project(name)
+    project = project_by_name(name)
     try:
         text, branch = _edit_request()
         run = editor.start_edited_run(project, branch, text)
@@ -83,10 +84,10 @@ def pipeline_run_edited(name: str):
 
 
 @web.post("/projects/<name>/editor/save")
-@login_required
+@requires(Action.EDIT_PIPELINE, project_by_name)
 def pipeline_save(name: str):
     """Commit the edited text as the pipeline file on the branch."""
-    project = operable_project(name)
+    project = project_by_name(name)
     message = str((request.get_json(silent=True) or {}).get("message") or "").strip()
     try:
         text, branch = _edit_request()
@@ -97,7 +98,7 @@ def pipeline_save(name: str):
 
 
 @web.get("/editor/sdk-types.json")
-@login_required
+@signed_in
 def sdk_types():
     """Return the SDK's TypeScript files and Deno's own declarations, for Monaco's TypeScript worker."""
     return jsonify({"libs": _sdk_type_libs()}), 200, {"Cache-Control": "private, max-age=3600"}

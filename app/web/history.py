@@ -1,14 +1,13 @@
 """A project's run history with filters and pages, and search across its logs."""
 
 from flask import render_template, request
-from flask_login import login_required
 
 from app.models import RunStatus
 from app.runs.events import EVENT_KINDS
 from app.runs.history import FilterError, RunFilters, project_branches, project_history
 from app.runs.search import STREAMS, SearchError, search_logs, stage_names
 from app.web import web
-from app.web.access import may_operate, viewable_project
+from app.auth.permissions import Action, project_by_name, requires
 
 
 def _is_htmx() -> bool:
@@ -16,10 +15,10 @@ def _is_htmx() -> bool:
 
 
 @web.get("/projects/<name>")
-@login_required
+@requires(Action.VIEW_PROJECT, project_by_name)
 def project_runs(name: str):
     """List a project's runs, newest first, filtered by branch, status, event, author and dates."""
-    project = viewable_project(name)
+    project = project_by_name(name)
     problem, filters = None, RunFilters()
     try:
         filters = RunFilters.from_args(request.args)
@@ -27,8 +26,7 @@ def project_runs(name: str):
         problem = str(error)
     page = project_history(project, filters, request.args.get("page", 1, type=int))
     context = {"project": project, "page": page, "filters": filters, "problem": problem,
-               "branches": project_branches(project), "statuses": list(RunStatus), "events": EVENT_KINDS,
-               "can_operate": may_operate(project)}
+               "branches": project_branches(project), "statuses": list(RunStatus), "events": EVENT_KINDS}
     status = 422 if problem else 200
     if _is_htmx():
         return render_template("projects/_runs.html", **context), status
@@ -36,10 +34,10 @@ def project_runs(name: str):
 
 
 @web.get("/projects/<name>/search")
-@login_required
+@requires(Action.VIEW_PROJECT, project_by_name)
 def project_search(name: str):
     """Search the log lines of a project's runs for a substring, filtered by stage and stream."""
-    project = viewable_project(name)
+    project = project_by_name(name)
     term = request.args.get("q", "").strip()
     stage, stream = request.args.get("stage", "").strip(), request.args.get("stream", "").strip()
     page = max(request.args.get("page", 1, type=int), 1)

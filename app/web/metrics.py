@@ -1,20 +1,20 @@
 """A project's metrics page: success rates, durations, queue times, 30-day trends and flaky tests."""
 
 from flask import render_template, request
-from flask_login import login_required
 
-from app.runs.metrics import DEFAULT_DAYS, project_metrics
+from app.runs.metrics import project_metrics
 from app.web import web
-from app.web.access import viewable_project
+from app.auth.permissions import Action, project_by_name, requires
 
 ALLOWED_DAYS = (7, 30, 90)
+DEFAULT_DAYS = 30
 
 
 @web.get("/projects/<name>/metrics")
-@login_required
+@requires(Action.VIEW_PROJECT, project_by_name)
 def project_metrics_page(name: str):
     """Show the pipeline's and each stage's figures with their daily trend as charts."""
-    project = viewable_project(name)
+    project = project_by_name(name)
     days = request.args.get("days", DEFAULT_DAYS, type=int)
     days = days if days in ALLOWED_DAYS else DEFAULT_DAYS
     return render_template("projects/metrics.html", project=project, metrics=project_metrics(project, days),

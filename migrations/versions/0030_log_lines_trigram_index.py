@@ -1,7 +1,7 @@
 """Index log line text with trigrams, so substring search over a project's logs uses an index
 
 Revision ID: 0030
-Revises: 0024
+Revises: 0025
 
 `ILIKE '%term%'` cannot use a B-tree index; a GIN index over pg_trgm's trigrams can,
 for terms of three characters or more. The embedded PostgreSQL of the
@@ -11,7 +11,7 @@ for terms of three characters or more. The embedded PostgreSQL of the
 from alembic import op
 
 revision = "0030"
-down_revision = "0024"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 

@@ -32,9 +32,9 @@ new Chart(document.getElementById("chart-duration"), {
   data: {
     labels: days,
     datasets: [
-      { label: "mean duration (s)", data: metrics.trend.map((day) => seconds(day.mean_duration)), borderColor: colour("--blue"), backgroundColor: colour("--blue"), spanGaps: true, tension: 0.25 },
-      { label: "p95 duration (s)", data: metrics.trend.map((day) => seconds(day.p95_duration)), borderColor: colour("--violet"), backgroundColor: colour("--violet"), borderDash: [5, 4], spanGaps: true, tension: 0.25 },
-      { label: "mean queue time (s)", data: metrics.trend.map((day) => seconds(day.mean_queue_time)), borderColor: colour("--amber"), backgroundColor: colour("--amber"), spanGaps: true, tension: 0.25 },
+      { label: "mean duration (s)", data: metrics.trend.map((day) => seconds(day.duration_seconds.mean)), borderColor: colour("--blue"), backgroundColor: colour("--blue"), spanGaps: true, tension: 0.25 },
+      { label: "p95 duration (s)", data: metrics.trend.map((day) => seconds(day.duration_seconds.p95)), borderColor: colour("--violet"), backgroundColor: colour("--violet"), borderDash: [5, 4], spanGaps: true, tension: 0.25 },
+      { label: "mean queue time (s)", data: metrics.trend.map((day) => seconds(day.queue_seconds.mean)), borderColor: colour("--amber"), backgroundColor: colour("--amber"), spanGaps: true, tension: 0.25 },
     ],
   },
   options: { interaction: { mode: "index", intersect: false }, scales: { y: { beginAtZero: true, title: { display: true, text: "seconds" } } } },

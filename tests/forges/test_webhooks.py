@@ -5,7 +5,7 @@ import json
 import pytest
 
 from app.extensions import db
-from app.models import Run, WebhookDelivery
+from app.models import AuditEntry, Run, WebhookDelivery
 from app.queue import run_queue
 from tests.forges.conftest import SECRET, own_payload, post_hook, shared_payload, signed_headers
 
@@ -369,6 +369,9 @@ def test_fork_run_approved_through_api(client, forge_project):
     approved = client.post(f"/api/v1/runs/{run_id}/approve")
     assert approved.status_code == 200
     assert runs()[0].approved_at is not None
+    entry = db.session.scalars(db.select(AuditEntry).where(AuditEntry.action == "run_approve")).one()
+    assert entry.target == f"run {run_id} (#1 of project web)"
+    assert entry.outcome == "success"
 
 
 def test_same_repository_pull_request_needs_no_approval(hook_client, forge_project):
