@@ -1,4 +1,4 @@
-"""Which controls a page shows the signed-in user; the routes themselves are guarded by app.auth.permissions."""
+"""Permission checks for showing or hiding a page's controls; app.auth.permissions guards the routes themselves."""
 
 from flask_login import current_user
 from sqlalchemy import select
