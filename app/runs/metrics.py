@@ -1,8 +1,8 @@
 """Figures about a project's runs and stages over a time window, computed in PostgreSQL.
 
-Success rate counts runs and stages that ran to a verdict. Cancelled and skipped ones
-are left out, because they tell nothing about the code. A stage that failed with `allowFailure` counts as not
-passed. Durations run from start to end; queue time from queued (a stage: handed to
+Success rate counts runs and stages that ran to a verdict. Cancelled and skipped ones are
+left out, because they tell nothing about the code. A stage that failed with
+`allowFailure` counts as not passed. Durations run from start to end; queue time from queued (a stage: handed to
 the queue) to start. Times are in seconds; trend days are UTC days.
 """
 
