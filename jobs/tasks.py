@@ -27,7 +27,7 @@ from app.models._columns import utcnow
 from app.status import TERMINAL_RUN
 from app.pipelines import graph, runner
 from app.queue import control_channel, redis_connection
-from app.runs import service
+from app.runs import service, test_results
 from app.runs.events import make_event
 from app.secret_store import secrets_for_stage, values_to_mask
 from jobs import workspace as git_workspace
@@ -102,6 +102,7 @@ def _prepare(run_id: int) -> None:
         event = _complete_event(run, mirror, sha)
         with git_workspace.locked(folder.with_suffix(".lock")):
             git_workspace.refresh_checkout(mirror, sha, folder, project.clone_url)
+            git_workspace.write_pipeline_override(folder, project.pipeline_path, run.pipeline_override)
             # Planning imports the repository's code: it runs in the stages' sandbox.
             executor = get_executor(current_app.config["EXECUTOR"])
             plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir, executor)
@@ -187,6 +188,7 @@ def _run_stage(stage_id: int, attempt: int) -> None:
         # database restart during the stage cannot break this job's session.
         db.session.commit()
         outcome = execute_stage(plan_stage, context, workspace, deno_dir, on_log=sink.write, on_start=watchdog.watch)
+        test_results.collect_stage_reports(run.id, stage.id, workspace)
         if outcome.status == StageStatus.SUCCESS:
             _retry_database(_collect_artifacts, run_id, stage_id, workspace, outcome)
         if outcome.status == StageStatus.SUCCESS:
@@ -239,6 +241,7 @@ def _prepare_workspace(run: Run, stage: Stage, caches: CacheStore, workspace: Pa
     with ThreadPoolExecutor(max_workers=1) as pool:
         guessed = pool.submit(caches.restore_newest, deno_dir)
         git_workspace.checkout(mirror, run.commit_sha, workspace, project.clone_url)
+        git_workspace.write_pipeline_override(workspace, project.pipeline_path, run.pipeline_override)
         guessed_key = guessed.result()
     artifact_store(run.id).restore_all(workspace)
     key = cache_key(workspace, (stage.options.get("cache") or {}).get("key") or [])

@@ -155,3 +155,12 @@ def checkout(mirror: Path, sha: str, destination: Path, clone_url: str) -> Path:
     # The mirror's path means nothing inside the sandbox; the project's URL does.
     git("remote", "set-url", "origin", clone_url, cwd=destination)
     return destination
+
+
+def write_pipeline_override(workspace: Path, pipeline_path: str, text: str | None) -> None:
+    """Replace the checked-out pipeline file with the edited text a run from the editor carries, if any."""
+    if text is None:
+        return
+    path = workspace / pipeline_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

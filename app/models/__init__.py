@@ -8,6 +8,7 @@ from app.models.notification import (
     NotificationRule,
 )
 from app.models.run import Artifact, LogLine, Run, Stage
+from app.models.test_report import StageTestCase, StageTestReport, CaseOutcome
 from app.status import RunStatus, StageStatus
 from app.models.secret import ProjectSecret
 from app.models.user import Membership, Role, User
@@ -16,5 +17,5 @@ __all__ = [
     "ApiToken", "Artifact", "AttemptOutcome", "AuditEntry", "Cache", "CommitStatusReport", "DeliveryAttempt",
     "DeliveryStatus", "ForgeAccount", "LogLine", "Membership", "NotificationChannel", "NotificationDelivery",
     "NotificationPreference", "NotificationRule", "Project", "ProjectSecret", "Role", "Run", "RunStatus", "Schedule",
-    "Stage", "StageStatus", "User", "WebhookDelivery",
+    "Stage", "StageStatus", "StageTestCase", "StageTestReport", "CaseOutcome", "User", "WebhookDelivery",
 ]

@@ -47,9 +47,10 @@ def system_log(run_id: int, stage_id: int | None, *messages: str) -> None:
     append_system_lines(db.engine, _redis(), run_id, stage_id, list(messages))
 
 
-def create_run(project: Project, *, trigger: str, event: dict) -> Run:
+def create_run(project: Project, *, trigger: str, event: dict, pipeline_override: str | None = None) -> Run:
     """Record a queued run of `project` for `event` and queue its preparation.
 
+    `pipeline_override` is an edited pipeline file to run in place of the committed one.
     Raises RunError when the queue is unreachable; the run is then recorded as error.
     """
     db.session.execute(select(Project.id).where(Project.id == project.id).with_for_update())
@@ -59,6 +60,7 @@ def create_run(project: Project, *, trigger: str, event: dict) -> Run:
         branch=event.get("branch"), tag=event.get("tag"), commit_sha=event.get("commit"),
         before_sha=event.get("before"), author=event.get("author"), message=event.get("message"),
         pull_request=(event.get("pullRequest") or {}).get("number"), event_data=event, status=RunStatus.QUEUED,
+        pipeline_override=pipeline_override,
     )
     db.session.add(run)
     db.session.commit()

@@ -40,7 +40,21 @@ EXPECTED_RULES = {
     "web.notification_rule_delete": Action.MANAGE_PROJECT,
     "web.notification_preference": Action.VIEW_PROJECT,
     "web.notification_deliveries": Action.VIEW_PROJECT,
+    "web.project_runs": Action.VIEW_PROJECT,
+    "web.project_search": Action.VIEW_PROJECT,
+    "web.project_metrics_page": Action.VIEW_PROJECT,
+    "web.run_page": Action.VIEW_PROJECT,
+    "web.run_summary": Action.VIEW_PROJECT,
+    "web.run_tests": Action.VIEW_PROJECT,
+    "web.run_log_text": Action.VIEW_PROJECT,
+    "web.artifact_download": Action.VIEW_PROJECT,
+    "web.pipeline_editor": Action.VIEW_PROJECT,
+    "web.pipeline_validate": Action.VIEW_PROJECT,
+    "web.pipeline_run_edited": Action.EDIT_PIPELINE,
+    "web.pipeline_save": Action.EDIT_PIPELINE,
 }
+# Routes open to every signed-in user.
+SIGNED_IN = {"web.index", "web.sdk_types"}
 # Routes checked by another test, because the WebSocket needs a live server.
 TESTED_ELSEWHERE = {"run_log_socket"}
 SKIPPED_ENDPOINTS = {"static"}
@@ -58,6 +72,11 @@ def test_every_route_declares_rule(app):
     missing = [f"{method} {rule.rule} ({rule.endpoint})" for rule, method in _routes(app)
                if getattr(app.view_functions[rule.endpoint], "route_rule", None) is None]
     assert missing == [], "routes without a permission rule; decorate them with public, signed_in or requires"
+
+
+@pytest.mark.parametrize("endpoint", sorted(SIGNED_IN))
+def test_route_declares_signed_in(app, endpoint):
+    assert app.view_functions[endpoint].route_rule.kind == "signed_in"
 
 
 @pytest.mark.parametrize(("endpoint", "action"), EXPECTED_RULES.items())
