@@ -1,0 +1,66 @@
+"""Fixtures for the deployment tests: release backends in two slots behind real nginx or HAProxy."""
+
+import shutil
+
+import pytest
+
+from tests.deployments.servers import Haproxy, Nginx, ReleaseBackend, release_archive
+
+pytestmark = []
+
+
+def _require(binary: str) -> None:
+    if shutil.which(binary) is None and shutil.which(binary, path="/usr/sbin") is None:
+        pytest.skip(f"{binary} is not installed; run scripts/bootstrap --test")
+
+
+@pytest.fixture
+def slots(tmp_path):
+    """Two release backends, `blue` and `green`, each answering the release in its `current` folder."""
+    backends = {name: ReleaseBackend(tmp_path / "slots" / name) for name in ("blue", "green")}
+    yield backends
+    for backend in backends.values():
+        backend.stop()
+
+
+def _slot_settings(slots) -> dict:
+    return {name: {"address": backend.address, "root": str(backend.root)} for name, backend in slots.items()}
+
+
+@pytest.fixture
+def nginx_target(tmp_path, slots):
+    """Target settings of a real nginx in front of the two slots, and its public URL."""
+    _require("nginx")
+    folder = tmp_path / "nginx"
+    folder.mkdir()
+    server = Nginx(folder)
+    yield {"type": "nginx", "slots": _slot_settings(slots), "releases": {"type": "local"},
+           "nginx": server.settings(), "public_url": f"http://127.0.0.1:{server.port}/"}
+    server.stop()
+
+
+@pytest.fixture
+def haproxy_target(tmp_path, slots):
+    """Target settings of a real HAProxy in front of the two slots, and its public URL."""
+    _require("haproxy")
+    folder = tmp_path / "haproxy"
+    folder.mkdir()
+    settings = _slot_settings(slots)
+    server = Haproxy(folder, settings)
+    yield {"type": "haproxy", "slots": settings, "releases": {"type": "local"},
+           "haproxy": server.settings(), "public_url": f"http://127.0.0.1:{server.port}/"}
+    server.stop()
+
+
+@pytest.fixture(params=["nginx", "haproxy"])
+def target(request):
+    """Each real load balancer in turn."""
+    return request.getfixturevalue(f"{request.param}_target")
+
+
+@pytest.fixture
+def archives(tmp_path):
+    """Make release archives: archives("v1") answers "v1"; archives("v2", status=500) answers 500."""
+    folder = tmp_path / "archives"
+    folder.mkdir()
+    return lambda name, status=200: release_archive(folder, name, status)
