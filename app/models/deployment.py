@@ -26,9 +26,13 @@ class Environment(db.Model):
     target: Mapped[dict] = mapped_column(JSONB, default=dict)
     # Provider credentials as a Fernet token (app/forges/crypto.py) of a JSON object.
     credentials_encrypted: Mapped[str | None] = mapped_column(Text)
+    # The deployment that put the live release in place; a rollback leaves it as it was.
+    live_deployment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deployments.id", ondelete="SET NULL", use_alter=True, name="environments_live_deployment"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     project = relationship("Project")
+    live_deployment = relationship("Deployment", foreign_keys=[live_deployment_id], post_update=True)
 
 
 class Release(db.Model):
@@ -83,13 +87,15 @@ class Deployment(db.Model):
     # The lease of the job that drives it, so that two jobs never drive one deployment.
     worker: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the current step started, for the progress deadline.
+    step_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When a timed pause ends.
     resume_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    environment = relationship("Environment")
+    environment = relationship("Environment", foreign_keys=[environment_id])
     release = relationship("Release", foreign_keys=[release_id])
     stable_release = relationship("Release", foreign_keys=[stable_release_id])
     events = relationship("DeploymentEvent", order_by="DeploymentEvent.id", lazy="dynamic")

@@ -42,6 +42,7 @@ def upgrade():
         sa.Column("requested_by", sa.String(200), nullable=True),
         sa.Column("worker", sa.String(200), nullable=True),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("step_started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("resume_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
@@ -50,6 +51,9 @@ def upgrade():
         sa.CheckConstraint("weight BETWEEN 0 AND 100", name="deployments_weight_percent"),
     )
     op.create_index("ix_deployments_environment_id", "deployments", ["environment_id"])
+    op.add_column("environments", sa.Column("live_deployment_id", sa.Integer(), nullable=True))
+    op.create_foreign_key("environments_live_deployment", "environments", "deployments", ["live_deployment_id"],
+                          ["id"], ondelete="SET NULL")
     op.create_index("ix_deployments_status", "deployments", ["status"])
     op.execute(f"CREATE UNIQUE INDEX deployments_one_active ON deployments (environment_id) WHERE status IN {ACTIVE}")
     op.execute(f"CREATE UNIQUE INDEX deployments_one_pending ON deployments (environment_id) WHERE status IN {PENDING}")
@@ -83,4 +87,6 @@ def upgrade():
 def downgrade():
     op.drop_table("deployment_approvals")
     op.drop_table("deployment_events")
+    op.drop_constraint("environments_live_deployment", "environments")
+    op.drop_column("environments", "live_deployment_id")
     op.drop_table("deployments")

@@ -64,3 +64,70 @@ def archives(tmp_path):
     folder = tmp_path / "archives"
     folder.mkdir()
     return lambda name, status=200: release_archive(folder, name, status)
+
+
+@pytest.fixture
+def project(db_app):
+    from app.extensions import db
+    from app.models import Project
+
+    row = Project(name="web", clone_url="/nowhere")
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+@pytest.fixture
+def deploy(project, archives):
+    """Create a release and a deployment of it to an environment with `target`; return the deployment."""
+    from app.deployments import requests as deployment_requests
+
+    def create(target: dict, name: str, spec: dict | None = None, *, status: int = 200, environment="production",
+               requested_by="alice", user=None):
+        env = deployment_requests.ensure_environment(project, environment, target=target)
+        release = deployment_requests.create_release(project, name, archives(name, status), commit_sha="a" * 40)
+        return deployment_requests.create_deployment(env, release, spec or {}, requested_by=requested_by, user=user)
+
+    return create
+
+
+@pytest.fixture
+def drive():
+    """Drive a deployment in this process (what the RQ job does); return it reloaded."""
+    from app.deployments import engine
+    from app.extensions import db
+    from app.models import Deployment
+
+    def run(deployment_id: int) -> Deployment:
+        engine.drive(deployment_id)
+        return db.session.get(Deployment, deployment_id, populate_existing=True)
+
+    return run
+
+
+@pytest.fixture
+def drive_in_thread(db_app):
+    """Drive a deployment in a thread with its own app context and session; return the thread."""
+    import threading
+
+    from app.deployments import engine
+    from app.extensions import db
+
+    threads = []
+
+    def start(deployment_id: int) -> threading.Thread:
+        def body():
+            with db_app.app_context():
+                try:
+                    engine.drive(deployment_id)
+                finally:
+                    db.session.remove()
+
+        thread = threading.Thread(target=body, daemon=True)
+        thread.start()
+        threads.append(thread)
+        return thread
+
+    yield start
+    for thread in threads:
+        thread.join(30)

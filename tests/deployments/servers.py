@@ -174,3 +174,47 @@ def measure_split(url: str, count: int = 1000) -> dict[str, int]:
             else f"{response.text} ({response.status_code})"
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+class JsonServer:
+    """A small HTTP server on 127.0.0.1 whose answers come from `answer(method, path, body) -> (status, json)`.
+
+    It stands in for a Prometheus HTTP API or an analysis webhook, and keeps every request it got.
+    """
+
+    def __init__(self, answer) -> None:
+        import json
+
+        self.requests: list[tuple[str, str, bytes]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                server.requests.append((method, self.path, body))
+                status, document = answer(method, self.path, body)
+                data = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):  # noqa: N802
+                self._handle("GET")
+
+            def do_POST(self):  # noqa: N802
+                self._handle("POST")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

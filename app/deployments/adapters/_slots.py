@@ -144,7 +144,12 @@ class SlotAdapter(Adapter):
         return self.describe().split
 
     def cleanup(self, keep: list[str]) -> None:
-        for slot in self.slots.values():
+        weights = self.read_weights()
+        for slot_name, slot in self.slots.items():
+            current = self.folders.current(slot["root"])
+            # A slot without traffic whose release is not kept is emptied; one with traffic is never touched.
+            if current is not None and current not in keep and weights.get(slot_name, 0) == 0:
+                self.folders.deactivate(slot["root"])
             for name in self.folders.installed(slot["root"]):
                 if name not in keep:
                     self.folders.remove(slot["root"], name)

@@ -5,6 +5,8 @@ rename(2) replaces the link in one step, so a process that resolves `current`
 sees either the old release or the new one, never a missing link.
 """
 
+import base64
+import binascii
 import io
 import logging
 import os
@@ -56,6 +58,10 @@ class ReleaseFolders(ABC):
     def remove(self, root: str, name: str) -> None:
         """Delete an installed release that `current` does not point at."""
 
+    @abstractmethod
+    def deactivate(self, root: str) -> None:
+        """Delete the `current` symlink, so the slot holds no release."""
+
 
 class LocalReleaseFolders(ReleaseFolders):
     """Release folders on this machine."""
@@ -97,6 +103,9 @@ class LocalReleaseFolders(ReleaseFolders):
         if self.current(root) != name:
             shutil.rmtree(Path(root) / "releases" / name, ignore_errors=True)
 
+    def deactivate(self, root: str) -> None:
+        (Path(root) / "current").unlink(missing_ok=True)
+
 
 class SshReleaseFolders(ReleaseFolders):
     """Release folders on a server reached over SSH with a key; the server's host key must be given.
@@ -126,16 +135,16 @@ class SshReleaseFolders(ReleaseFolders):
             key_type, key_data = self.host_key.split()[:2]
             client = paramiko.SSHClient()
             client.get_host_keys().add(f"[{self.host}]:{self.port}" if self.port != 22 else self.host, key_type,
-                                       paramiko.PKey.from_type_string(key_type, paramiko.util.b64decode(key_data)))
+                                       paramiko.PKey.from_type_string(key_type, base64.b64decode(key_data)))
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
-            key = paramiko.PKey.from_private_key(io.StringIO(self._private_key))
+            key = _load_private_key(self._private_key)
             client.connect(self.host, self.port, self.user, pkey=key, timeout=SSH_TIMEOUT, banner_timeout=SSH_TIMEOUT,
                            auth_timeout=SSH_TIMEOUT, look_for_keys=False, allow_agent=False)
         except paramiko.AuthenticationException as error:
             raise AdapterError(f"Cannot sign in to {where}: the server rejected the key ({error})") from error
         except paramiko.BadHostKeyException as error:
             raise AdapterError(f"Cannot connect to {where}: its host key does not match the configured one") from error
-        except (paramiko.SSHException, OSError, ValueError) as error:
+        except (paramiko.SSHException, OSError, ValueError, binascii.Error) as error:
             raise AdapterError(f"Cannot connect to {where}: {error}") from error
         self._client = client
         return client
@@ -186,10 +195,22 @@ class SshReleaseFolders(ReleaseFolders):
         if self.current(root) != name:
             self._run(f"rm -rf {shlex.quote(root + '/releases/' + name)}")
 
+    def deactivate(self, root: str) -> None:
+        self._run(f"rm -f {shlex.quote(root + '/current')}")
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _load_private_key(text: str) -> paramiko.PKey:
+    for key_class in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return key_class.from_private_key(io.StringIO(text))
+        except paramiko.SSHException:
+            continue
+    raise paramiko.SSHException("the private key is not an OpenSSH Ed25519, ECDSA or RSA key")
 
 
 def release_folders(settings: dict | None, credentials: dict) -> ReleaseFolders:
