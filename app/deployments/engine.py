@@ -514,8 +514,9 @@ def approval_count(deployment: Deployment, gate: Gate) -> int:
 def approval_reason(deployment: Deployment, gate: Gate) -> str:
     rule = approval_rule(deployment, gate)
     what = "deploy" if gate == Gate.DEPLOY else "promote"
-    return (f"Waiting for {rule['count']} approval(s) to {what} from a {rule['role']} or above, other than "
-            f"{deployment.requested_by or 'the requester'} ({approval_count(deployment, gate)} so far)")
+    return (f"Waiting for {rule['count']} approval(s) to {what} from reviewers with the role {rule['role']} or "
+            f"above, other than {deployment.requested_by or 'the requester'} "
+            f"({approval_count(deployment, gate)} so far)")
 
 
 def start_next_pending(environment_id: int) -> None:

@@ -4,6 +4,7 @@ Each function checks the request, records it in the deployment's history and
 queues a drive job; the engine's job does the work, so a request returns at once.
 """
 
+import json
 import logging
 import re
 
@@ -17,6 +18,7 @@ from app.deployments.history import record_event, transition
 from app.deployments.status import ACTIVE, PENDING, TERMINAL, DeploymentStatus, Gate
 from app.deployments.strategies import SpecError, expand_steps
 from app.extensions import db
+from app.forges import crypto
 from app.models import (
     Deployment, DeploymentApproval, Environment, Membership, Project, Release, Role, User,
 )
@@ -61,6 +63,13 @@ def ensure_environment(project: Project, name: str, *, kind: str | None = None, 
         environment.target = target
         db.session.commit()
     return environment
+
+
+def set_credentials(environment: Environment, credentials: dict[str, str]) -> None:
+    """Store the environment's provider credentials encrypted; they are never shown or logged again."""
+    environment.credentials_encrypted = crypto.encrypt(json.dumps(credentials)) if credentials else None
+    db.session.commit()
+    log.info("environment %s: credentials replaced (%s)", environment.id, ", ".join(sorted(credentials)) or "none")
 
 
 def create_release(project: Project, name: str, artifact: str, *, commit_sha: str | None = None,

@@ -131,3 +131,16 @@ def drive_in_thread(db_app):
     yield start
     for thread in threads:
         thread.join(30)
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """A real sshd on 127.0.0.1 that accepts the generated user key."""
+    _require("sshd")
+    from tests.deployments.servers import Sshd
+
+    folder = tmp_path / "sshd"
+    folder.mkdir()
+    server = Sshd(folder)
+    yield server
+    server.stop()

@@ -218,3 +218,45 @@ class JsonServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class Sshd:
+    """OpenSSH's sshd from Debian's package on a port of its own, with a generated host key and one user key.
+
+    It lets the test's own user (root on the test machines) in with `user_key` only.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        import getpass
+
+        self.folder = folder
+        self.port = free_port()
+        self.user = getpass.getuser()
+        host_key, user_key = folder / "host_key", folder / "user_key"
+        for key in (host_key, user_key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        authorized = folder / "authorized_keys"
+        shutil.copy(folder / "user_key.pub", authorized)
+        authorized.chmod(0o600)
+        config = folder / "sshd_config"
+        config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {folder / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {authorized}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nSubsystem sftp internal-sftp\n")
+        # sshd refuses to start without its privilege separation folder, which the service would create.
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self.process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_port(self.port)
+        self.host_key = " ".join((folder / "host_key.pub").read_text().split()[:2])
+        self.private_key = user_key.read_text()
+
+    def settings(self) -> dict:
+        return {"type": "ssh", "host": "127.0.0.1", "port": self.port, "user": self.user, "host_key": self.host_key}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
