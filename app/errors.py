@@ -13,9 +13,10 @@ from app.forges import UnknownForgeError
 from app.forges.base import ForgeError
 from app.runs.rerun import RerunError
 from app.runs.service import RunError
+from app.deployments.requests import ApprovalError, DeploymentConflictError, DeploymentError
 
 DOMAIN_STATUSES = {ProjectError: 422, PipelineError: 422, RunError: 503, RerunError: 409, UnknownForgeError: 404,
-                   ForgeError: 502}
+                   ForgeError: 502, DeploymentError: 422, DeploymentConflictError: 409, ApprovalError: 403}
 
 
 def wants_json() -> bool:

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 api = Blueprint("api", __name__)
 
-from app.api import forges, runs  # noqa: E402,F401
+from app.api import deployments, forges, runs  # noqa: E402,F401

@@ -20,7 +20,7 @@ from app.deployments.strategies import SpecError, expand_steps
 from app.extensions import db
 from app.forges import crypto
 from app.models import (
-    Deployment, DeploymentApproval, Environment, Membership, Project, Release, Role, User,
+    Artifact, Deployment, DeploymentApproval, Environment, Membership, Project, Release, Role, Run, User,
 )
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,41 @@ def _plan(deployment: Deployment) -> list[str]:
     except (InvalidTargetError, SpecError) as error:
         return error.problems
     return []
+
+
+def raise_alarm(environment: Environment, token: str, name: str) -> Deployment | None:
+    """Abort the environment's active deployment because a monitoring alarm fired; return it, or None.
+
+    The caller proves itself with the environment's `alarm_token` credential.
+    """
+    import hmac
+
+    from app.deployments.engine import environment_credentials
+
+    expected = environment_credentials(environment).get("alarm_token")
+    if not expected or not hmac.compare_digest(expected.encode(), (token or "").encode()):
+        raise ApprovalError(f"The alarm token for environment {environment.name!r} is missing or wrong")
+    active = db.session.scalar(select(Deployment).where(Deployment.environment_id == environment.id,
+                                                       Deployment.status.in_(ACTIVE)))
+    if active is None:
+        log.info("environment %s: alarm %r fired with no active deployment", environment.id, name)
+        return None
+    return request_abort(active, f"Alarm {name!r} fired")
+
+
+def resolve_artifact(project: Project, reference: str, user: User) -> str:
+    """Turn "run:<run id>/<artifact name>" into the archive's path; only administrators may give a path."""
+    match = re.match(r"^run:(\d+)/(.+)$", reference or "")
+    if match:
+        artifact = db.session.scalar(select(Artifact).join(Run, Run.id == Artifact.run_id).where(
+            Run.project_id == project.id, Artifact.run_id == int(match.group(1)), Artifact.name == match.group(2)))
+        if artifact is None:
+            raise DeploymentError(f"Run {match.group(1)} of {project.name!r} has no artifact {match.group(2)!r}")
+        return artifact.path
+    if reference.startswith("/") and not user.is_admin:
+        raise DeploymentError("Only administrators may deploy an artifact by its path on the platform's disk; "
+                              "give 'run:<run id>/<artifact name>' instead")
+    return reference
 
 
 def approve(deployment: Deployment, user: User) -> Deployment:
