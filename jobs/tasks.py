@@ -29,6 +29,7 @@ from app.runs.events import make_event
 from jobs import workspace as git_workspace
 from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, cache_key
+from jobs.deploy_stage import start_deployment
 from jobs.executor import get_executor
 from jobs.log_sink import LogSink
 from jobs.stage_execution import StageContext, execute_stage
@@ -160,6 +161,11 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     connection = _redis_or_none()
     sink = LogSink(db.engine, connection, run.id, stage.id)
     plan_stage = next(entry for entry in run.plan["stages"] if entry["name"] == stage.name)
+    deploy_spec = plan_stage.get("deploy")
+    if deploy_spec and not deploy_spec.get("run"):
+        # A deploy stage without a function needs no checkout and no sandbox.
+        _finish_deploy_stage(stage.id, run, deploy_spec, sink)
+        return
     watchdog = _Watchdog(current_app._get_current_object(), run.id, stage.id)
     try:
         mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
@@ -180,6 +186,8 @@ def _run_stage(stage_id: int, attempt: int) -> None:
         if outcome.status == StageStatus.SUCCESS:
             _collect_artifacts(run.id, stage.id, workspace, outcome)
             caches.save(key, deno_dir)
+        if outcome.status == StageStatus.SUCCESS and deploy_spec:
+            outcome.status, outcome.error = start_deployment(run, deploy_spec, sink.write)
     except git_workspace.GitError as error:
         outcome = None
         error_message = f"Cannot check out commit {run.commit_sha}: {error}"
@@ -200,6 +208,18 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     sink.close()
     log.info("run %s stage %s: attempt %s ended %s", run.id, stage.id, attempt, outcome.status)
     service.finish_stage(stage.id, outcome.status, outcome.exit_code, outcome.error)
+
+
+def _finish_deploy_stage(stage_id: int, run: Run, spec: dict, sink: LogSink) -> None:
+    try:
+        status, error = start_deployment(run, spec, sink.write)
+    except Exception as failure:  # noqa: BLE001  (any failure here must end the stage, not leave it running)
+        log.exception("run %s stage %s: could not create the deployment", run.id, stage_id)
+        status, error = StageStatus.ERROR, f"The platform failed to create the deployment: {failure}"
+    if error:
+        sink.write("system", f"Stage {status}: {error}")
+    sink.close()
+    service.finish_stage(stage_id, status, None, error)
 
 
 def _collect_artifacts(run_id: int, stage_id: int, workspace: Path, outcome) -> None:

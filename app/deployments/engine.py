@@ -207,6 +207,11 @@ class _Driver:
             return WAIT
         live = environment.live_deployment
         deployment.stable_release_id = live.release_id if live else None
+        if live is None and any(step["kind"] in ("weight", "pause") for step in deployment.steps):
+            # Like Argo Rollouts, a first deployment has no traffic to shift, so it goes live at once.
+            deployment.steps = [step for step in deployment.steps if step["kind"] not in ("weight", "pause")]
+            record_event(deployment, "status", "First deployment of the environment: its weight steps and "
+                                               "pauses are skipped, as there is no live release to share with")
         deployment.started_at = deployment.step_started_at = utcnow()
         deployment.split = dict(live.split) if live else {}
         transition(deployment, DeploymentStatus.PREPARING, f"Installing release {deployment.release.name!r}")
