@@ -53,6 +53,8 @@ class Config:
         folder = data_dir()
         self.DATA_DIR = str(folder)
         self.SECRET_KEY = _secret_key(folder)
+        # Key material for project secrets at rest; empty means "derive it from SECRET_KEY".
+        self.SECRETS_KEY = os.environ.get("DENO_CI_SECRETS_KEY", "")
         # Empty means "start the embedded server under the data folder".
         self.DATABASE_URL = os.environ.get("DATABASE_URL", "")
         self.REDIS_URL = os.environ.get("REDIS_URL", "")

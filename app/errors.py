@@ -7,16 +7,23 @@ the error page with the same sentences.
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from app.auth.accounts import AccountError, UserExistsError
 from app.pipelines.runner import PipelineError
-from app.projects import ProjectError
+from app.projects import ProjectError, ProjectExistsError
 from app.forges import UnknownForgeError
 from app.forges.base import ForgeError
 from app.runs.rerun import RerunError
 from app.runs.service import RunError
 from app.deployments.requests import ApprovalError, DeploymentConflictError, DeploymentError
+from app.secret_store import SecretError
 
-DOMAIN_STATUSES = {ProjectError: 422, PipelineError: 422, RunError: 503, RerunError: 409, UnknownForgeError: 404,
-                   ForgeError: 502, DeploymentError: 422, DeploymentConflictError: 409, ApprovalError: 403}
+DOMAIN_STATUSES = {
+    ProjectError: 422, ProjectExistsError: 409, PipelineError: 422, RunError: 503,
+    AccountError: 422, UserExistsError: 409, SecretError: 422,
+    RerunError: 409, UnknownForgeError: 404, ForgeError: 502,
+    DeploymentError: 422, DeploymentConflictError: 409, ApprovalError: 403,
+}
+ERROR_NAMES = {403: "Forbidden", 404: "Not Found", 409: "Conflict", 422: "Unprocessable Entity", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
 def wants_json() -> bool:
@@ -31,8 +38,13 @@ def error_response(status: int, error: str, detail: str):
 
 def register_error_handlers(app: Flask) -> None:
     for error_class, status in DOMAIN_STATUSES.items():
-        app.register_error_handler(error_class, lambda error, status=status: error_response(status, type(error).__name__, str(error)))
+        app.register_error_handler(error_class, lambda error, status=status: error_response(status, ERROR_NAMES[status], str(error)))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        return error_response(error.code or 500, error.name, error.description or "")
+        if error.response is not None:
+            # Raised with a ready response (such as the redirect to the sign-in form): send it as it is.
+            return error.response
+        body, status = error_response(error.code or 500, error.name, error.description or "")
+        # Keep headers such as Allow (405) and Retry-After (429).
+        return body, status, {key: value for key, value in error.get_headers() if key.lower() != "content-type"}

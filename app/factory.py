@@ -59,6 +59,7 @@ def _with_psycopg_driver(url: str) -> str:
 
 def _register_blueprints(app: Flask) -> None:
     from app import models  # noqa: F401  (registers the tables with SQLAlchemy)
+    from app.admin import admin
     from app.api import api
     from app.hooks import hooks
     from app.web import web
@@ -66,5 +67,6 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(api, url_prefix="/api/v1")
     app.register_blueprint(web)
+    app.register_blueprint(admin)
     app.register_blueprint(hooks)
-    register_websockets(sock)
+    register_websockets(app)

@@ -20,6 +20,7 @@ from pathlib import Path
 from app.status import RunStatus, StageStatus
 from app.pipelines import graph, runner
 from app.runs.events import make_event
+from config import Config
 from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, cache_key
 from jobs.executor import get_executor
@@ -153,7 +154,9 @@ class LocalRun:
     def _run_stage(self, stage: dict, report: StageReport) -> StageOutcome:
         started = time.monotonic()
         retries = int(stage["options"].get("retries") or 0)
-        context = StageContext(run_id="local", pipeline_path=self.pipeline_path, event=self.event, executor=self.executor)
+        settings = Config()
+        context = StageContext(run_id="local", pipeline_path=self.pipeline_path, event=self.event, executor=self.executor,
+                               default_timeout=settings.STAGE_TIMEOUT, max_output_bytes=settings.STAGE_MAX_OUTPUT)
         name = stage["name"]
         outcome = StageOutcome(StageStatus.ERROR, error="never started")
         for attempt in range(1, retries + 2):

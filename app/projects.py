@@ -2,7 +2,7 @@
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.extensions import db
 from app.models import Project
@@ -14,17 +14,59 @@ class ProjectError(ValueError):
     """A project could not be added; the message names the value and the rule."""
 
 
+class ProjectExistsError(ProjectError):
+    """A project of that name exists already."""
+
+
 def add_project(name: str, clone_url: str, default_branch: str = "main", pipeline_path: str = "deno-pipeline.ts",
                 forge: str = "git", forge_repo: str | None = None) -> Project:
     """Record a new project; raise ProjectError for an invalid or taken name."""
     if not VALID_NAME.match(name):
         raise ProjectError(f"Project name {name!r} is invalid: use up to 100 letters, digits, '.', '_' and '-'.")
     if db.session.scalar(select(Project.id).where(Project.name == name)) is not None:
-        raise ProjectError(f"Project {name!r} exists already. Choose another name.")
+        raise ProjectExistsError(f"Project {name!r} exists already. Choose another name.")
     if pipeline_path.startswith("/") or ".." in pipeline_path.split("/"):
         raise ProjectError(f"Pipeline path {pipeline_path!r} must be relative to the repository root.")
+    check_settings(clone_url, default_branch, pipeline_path)
     project = Project(name=name, clone_url=clone_url, default_branch=default_branch, pipeline_path=pipeline_path,
                       forge=forge, forge_repo=forge_repo)
     db.session.add(project)
     db.session.commit()
     return project
+
+
+VALID_BRANCH = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]{1,255}(?<!/)$")
+# A clone URL is a URL of a transport git speaks, scp-like "user@host:path", or an absolute path.
+VALID_CLONE_URL = re.compile(r"^((https?|ssh|git|file)://[^\s<>\"']+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s<>\"']+|/[^\s<>\"']*)$")
+
+
+def check_settings(clone_url: str | None = None, default_branch: str | None = None, pipeline_path: str | None = None) -> None:
+    """Raise ProjectError for a clone URL, branch or pipeline path git or the runner could not use."""
+    if clone_url is not None and (len(clone_url) > 2000 or not VALID_CLONE_URL.match(clone_url)):
+        raise ProjectError(f"Clone URL {clone_url[:200]!r} is invalid: expected an http(s), ssh, git or file URL, "
+                           "'user@host:path' or an absolute path.")
+    if default_branch is not None and not VALID_BRANCH.match(default_branch):
+        raise ProjectError(f"Branch name {default_branch[:200]!r} is invalid: use letters, digits and '._/+-', "
+                           "without '..' or '//'.")
+    if pipeline_path is not None and (
+        not pipeline_path or len(pipeline_path) > 500 or pipeline_path.startswith("/") or ".." in pipeline_path.split("/")
+        or not VALID_BRANCH.match(pipeline_path)
+    ):
+        raise ProjectError(f"Pipeline path {pipeline_path[:200]!r} is invalid: expected a relative path inside the repository.")
+
+
+def update_project(project: Project, **settings: str) -> Project:
+    """Change a project's clone URL, default branch or pipeline path; raise ProjectError for invalid values."""
+    check_settings(**settings)
+    for name, value in settings.items():
+        if value is not None:
+            setattr(project, name, value)
+    db.session.commit()
+    return project
+
+
+def delete_project(project: Project) -> None:
+    """Delete a project with its runs, logs, secrets and memberships."""
+    # A bulk DELETE lets PostgreSQL's ON DELETE CASCADE remove the rows; the ORM would try to unlink runs one by one.
+    db.session.execute(delete(Project).where(Project.id == project.id))
+    db.session.commit()

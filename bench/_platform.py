@@ -41,5 +41,9 @@ def platform(workers: int = 2):
             for process in processes:
                 process.terminate()
             for process in processes:
-                process.wait(10)
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
             services.stop_started()

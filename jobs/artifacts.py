@@ -6,10 +6,10 @@ finds it, the way GitLab passes artifacts of earlier stages to later ones.
 """
 
 import logging
+import os
 import re
 import tarfile
 import tempfile
-import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -30,11 +30,21 @@ def _matching_files(workspace: Path, patterns: list[str]) -> list[Path]:
             raise ArtifactError(f"artifact path {pattern!r} must be relative to the workspace and stay inside it")
         matches = [workspace / pattern] if (workspace / pattern).exists() else list(workspace.glob(pattern))
         for match in matches:
-            candidates = match.rglob("*") if match.is_dir() else [match]
-            for path in candidates:
-                if path.is_file() and not path.is_symlink() and path.resolve().is_relative_to(root):
+            # A symbolic link is never followed: a stage could point one at / and make
+            # the worker walk the whole host after the stage ended.
+            if match.is_symlink() or not match.resolve().is_relative_to(root):
+                continue
+            for path in _files_below(match) if match.is_dir() else [match]:
+                if path.is_file() and not path.is_symlink():
                     files[path] = None
     return sorted(files)
+
+
+def _files_below(folder: Path) -> list[Path]:
+    found = []
+    for directory, _, names in os.walk(folder, followlinks=False):
+        found.extend(Path(directory) / name for name in names)
+    return found
 
 
 class ArtifactStore:

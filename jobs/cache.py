@@ -56,6 +56,13 @@ class CacheStore:
                 return archive.name.removesuffix(ARCHIVE_SUFFIX)
         return None
 
+    def restore_newest(self, destination: Path) -> str | None:
+        """Unpack the project's newest archive into `destination`; return its key, or None."""
+        for archive in self._newest_first():
+            if self._unpack(archive, destination):
+                return archive.name.removesuffix(ARCHIVE_SUFFIX)
+        return None
+
     def _newest_first(self) -> list[Path]:
         if not self.folder.is_dir():
             return []

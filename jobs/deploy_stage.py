@@ -1,8 +1,8 @@
 """What a deploy stage does on the worker: record the release and queue its deployment.
 
 A deploy stage's plan entry carries `deploy` (see sdk/deploy.ts). The platform runs
-the stage's own function first when it has one; then, here, the run's artifact
-becomes a release and a deployment of it is recorded and queued for the engine.
+the stage's own function first when it has one. Then this module records the run's
+artifact as a release and queues a deployment of it for the engine.
 The stage ends as soon as the deployment is queued, so a canary that takes an hour
 never holds a stage worker.
 """
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def start_deployment(run: Run, spec: dict, write) -> tuple[StageStatus, str | None]:
-    """Create the release and deployment a deploy stage asks for; return the stage's outcome.
+    """Create the release and deployment a deploy stage requests; return the stage's outcome.
 
     `write(stream, text)` adds a line to the stage's log.
     """

@@ -4,6 +4,8 @@ Batching keeps a flood of output to a few transactions a second. When PostgreSQL
 is unreachable (a restart), the batch stays in memory and is written again with
 backoff, so no line a stage printed is lost; when Redis is unreachable, live
 viewers miss the announcement and read the lines from the database instead.
+With a `SecretMasker`, lines are masked as they are written, before anything is
+stored or published.
 """
 
 import logging
@@ -16,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.models._columns import utcnow
 from app.runs.logs import PendingLine, publish_lines, store_lines
+from jobs.masking import HOLD_SECONDS, SecretMasker
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +32,10 @@ CLOSE_DEADLINE = 300.0
 class LogSink:
     """Batches the lines of one stage attempt into the run's log."""
 
-    def __init__(self, engine: Engine, connection: redis.Redis | None, run_id: int, stage_id: int | None) -> None:
+    def __init__(self, engine: Engine, connection: redis.Redis | None, run_id: int, stage_id: int | None,
+                 masker: SecretMasker | None = None) -> None:
         self.engine = engine
+        self.masker = masker
         self.connection = connection
         self.run_id = run_id
         self.stage_id = stage_id
@@ -42,13 +47,22 @@ class LogSink:
 
     def write(self, stream: str, text: str) -> None:
         with self._condition:
-            self._pending.append(PendingLine(stream, text, utcnow()))
-            if len(self._pending) >= MAX_BATCH:
+            # The first line after a quiet spell goes out at once, so a viewer sees it
+            # without the flush interval's delay; lines that follow while it is being
+            # written form the next batch.
+            was_idle = not self._pending
+            if self.masker is None:
+                self._pending.append(PendingLine(stream, text, utcnow()))
+            else:
+                self._pending.extend(PendingLine(*line, utcnow()) for line in self.masker.feed(stream, text))
+            if (was_idle and self._pending) or len(self._pending) >= MAX_BATCH:
                 self._condition.notify()
 
     def close(self) -> None:
         """Write every remaining line, then stop the flushing thread."""
         with self._condition:
+            if self.masker is not None:
+                self._pending.extend(PendingLine(*line, utcnow()) for line in self.masker.flush())
             self._closing = True
             self._condition.notify()
         self._thread.join(CLOSE_DEADLINE + 10)
@@ -57,6 +71,8 @@ class LogSink:
         with self._condition:
             if not self._pending and not self._closing:
                 self._condition.wait(FLUSH_INTERVAL)
+            if self.masker is not None:
+                self._pending.extend(PendingLine(*line, utcnow()) for line in self.masker.flush(older_than=HOLD_SECONDS))
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             return batch
 

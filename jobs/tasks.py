@@ -10,12 +10,15 @@ import os
 import shutil
 import socket
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
 import redis
 from flask import Flask, current_app
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.extensions import db
 from app.forges.cloning import mirror_options
@@ -24,19 +27,23 @@ from app.models._columns import utcnow
 from app.status import TERMINAL_RUN
 from app.pipelines import graph, runner
 from app.queue import control_channel, redis_connection
-from app.runs import service
+from app.runs import service, test_results
 from app.runs.events import make_event
+from app.secret_store import secrets_for_stage, values_to_mask
 from jobs import workspace as git_workspace
 from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, cache_key
 from jobs.deploy_stage import start_deployment
 from jobs.executor import get_executor
 from jobs.log_sink import LogSink
+from jobs.masking import SecretMasker
 from jobs.stage_execution import StageContext, execute_stage
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 2.0
+# How long a job retries its bookkeeping while PostgreSQL is unreachable (a restart).
+DATABASE_RETRY_SECONDS = 120.0
 _app: Flask | None = None
 
 
@@ -84,17 +91,22 @@ def _prepare(run_id: int) -> None:
     if run is None or run.status in TERMINAL_RUN or run.plan is not None:
         return
     project = run.project
-    folder = run_workspace(run_id) / "plan"
+    # The same folder for every run of the project: Deno's type-check cache is keyed by
+    # module URLs, so a folder per run would make every check cold (1.4 s instead of
+    # 30 ms). The lock keeps two workers of one machine out of each other's way.
+    folder = _data_dir() / "plan-workspaces" / str(project.id)
+    plan_deno_dir = _data_dir() / "plan-caches" / cache_scope(run)
     try:
         mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         revision = run.commit_sha or run.tag or run.branch or project.default_branch
         sha = git_workspace.resolve_commit(mirror, revision)
         event = _complete_event(run, mirror, sha)
-        shutil.rmtree(folder, ignore_errors=True)
-        git_workspace.checkout(mirror, sha, folder, project.clone_url)
-        # Kept between runs of the project on this worker: a warm type-check cache.
-        plan_deno_dir = _data_dir() / "plan-caches" / str(project.id)
-        plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir)
+        with git_workspace.locked(folder.with_suffix(".lock")):
+            git_workspace.refresh_checkout(mirror, sha, folder, project.clone_url)
+            git_workspace.write_pipeline_override(folder, project.pipeline_path, run.pipeline_override)
+            # Planning imports the repository's code: it runs in the stages' sandbox.
+            executor = get_executor(current_app.config["EXECUTOR"])
+            plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir, executor)
     except git_workspace.GitError as error:
         service.fail_run(run_id, f"Cannot check out the commit: {error}")
         return
@@ -102,8 +114,6 @@ def _prepare(run_id: int) -> None:
         service.system_log(run_id, None, *[f"pipeline error: {problem}" for problem in error.problems])
         service.fail_run(run_id, f"The pipeline {project.pipeline_path!r} is invalid: {error.problems[0]}")
         return
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     _record_plan(run_id, plan, event)
 
 
@@ -156,10 +166,12 @@ def _run_stage(stage_id: int, attempt: int) -> None:
         log.info("stage %s attempt %s: already taken or ended; nothing to do", stage_id, attempt)
         return
     run, project = stage.run, stage.run.project
+    run_id = run.id
     log.info("run %s stage %s (%s): attempt %s started", run.id, stage.id, stage.name, attempt)
     folder = run_workspace(run.id) / f"stage-{stage.id}-{attempt}"
     connection = _redis_or_none()
-    sink = LogSink(db.engine, connection, run.id, stage.id)
+    masker = SecretMasker(values_to_mask(run))
+    sink = LogSink(db.engine, connection, run.id, stage.id, masker)
     plan_stage = next(entry for entry in run.plan["stages"] if entry["name"] == stage.name)
     deploy_spec = plan_stage.get("deploy")
     if deploy_spec and not deploy_spec.get("run"):
@@ -168,31 +180,34 @@ def _run_stage(stage_id: int, attempt: int) -> None:
         return
     watchdog = _Watchdog(current_app._get_current_object(), run.id, stage.id)
     try:
-        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
-        git_workspace.checkout(mirror, run.commit_sha, folder / "workspace", project.clone_url)
-        workspace = folder / "workspace"
-        artifact_store(run.id).restore_all(workspace)
-        deno_dir = folder / "deno-dir"
-        caches = CacheStore(_data_dir(), project.id)
-        key = cache_key(workspace, (stage.options.get("cache") or {}).get("key") or [])
-        restored = caches.restore(key, deno_dir)
+        workspace, deno_dir = folder / "workspace", folder / "deno-dir"
+        caches = CacheStore(_data_dir(), cache_scope(run))
+        key, restored = _prepare_workspace(run, stage, caches, workspace, deno_dir)
         sink.write("system", f"Restored dependency cache {restored}" if restored else "No dependency cache yet")
         context = StageContext(
             run_id=str(run.id), pipeline_path=project.pipeline_path, event=run.event_data,
             executor=get_executor(current_app.config["EXECUTOR"]),
             default_timeout=current_app.config["STAGE_TIMEOUT"], max_output_bytes=current_app.config["STAGE_MAX_OUTPUT"],
+            secrets=secrets_for_stage(run, plan_stage.get("options") or {}),
         )
+        # A stage may run for an hour: hold no database connection meanwhile, so a
+        # database restart during the stage cannot break this job's session.
+        db.session.commit()
         outcome = execute_stage(plan_stage, context, workspace, deno_dir, on_log=sink.write, on_start=watchdog.watch)
+        test_results.collect_stage_reports(run.id, stage.id, workspace)
         if outcome.status == StageStatus.SUCCESS:
-            _collect_artifacts(run.id, stage.id, workspace, outcome)
+            _retry_database(_collect_artifacts, run_id, stage_id, workspace, outcome)
+        if outcome.status == StageStatus.SUCCESS:
             caches.save(key, deno_dir)
+        # A stage's error text quotes its own output, which may contain a secret.
+        outcome.error = masker.mask(outcome.error) if outcome.error else outcome.error
         if outcome.status == StageStatus.SUCCESS and deploy_spec:
             outcome.status, outcome.error = start_deployment(run, deploy_spec, sink.write)
     except git_workspace.GitError as error:
         outcome = None
         error_message = f"Cannot check out commit {run.commit_sha}: {error}"
     except Exception as error:  # noqa: BLE001  (any failure here must end the stage, not leave it running)
-        log.exception("run %s stage %s: platform failure", run.id, stage.id)
+        log.exception("run %s stage %s: platform failure", run_id, stage_id)
         outcome = None
         error_message = f"The platform failed to run the stage: {error}"
     finally:
@@ -201,13 +216,61 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     if outcome is None:
         sink.write("system", error_message)
         sink.close()
-        service.finish_stage(stage.id, StageStatus.ERROR, None, error_message)
+        _retry_database(service.finish_stage, stage_id, StageStatus.ERROR, None, error_message)
         return
     if outcome.error and outcome.status != StageStatus.SUCCESS:
         sink.write("system", f"Stage {outcome.status}: {outcome.error}")
     sink.close()
-    log.info("run %s stage %s: attempt %s ended %s", run.id, stage.id, attempt, outcome.status)
-    service.finish_stage(stage.id, outcome.status, outcome.exit_code, outcome.error)
+    log.info("run %s stage %s: attempt %s ended %s", run_id, stage_id, attempt, outcome.status)
+    _retry_database(service.finish_stage, stage_id, outcome.status, outcome.exit_code, outcome.error)
+
+
+def cache_scope(run: Run) -> str:
+    """Return the cache folder name for a run: runs of pull requests from forks get their own.
+
+    A fork's code could write anything into the dependency cache, and a run of the
+    default branch with secrets would then execute it, so fork runs neither read nor
+    write the project's own caches (GitHub Actions keeps fork caches apart likewise).
+    """
+    fork = bool((run.event_data or {}).get("pullRequest") and run.event_data["pullRequest"].get("fork"))
+    return f"{run.project_id}-forks" if fork else str(run.project_id)
+
+
+def _prepare_workspace(run: Run, stage: Stage, caches: CacheStore, workspace: Path, deno_dir: Path) -> tuple[str, str | None]:
+    """Check the run's commit out, unpack the run's artifacts and the dependency cache; return (cache key, restored key)."""
+    project = run.project
+    # The commit is usually in the mirror already: prepare_run fetched it moments ago.
+    if git_workspace.has_commit(_data_dir(), project.id, run.commit_sha):
+        mirror = _data_dir() / "mirrors" / f"{project.id}.git"
+    else:
+        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
+    # The cache key needs the checkout, but the newest archive is nearly always the
+    # right one, so it is unpacked while git checks out and replaced if it is not.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        guessed = pool.submit(caches.restore_newest, deno_dir)
+        git_workspace.checkout(mirror, run.commit_sha, workspace, project.clone_url)
+        git_workspace.write_pipeline_override(workspace, project.pipeline_path, run.pipeline_override)
+        guessed_key = guessed.result()
+    artifact_store(run.id).restore_all(workspace)
+    key = cache_key(workspace, (stage.options.get("cache") or {}).get("key") or [])
+    restored = guessed_key if guessed_key == key else caches.restore(key, deno_dir)
+    return key, restored
+
+
+def _retry_database(action, *args):
+    """Call `action`, trying again while the database is unreachable (a restart), for up to DATABASE_RETRY_SECONDS."""
+    deadline = time.monotonic() + DATABASE_RETRY_SECONDS
+    delay = 0.2
+    while True:
+        try:
+            return action(*args)
+        except DBAPIError as error:
+            db.session.rollback()
+            if not error.connection_invalidated and not isinstance(error, OperationalError) or time.monotonic() > deadline:
+                raise
+            log.warning("database unreachable during %s, retrying in %.1f s: %s", action.__name__, delay, error.orig)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _finish_deploy_stage(stage_id: int, run: Run, spec: dict, sink: LogSink) -> None:
@@ -223,17 +286,20 @@ def _finish_deploy_stage(stage_id: int, run: Run, spec: dict, sink: LogSink) -> 
 
 
 def _collect_artifacts(run_id: int, stage_id: int, workspace: Path, outcome) -> None:
+    """Store every artifact the stage published, or none: one invalid artifact fails the stage."""
     days = current_app.config["ARTIFACT_RETENTION_DAYS"]
+    saved: list[tuple[str, Path]] = []
     for artifact in outcome.artifacts:
         try:
-            path = artifact_store(run_id).save(artifact["name"], workspace, artifact["paths"])
+            saved.append((artifact["name"], artifact_store(run_id).save(artifact["name"], workspace, artifact["paths"])))
         except ArtifactError as error:
+            for _, path in saved:
+                path.unlink(missing_ok=True)
             outcome.status, outcome.error = StageStatus.FAILED, str(error)
-            continue
-        db.session.execute(
-            db.delete(Artifact).where(Artifact.run_id == run_id, Artifact.name == artifact["name"])
-        )
-        db.session.add(Artifact(run_id=run_id, stage_id=stage_id, name=artifact["name"], path=str(path),
+            return
+    for name, path in saved:
+        db.session.execute(db.delete(Artifact).where(Artifact.run_id == run_id, Artifact.name == name))
+        db.session.add(Artifact(run_id=run_id, stage_id=stage_id, name=name, path=str(path),
                                 size=path.stat().st_size, expires_at=utcnow() + timedelta(days=days)))
     db.session.commit()
 
@@ -264,14 +330,13 @@ class _Watchdog:
         self._thread.start()
 
     def stop(self) -> None:
+        # Not joined: the thread may sit in a 0.5 s read of the control channel, and
+        # the stage's end must not wait for it. Its last heartbeat is harmless.
         self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(5)
 
     def _loop(self) -> None:
         pubsub = self._subscribe()
         next_beat = 0.0
-        import time
 
         while not self._stopped.is_set():
             if pubsub is not None and self._cancel_message(pubsub):

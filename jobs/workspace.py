@@ -7,6 +7,7 @@ mirror, because a stage may write anywhere in its workspace, `.git` included.
 import fcntl
 import logging
 import os
+import shutil
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +35,8 @@ def git(*args: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT) -> st
 
 
 @contextmanager
-def _locked(path: Path):
+def locked(path: Path):
+    """Hold an exclusive lock on `path` (a lock file) for the block, across processes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -52,7 +54,7 @@ def update_mirror(data_dir: Path, project_id: int, clone_url: str, *, fetch_url:
     """
     mirror = data_dir / "mirrors" / f"{project_id}.git"
     source = fetch_url or clone_url
-    with _locked(mirror.with_suffix(".lock")):
+    with locked(mirror.with_suffix(".lock")):
         if not (mirror / "HEAD").exists():
             log.info("cloning mirror of project %s", project_id)
             try:
@@ -89,6 +91,18 @@ def _redact(error: GitError, fetch_url: str | None) -> str:
     return message.replace(fetch_url, "<address with credentials>") if fetch_url else message
 
 
+def has_commit(data_dir: Path, project_id: int, sha: str | None) -> bool:
+    """Return whether the project's mirror already holds commit `sha`, so no fetch is needed."""
+    mirror = data_dir / "mirrors" / f"{project_id}.git"
+    if not sha or not (mirror / "HEAD").exists():
+        return False
+    try:
+        git("cat-file", "-e", f"{sha}^{{commit}}", cwd=mirror)
+    except GitError:
+        return False
+    return True
+
+
 def resolve_commit(mirror: Path, revision: str) -> str:
     """Return the full commit id of a branch, tag or commit id in the mirror."""
     for candidate in (f"refs/heads/{revision}", f"refs/tags/{revision}", revision):
@@ -116,11 +130,37 @@ def changed_files(mirror: Path, before: str | None, after: str) -> list[str]:
     return git("diff-tree", "--root", "--no-commit-id", "--name-only", "-r", after, cwd=mirror).split()
 
 
+def refresh_checkout(mirror: Path, sha: str, destination: Path, clone_url: str) -> Path:
+    """Bring a checkout the platform keeps (the planning folder) to commit `sha`, cloning only the first time.
+
+    Fetching one commit and resetting is several times faster than a new clone.
+    """
+    if not (destination / ".git").is_dir():
+        return checkout(mirror, sha, destination, clone_url)
+    try:
+        git("fetch", "--quiet", "--no-tags", str(mirror), sha, cwd=destination)
+        git("checkout", "--quiet", "--force", "--detach", sha, cwd=destination)
+        git("clean", "--quiet", "-ffdx", cwd=destination)
+    except GitError:
+        return checkout(mirror, sha, destination, clone_url)
+    return destination
+
+
 def checkout(mirror: Path, sha: str, destination: Path, clone_url: str) -> Path:
-    """Make a fresh working copy of one commit at `destination`."""
+    """Make a fresh working copy of one commit at `destination`, replacing whatever a killed worker left there."""
+    shutil.rmtree(destination, ignore_errors=True)
     destination.parent.mkdir(parents=True, exist_ok=True)
     git("clone", "--no-hardlinks", "--no-checkout", "--quiet", str(mirror), str(destination))
     git("checkout", "--quiet", "--detach", sha, cwd=destination)
     # The mirror's path means nothing inside the sandbox; the project's URL does.
     git("remote", "set-url", "origin", clone_url, cwd=destination)
     return destination
+
+
+def write_pipeline_override(workspace: Path, pipeline_path: str, text: str | None) -> None:
+    """Replace the checked-out pipeline file with the edited text a run from the editor carries, if any."""
+    if text is None:
+        return
+    path = workspace / pipeline_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

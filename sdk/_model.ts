@@ -48,6 +48,10 @@ export interface PipelineState {
   entries: EntryRecord[];
   collections: CollectionRecord[];
   problems: DeclarationProblem[];
+  /** Whether a newer run of the same branch cancels this one while it is queued or running. */
+  concurrency: { cancelInProgress: boolean } | null;
+  /** Notifications the pipeline asks for, in the platform's plan format. */
+  notifications: { on: string[]; channel: string; to?: string }[];
 }
 
 const states = new WeakMap<object, PipelineState>();
@@ -61,7 +65,14 @@ export const createdStates: PipelineState[] = [];
 
 /** Creates and registers the state of a new Pipeline. */
 export function createState(owner: object, location: SourceLocation | null): PipelineState {
-  const state: PipelineState = { location, entries: [], collections: [], problems: [] };
+  const state: PipelineState = {
+    location,
+    entries: [],
+    collections: [],
+    problems: [],
+    concurrency: null,
+    notifications: [],
+  };
   states.set(owner, state);
   createdStates.push(state);
   return state;

@@ -41,6 +41,10 @@ export interface PlannedStage {
 export interface Plan {
   stages: PlannedStage[];
   errors: PlanError[];
+  /** `new Pipeline({ concurrency })`, or null. */
+  concurrency?: { cancelInProgress: boolean } | null;
+  /** The rules given to `pipeline.notify(...)`. */
+  notifications?: { on: string[]; channel: string; to?: string }[];
 }
 
 interface Node {
@@ -73,6 +77,8 @@ export function buildPlan(
   return {
     stages: nodes.map((node, index) => plannedStage(node, index, nodes, reasons[index])),
     errors: [],
+    concurrency: state.concurrency,
+    notifications: state.notifications,
   };
 }
 

@@ -4,9 +4,9 @@
  *
  * A deploy stage does not ship anything itself. When the stage runs, the
  * platform records a release (an artifact an earlier stage published) and
- * a deployment of it to the named environment, and its deployment engine
- * moves the traffic step by step, analyses the new release and rolls it
- * back when a check fails. The stage's own function, if given, runs first
+ * a deployment of it to the named environment. The platform's deployment
+ * engine then moves the traffic step by step, analyses the new release, and
+ * rolls it back when a check fails. The stage's own function, if given, runs first
  * in the sandbox like any stage; the deployment is created only if it
  * succeeds. The stage succeeds once the deployment is recorded and queued;
  * follow the rollout on the environment's page.
@@ -53,12 +53,13 @@ export type CanaryStep =
   | { pause: { duration?: number } }
   | { analysis: AnalysisCheck | AnalysisCheck[] };
 
-/** How a deploy stage moves traffic to the new release. */
+/** The strategy by which a deploy stage moves traffic to the new release. */
 export type DeployStrategy = AllAtOnceStrategy | BlueGreenStrategy | CanaryStrategy;
 
 /**
- * What every check has: it takes `count` measurements `interval` seconds
- * apart and fails once more than `failureLimit` of them failed.
+ * Options shared by every check. A check takes `count` measurements
+ * `interval` seconds apart and fails once more than `failureLimit` of them
+ * failed.
  */
 export interface CheckOptions {
   /** Measurements to take (default 1). */
@@ -105,14 +106,14 @@ export interface PrometheusCheck extends CheckOptions {
 export interface WebhookCheck extends CheckOptions {
   /** Discriminant. */
   type: "webhook";
-  /** Where the platform POSTs. */
+  /** The URL the platform POSTs to. */
   url: string;
 }
 
 /** One analysis check. */
 export type AnalysisCheck = HttpCheck | PrometheusCheck | WebhookCheck;
 
-/** Who must approve, and how many: reviewers never include the person who started the deployment. */
+/** An approval gate's rule. The person who started the deployment can never approve it. */
 export interface ApprovalRule {
   /** The lowest project role a reviewer needs (default `"developer"`). */
   role?: "viewer" | "developer" | "admin";
@@ -157,7 +158,7 @@ export interface DeployOptions extends StageOptions {
   release: { artifact: string; name?: string };
   /** Target settings merged over the environment's, such as `{ type: "nginx", ... }`; no credentials. */
   target?: Record<string, unknown>;
-  /** How traffic moves (default all at once). */
+  /** The strategy (default all at once). */
   strategy?: DeployStrategy;
   /** Approval gates before deploying and before promoting. */
   approvals?: { beforeDeploy?: ApprovalRule; beforePromote?: ApprovalRule };

@@ -32,6 +32,27 @@ import { type DeployOptions, splitDeployOptions } from "./deploy.ts";
  */
 export type StageFn = () => unknown;
 
+/** When a pipeline's notification fires: the run's outcome, or `fixed` for a pass after a failure. */
+export type NotifyEvent = "failure" | "success" | "fixed" | "cancelled" | "always";
+
+const NOTIFY_EVENTS: string[] = ["failure", "success", "fixed", "cancelled", "always"];
+
+/** A notification a pipeline asks for with {@linkcode Pipeline.prototype.notify}. */
+export interface NotificationRule {
+  /** The outcomes that send it. */
+  on: NotifyEvent[];
+  /** A channel configured in the project's notification settings, by name or kind. */
+  channel: string;
+  /** For email channels: one recipient, a project member or an address the channel lists. */
+  to?: string;
+}
+
+/** Pipeline-wide settings, given to `new Pipeline(options)`. */
+export interface PipelineOptions {
+  /** `{ cancelInProgress: true }` makes a newer run of a branch cancel the older one still going. */
+  concurrency?: { cancelInProgress: boolean };
+}
+
 /**
  * The stages of a pipeline file. A `deno-pipeline.ts` creates one and exports
  * it as default.
@@ -72,15 +93,63 @@ export class Pipeline {
   /**
    * Creates an empty pipeline.
    *
+   * @param options Pipeline-wide settings, such as `concurrency`.
+   *
    * @example
    * ```ts
    * import { Pipeline } from "deno-ci";
    *
-   * export default new Pipeline();
+   * // A push to a branch cancels that branch's older run if it is still going.
+   * export default new Pipeline({ concurrency: { cancelInProgress: true } });
    * ```
    */
-  constructor() {
-    createState(this, callerLocation());
+  constructor(options: PipelineOptions = {}) {
+    const state = createState(this, callerLocation());
+    const concurrency = options.concurrency;
+    if (concurrency !== undefined) {
+      if (typeof concurrency?.cancelInProgress !== "boolean") {
+        state.problems.push({
+          message: "Option 'concurrency' must be { cancelInProgress: true } or { cancelInProgress: false }",
+          location: state.location,
+        });
+      } else {
+        state.concurrency = { cancelInProgress: concurrency.cancelInProgress };
+      }
+    }
+  }
+
+  /**
+   * Asks the platform to notify a channel when a run ends in one of `rule.on`.
+   *
+   * `channel` names a channel configured in the project's notification settings (by
+   * its name or kind); the platform refuses channels the project has not set up, so a
+   * pipeline cannot send run details anywhere it likes. `to` is an email address,
+   * accepted only for project members or addresses the channel lists.
+   *
+   * @example
+   * ```ts
+   * import { Pipeline, run } from "deno-ci";
+   *
+   * export default new Pipeline()
+   *   .notify({ on: ["failure", "fixed"], channel: "slack" })
+   *   .stage("test", () => run("deno test"));
+   * ```
+   */
+  notify(rule: NotificationRule): this {
+    const state = stateOf(this)!;
+    const location = callerLocation();
+    const events = Array.isArray(rule?.on) ? rule.on : [];
+    const unknown = events.filter((word) => !NOTIFY_EVENTS.includes(word));
+    if (events.length === 0 || unknown.length > 0 || typeof rule.channel !== "string" || rule.channel === "") {
+      state.problems.push({
+        message: `notify() needs 'on' (a list of ${NOTIFY_EVENTS.map((word) => `'${word}'`).join(", ")}) ` +
+          `and a 'channel' name${unknown.length ? `; unknown: ${unknown.map((word) => `'${word}'`).join(", ")}` : ""}`,
+        location,
+      });
+      return this;
+    }
+    state.notifications.push({ on: [...events], channel: rule.channel, ...(rule.to ? { to: rule.to } : {}) });
+    return this;
   }
 
   /**

@@ -48,3 +48,24 @@ Deno.test("Pipeline.stage() never throws on bad arguments", () => {
     "Stage 'x' options must be an object, got \"not options\"",
   ]);
 });
+
+Deno.test("Pipeline records concurrency and notify() rules", () => {
+  const pipeline = new Pipeline({ concurrency: { cancelInProgress: true } })
+    .notify({ on: ["failure", "fixed"], channel: "slack" })
+    .notify({ on: ["always"], channel: "email", to: "team@example.com" });
+  const state = stateOf(pipeline)!;
+  assertEquals(state.concurrency, { cancelInProgress: true });
+  assertEquals(state.notifications, [
+    { on: ["failure", "fixed"], channel: "slack" },
+    { on: ["always"], channel: "email", to: "team@example.com" },
+  ]);
+  assertEquals(state.problems, []);
+});
+
+Deno.test("notify() reports unknown events and a missing channel", () => {
+  // @ts-expect-error: "exploded" is not a NotifyEvent
+  const pipeline = new Pipeline().notify({ on: ["exploded"], channel: "" });
+  const [problem] = stateOf(pipeline)!.problems;
+  assert(problem.message.includes("unknown: 'exploded'"));
+  assertEquals(stateOf(pipeline)!.notifications, []);
+});

@@ -270,7 +270,7 @@ Deno.test("plan keeps stdout for its JSON when the pipeline file logs", async ()
       `import { Pipeline } from "deno-ci";\nconsole.log("hello");\nexport default new Pipeline();\n`,
   });
   const result = await plan(workspace);
-  assertEquals(result.json, { stages: [], errors: [] });
+  assertEquals(result.json, { stages: [], errors: [], concurrency: null, notifications: [] });
   assertStringIncludes(result.stderr, "hello");
 });
 

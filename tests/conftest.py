@@ -10,7 +10,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
-TABLES = ("log_lines", "artifacts", "stages", "runs", "schedules", "caches", "memberships", "projects", "users")
 
 
 @pytest.fixture(scope="session")
@@ -54,11 +53,39 @@ def db_app(app):
     from app.queue import redis_connection
 
     with app.app_context():
-        db.session.execute(db.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        db.session.commit()
+        _empty_tables(db)
         redis_connection().delete("rq:queue:deno-ci")
         yield app
         db.session.remove()
+
+
+def _empty_tables(db) -> None:
+    """Empty every table, trying again while a worker still ending an earlier test's run holds locks."""
+    from sqlalchemy.exc import OperationalError
+
+    # Every mapped table, so a table added on any branch is emptied too; referencing
+    # tables come first.
+    tables = ", ".join(table.name for table in reversed(db.metadata.sorted_tables))
+    for attempt in range(10):
+        try:
+            db.session.execute(db.text("SET lock_timeout = '5s'"))
+            db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            db.session.commit()
+            return
+        except OperationalError:
+            db.session.rollback()
+            if attempt == 9:
+                raise
+            if attempt >= 2:
+                # A transaction an earlier test left open (a live server thread, a
+                # worker) is of no use to this test and would block it for good.
+                db.session.execute(db.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%' "
+                    "AND now() - state_change > interval '2 seconds'"
+                ))
+                db.session.commit()
+            time.sleep(1.0)
 
 
 @pytest.fixture

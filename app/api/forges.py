@@ -1,22 +1,21 @@
 """Re-runs, fork approvals and the webhook delivery log."""
 
 from flask import abort, jsonify, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import select
 
 from app.api import api
+from app.api.params import json_body
 from app.api.serialize import run_json
+from app.auth.audit import audit
+from app.auth.permissions import Action, load_run, project_by_name, project_by_run, requires
 from app.extensions import db
 from app.forges import deliveries, get_forge
-from app.models import Project, Run, WebhookDelivery
+from app.models import Run, WebhookDelivery
 from app.models._columns import utcnow
-from app.runs.rerun import rerun
+from app.runs.rerun import RerunError, rerun
 
 MAX_DELIVERIES = 200
-
-
-def _project(name: str) -> Project:
-    return db.session.scalar(select(Project).where(Project.name == name)) or abort(404, f"Project {name!r} not found.")
 
 
 def delivery_json(delivery: WebhookDelivery) -> dict:
@@ -29,47 +28,63 @@ def delivery_json(delivery: WebhookDelivery) -> dict:
     }
 
 
+def _run_target(run: Run) -> str:
+    return f"run {run.id} (#{run.number} of project {run.project.name})"
+
+
 @api.post("/runs/<int:run_id>/rerun")
-@login_required
+@requires(Action.RERUN, project_by_run)
 def rerun_run(run_id: int):
     """Re-run a run that ended: body {"failed_only": true} re-runs only failed stages and their dependents."""
-    body = request.get_json(silent=True) or {}
+    body = json_body() if request.data else {}
     failed_only = body.get("failed_only", False)
     if not isinstance(failed_only, bool):
         abort(422, "'failed_only' must be true or false.")
-    db.session.get(Run, run_id) or abort(404, f"Run {run_id} not found.")
-    run = rerun(run_id, failed_only=failed_only)
+    original = load_run(run_id)
+    scope = "failed stages" if failed_only else "whole run"
+
+    try:
+        run = rerun(run_id, failed_only=failed_only)
+    except RerunError as error:
+        audit("run_rerun", target=_run_target(original), outcome="failure", detail=f"{scope}: {error}")
+        raise
+    audit("run_rerun", target=_run_target(original), detail=f"{scope}, as run {run.id} (#{run.number})")
     return jsonify(run_json(run)), 201, {"Location": url_for("api.get_run", run_id=run.id)}
 
 
 @api.post("/runs/<int:run_id>/approve")
-@login_required
+# Approval gives code from a fork the project's secrets (app/secret_store.py), so only a maintainer
+# may approve: MANAGE_PROJECT, which project admins have and developers do not.
+@requires(Action.MANAGE_PROJECT, project_by_run)
 def approve_run(run_id: int):
     """Approve a run of a pull request from a fork, so that it may get secrets and deploy stages."""
-    run = db.session.get(Run, run_id) or abort(404, f"Run {run_id} not found.")
+    run = load_run(run_id)
     if not run.approval_required:
+        audit("run_approve", target=_run_target(run), outcome="failure", detail="the run is not from a fork")
         abort(409, f"Run {run_id} needs no approval: it is not from a fork.")
+
     if run.approved_at is None:
         run.approved_by_id, run.approved_at = current_user.id, utcnow()
         db.session.commit()
+        audit("run_approve", target=_run_target(run))
     return jsonify({"id": run.id, "approved_by": run.approved_by_id, "approved_at": run.approved_at.isoformat()})
 
 
 @api.get("/projects/<name>/deliveries")
-@login_required
+@requires(Action.MANAGE_PROJECT, project_by_name)
 def list_deliveries(name: str):
     """List the project's webhook deliveries, newest first, with the answer each got."""
-    project = _project(name)
+    project = project_by_name(name)
     rows = db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.project_id == project.id)
                               .order_by(WebhookDelivery.id.desc()).limit(MAX_DELIVERIES))
     return jsonify({"deliveries": [delivery_json(row) for row in rows]})
 
 
 @api.post("/projects/<name>/deliveries/<int:delivery_id>/redeliver")
-@login_required
+@requires(Action.MANAGE_PROJECT, project_by_name)
 def redeliver(name: str, delivery_id: int):
     """Process a stored delivery again as a new delivery; a run event starts a new run even if one ran before."""
-    project = _project(name)
+    project = project_by_name(name)
     original = db.session.scalar(select(WebhookDelivery).where(
         WebhookDelivery.id == delivery_id, WebhookDelivery.project_id == project.id))
     if original is None:
@@ -79,4 +94,6 @@ def redeliver(name: str, delivery_id: int):
                    "before its signature was verified, so its body was not kept.")
     result = deliveries.process(get_forge(original.forge), project, dict(original.headers), original.body,
                                 redelivery_of=original)
+    audit("delivery_redeliver", target=f"delivery {delivery_id} of project {name}",
+          detail=f"status {result.status_code}, new delivery {result.delivery_id}: {result.reason}")
     return jsonify(result.json()), result.status_code

@@ -1,91 +1,157 @@
-"""Projects and runs: list, get, trigger, cancel, logs and artifacts."""
+"""Runs: list with filters, get, trigger, cancel, stages, logs and artifacts."""
+
+from urllib.parse import urlencode
 
 from flask import abort, jsonify, request, send_file, url_for
-from flask_login import login_required
+from flask_login import current_user
 from sqlalchemy import select
 
 from app.api import api
-from app.api.serialize import artifact_json, project_json, run_json
+from app.api.params import (BRANCH_NAME, COMMIT_ID, body_text, choice_arg, int_arg, json_body, paginate, text_arg,
+                            time_arg)
+from app.api.serialize import artifact_json, run_json, stage_json
+from app.auth.audit import audit
+from app.auth.permissions import Action, load_run, project_by_name, project_by_run, requires, signed_in, visible_project_ids
 from app.extensions import db
-from app.models import Artifact, Project, Run
+from app.models import Artifact, Project, Run, RunStatus, Stage
 from app.runs import service
-from app.runs.events import make_event
-from app.runs.logs import read_lines
+from app.runs.events import EVENT_KINDS, make_event
+from app.runs.logs import search_lines
 
 MAX_LOG_PAGE = 5000
+LOG_STREAMS = ("stdout", "stderr", "system")
+TRIGGERS = ("cli", "api", "webhook", "schedule", "rerun")
 
 
-def _project(name: str) -> Project:
-    return db.session.scalar(select(Project).where(Project.name == name)) or abort(404, f"Project {name!r} not found.")
+def _run_query(project: Project | None):
+    """Build the filtered, newest-first run query from the request's parameters."""
+    query = select(Run).order_by(Run.id.desc())
+    if project is not None:
+        query = query.where(Run.project_id == project.id)
+    else:
+        query = query.where(Run.project_id.in_(visible_project_ids(current_user)))
+    filters = {
+        Run.branch: text_arg("branch"), Run.author: text_arg("author", 300), Run.commit_sha: text_arg("commit", 64),
+        Run.status: choice_arg("status", tuple(RunStatus)), Run.event: choice_arg("event", EVENT_KINDS),
+        Run.trigger: choice_arg("trigger", TRIGGERS),
+    }
+    for column, value in filters.items():
+        if value is not None:
+            query = query.where(column == value)
+    since, until = time_arg("since"), time_arg("until")
+    if since is not None:
+        query = query.where(Run.queued_at >= since)
+    if until is not None:
+        query = query.where(Run.queued_at < until)
+    return query
 
 
-def _run(run_id: int) -> Run:
-    return db.session.get(Run, run_id) or abort(404, f"Run {run_id} not found.")
+def _list(project: Project | None):
+    document, headers = paginate(_run_query(project), "runs", lambda run: run_json(run, with_stages=False))
+    return jsonify(document), 200, headers
 
 
-@api.get("/projects")
-@login_required
-def list_projects():
-    """List the projects."""
-    return jsonify({"projects": [project_json(project) for project in db.session.scalars(select(Project).order_by(Project.name))]})
+@api.get("/runs")
+@signed_in
+def list_runs():
+    """List runs of the projects the caller may view, newest first, filtered by project, branch, status and more."""
+    name = text_arg("project", 100)
+    if name is None:
+        return _list(None)
+    project = project_by_name(name)
+    if not current_user.is_admin and project.id not in db.session.scalars(visible_project_ids(current_user)).all():
+        abort(404, f"Project {name!r} not found.")
+    return _list(project)
+
+
+@api.get("/projects/<name>/runs")
+@requires(Action.VIEW_PROJECT, project_by_name)
+def list_project_runs(name: str):
+    """List one project's runs, newest first, with the same filters as /runs."""
+    return _list(project_by_name(name))
 
 
 @api.post("/projects/<name>/runs")
-@login_required
+@requires(Action.TRIGGER_RUN, project_by_name)
 def trigger_run(name: str):
     """Start a run of a branch or commit: body {"branch": ...} or {"commit": ...}."""
-    project = _project(name)
-    body = request.get_json(silent=True) or {}
-    branch, commit = body.get("branch"), body.get("commit")
-    if branch is not None and not isinstance(branch, str) or commit is not None and not isinstance(commit, str):
-        abort(422, "'branch' and 'commit' must be strings.")
+    project = project_by_name(name)
+    body = request.get_json(silent=True) if request.data else {}
+    if not isinstance(body, dict):
+        abort(422, "The request body must be a JSON object (Content-Type: application/json).")
+    branch = body_text(body, "branch", pattern=BRANCH_NAME, rule="use letters, digits and '._/+-', without '..'.")
+    commit = body_text(body, "commit", max_length=64, pattern=COMMIT_ID, rule="expected 4 to 64 hexadecimal digits.")
     if branch and commit:
         abort(422, "Give 'branch' or 'commit', not both.")
     event = make_event("manual", branch=branch or (None if commit else project.default_branch), commit=commit)
     run = service.create_run(project, trigger="api", event=event)
-    return jsonify(run_json(run)), 201, {"Location": url_for("api.get_run", run_id=run.id)}
+    return jsonify(_run_detail(run)), 201, {"Location": url_for("api.get_run", run_id=run.id)}
 
 
 @api.get("/runs/<int:run_id>")
-@login_required
+@requires(Action.VIEW_PROJECT, project_by_run)
 def get_run(run_id: int):
-    """Return a run with its stages."""
-    run = _run(run_id)
+    """Return a run with its stages and artifacts."""
+    return jsonify(_run_detail(load_run(run_id)))
+
+
+def _run_detail(run: Run) -> dict:
     document = run_json(run)
-    document["artifacts"] = [artifact_json(artifact) for artifact in db.session.scalars(select(Artifact).where(Artifact.run_id == run_id))]
-    return jsonify(document)
+    document["artifacts"] = [artifact_json(artifact) for artifact in db.session.scalars(select(Artifact).where(Artifact.run_id == run.id))]
+    return document
 
 
 @api.post("/runs/<int:run_id>/cancel")
-@login_required
+@requires(Action.CANCEL_RUN, project_by_run)
 def cancel_run(run_id: int):
     """Cancel a run; 409 if it has ended already."""
-    run = _run(run_id)
-    if not service.cancel_run(run.id, "cancelled through the API"):
+    run = load_run(run_id)
+    target = f"run {run.id} (#{run.number} of project {run.project.name})"
+    if not service.cancel_run(run.id, f"cancelled by {current_user.username} through the API"):
+        audit("run_cancel", target=target, outcome="failure", detail=f"the run had ended already ({run.status})")
         abort(409, f"Run {run_id} has ended already ({run.status}); there is nothing to cancel.")
+    audit("run_cancel", target=target)
     db.session.expire_all()
-    return jsonify(run_json(_run(run_id)))
+    return jsonify(_run_detail(load_run(run_id)))
+
+
+@api.get("/runs/<int:run_id>/stages")
+@requires(Action.VIEW_PROJECT, project_by_run)
+def list_stages(run_id: int):
+    """List a run's stages in plan order."""
+    return jsonify({"stages": [stage_json(stage) for stage in load_run(run_id).stages]})
 
 
 @api.get("/runs/<int:run_id>/logs")
-@login_required
+@requires(Action.VIEW_PROJECT, project_by_run)
 def run_logs(run_id: int):
-    """Return stored log lines with seq > `after`, at most `limit` (default 1000)."""
-    _run(run_id)
-    try:
-        after = int(request.args.get("after", 0))
-        limit = min(int(request.args.get("limit", 1000)), MAX_LOG_PAGE)
-    except ValueError:
-        abort(422, "'after' and 'limit' must be whole numbers.")
-    lines = read_lines(db.engine, run_id, after, limit)
-    return jsonify({"lines": lines, "next_after": lines[-1]["seq"] if lines else after})
+    """Return stored log lines with seq > `after`, at most `limit`, filtered by `stage` (name), `stream` and `q`."""
+    load_run(run_id)
+    after = int_arg("after", 0, 0, 2**62)
+    limit = int_arg("limit", 1000, 1, MAX_LOG_PAGE)
+    stream = choice_arg("stream", LOG_STREAMS)
+    contains = text_arg("q", 500)
+    stage_id = None
+    if (stage_name := text_arg("stage", 500)) is not None:
+        stage_id = db.session.scalar(select(Stage.id).where(Stage.run_id == run_id, Stage.name == stage_name))
+        if stage_id is None:
+            abort(404, f"Run {run_id} has no stage {stage_name!r}.")
+    lines = search_lines(db.engine, run_id, after, limit, stage_id, stream, contains)
+    next_after = lines[-1]["seq"] if lines else after
+    headers = {}
+    if len(lines) == limit:
+        arguments = urlencode({**request.args.to_dict(), "after": next_after})
+        headers["Link"] = f'<{request.base_url}?{arguments}>; rel="next"'
+    return jsonify({"lines": lines, "next_after": next_after}), 200, headers
 
 
 @api.get("/runs/<int:run_id>/artifacts/<name>")
-@login_required
+@requires(Action.VIEW_PROJECT, project_by_run)
 def download_artifact(run_id: int, name: str):
     """Download an artifact archive (.tar.gz)."""
-    artifact = db.session.scalar(select(Artifact).where(Artifact.run_id == run_id, Artifact.name == name))
+    artifact = None
+    if len(name) <= 200 and "\x00" not in name:
+        artifact = db.session.scalar(select(Artifact).where(Artifact.run_id == run_id, Artifact.name == name))
     if artifact is None:
-        abort(404, f"Run {run_id} has no artifact {name!r}.")
+        abort(404, f"Run {run_id} has no artifact {name[:200]!r}.")
     return send_file(artifact.path, as_attachment=True, download_name=f"{name}.tar.gz")

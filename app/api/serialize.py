@@ -48,6 +48,34 @@ def run_json(run: Run, with_stages: bool = True) -> dict:
     return document
 
 
+def user_json(user) -> dict:
+    return {"id": user.id, "username": user.username, "email": user.email, "is_admin": user.is_admin,
+            "active": user.active, "created_at": _time(user.created_at)}
+
+
+def member_json(membership, user) -> dict:
+    return {"username": user.username, "user_id": user.id, "role": membership.role}
+
+
+def secret_json(secret) -> dict:
+    return {"name": secret.name, "created_at": _time(secret.created_at), "updated_at": _time(secret.updated_at),
+            "updated_by": secret.updated_by}
+
+
+def token_json(token) -> dict:
+    from app.auth.tokens import token_state
+
+    return {"id": token.id, "name": token.name, "user": token.user.username, "scope": token.scope, "prefix": token.prefix,
+            "state": token_state(token), "created_at": _time(token.created_at), "expires_at": _time(token.expires_at),
+            "last_used_at": _time(token.last_used_at), "revoked_at": _time(token.revoked_at)}
+
+
+def audit_json(entry) -> dict:
+    return {"id": entry.id, "time": _time(entry.time), "actor": entry.actor_name, "actor_id": entry.actor_id,
+            "action": entry.action, "target": entry.target, "outcome": entry.outcome, "detail": entry.detail,
+            "remote_addr": entry.remote_addr}
+
+
 def release_json(release) -> dict | None:
     if release is None:
         return None

@@ -23,4 +23,4 @@ def main(data: str, verbose: bool) -> None:
     )
 
 
-from app.cli import local, platform  # noqa: E402,F401  (registers the commands)
+from app.cli import accounts, local, platform  # noqa: E402,F401  (registers the commands)

@@ -3,6 +3,7 @@
 Heavy imports stay inside the commands, so `deno-ci run` and `validate` start fast.
 """
 
+import os
 import secrets
 import sys
 import time
@@ -89,6 +90,8 @@ def serve(host: str, port: int, workers: int | None) -> None:
     from app.supervisor import Supervisor
 
     _log_lifecycle()
+    # Links printed and sent to forges must name the port actually served.
+    os.environ.setdefault("DENO_CI_BASE_URL", f"http://{host}:{port}")
     with platform_app() as app:
         user, password = ensure_first_admin()
         url = f"http://{host}:{port}/"
@@ -104,7 +107,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty (for tests and benchmarks).")
 def worker(burst: bool) -> None:
     """Run one RQ worker that executes stages (`serve` starts these for you)."""
-    from rq import SimpleWorker
+    from jobs.worker import PlatformWorker
 
     from app.queue import notify_queue, redis_connection, run_queue
     from jobs.tasks import get_app
@@ -114,10 +117,10 @@ def worker(burst: bool) -> None:
     app = get_app()
     with app.app_context():
         connection = redis_connection()
-        # SimpleWorker runs jobs in this process: no fork per stage, one database pool per worker.
+        # A SimpleWorker runs jobs in this process: no fork per stage, one database pool per worker.
         # Stage jobs come first; notification jobs are taken when no stage job waits.
         queues = [run_queue(connection), notify_queue(connection)]
-        SimpleWorker(queues, connection=connection).work(burst=burst, logging_level="WARNING")
+        PlatformWorker(queues, connection=connection).work(burst=burst, logging_level="WARNING")
 
 
 @main.command()

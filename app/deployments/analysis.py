@@ -42,7 +42,7 @@ class Measurement:
 
 @dataclass
 class Context:
-    """What a check measures, and how it reports."""
+    """The release a check measures, its addresses, and the callbacks it reports through."""
 
     release: str
     environment: str

@@ -3,8 +3,9 @@
 `drive(deployment_id)` is the body of the RQ job `jobs.deployments.drive_deployment`.
 A job first takes the deployment's lease (a worker name and a heartbeat in its row),
 so a second job for the same deployment exits at once. It then runs steps until the
-deployment ends or waits for people (approvals, an untimed pause); a timed pause
-keeps the lease and sleeps in short ticks, so an abort is seen within `TICK` seconds.
+deployment ends or waits for people, at an approval gate or an untimed pause. A timed
+pause keeps the lease and sleeps in short ticks, so an abort is noticed within `TICK`
+seconds.
 Every change of traffic is recorded with the split the adapter reports.
 
 Restarts: a job that takes over an active deployment (its previous job died, or it
@@ -380,7 +381,7 @@ class _Driver:
                 log.warning("deployment %s: rollback attempt %s failed: %s", deployment.id, attempt, error)
                 time.sleep(0.5 * attempt)
         else:
-            # Leaving it rolling_back (not failed) tells the truth: the reaper retries with a new job.
+            # The status stays rolling_back (not failed) because the split is unknown; the reaper retries with a new job.
             raise AdapterError(f"Deployment {deployment.id}: rollback to {stable!r} failed {ROLLBACK_ATTEMPTS} times")
         record_traffic(deployment, 0, split, f"Rolled back: {stable!r} has all the traffic" if stable
                        else f"Rolled back: {release!r} removed from traffic")
@@ -533,7 +534,7 @@ def start_next_pending(environment_id: int) -> None:
 
 
 def reap_stalled_deployments() -> int:
-    """Queue a job for active deployments whose job died, and queued ones nobody picked up; return how many."""
+    """Queue a job for every active deployment whose job died or released it without waiting for people; return how many."""
     stale = utcnow() - timedelta(seconds=LEASE_SECONDS)
     waiting_for_people = (Deployment.status == DeploymentStatus.PAUSED) & Deployment.resume_at.is_(None)
     stalled = db.session.scalars(select(Deployment.id).where(

@@ -27,12 +27,12 @@ log = logging.getLogger(__name__)
 
 ENVIRONMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 ENVIRONMENT_KINDS = ("production", "staging", "review")
-# A reviewer's role must be at least as strong as the role a gate asks for.
+# A reviewer's role must rank at least as high as the role a gate requires.
 ROLE_RANK = {Role.VIEWER: 0, Role.DEVELOPER: 1, Role.ADMIN: 2}
 
 
 class DeploymentError(Exception):
-    """A deployment request was invalid; the message says why and what to do."""
+    """A deployment request was invalid; the message gives the reason and the fix."""
 
 
 class DeploymentConflictError(DeploymentError):
@@ -48,7 +48,10 @@ def ensure_environment(project: Project, name: str, *, kind: str | None = None, 
     """Return the project's environment `name`, creating it (a review environment for a pull request) if new."""
     if not ENVIRONMENT_NAME.match(name or ""):
         raise DeploymentError(f"Environment name {name!r} is invalid: use lower-case letters, digits, '.', '_', '-'")
-    kind = kind or ("production" if name == "production" else "review" if pull_request else "staging")
+    if kind is None and name == "production":
+        kind = "production"
+    elif kind is None:
+        kind = "review" if pull_request else "staging"
     if kind not in ENVIRONMENT_KINDS:
         raise DeploymentError(f"Environment kind {kind!r} is unknown: use one of {', '.join(ENVIRONMENT_KINDS)}")
     environment = db.session.scalar(select(Environment).where(Environment.project_id == project.id,

@@ -108,6 +108,13 @@ def process(forge: Forge, project: Project, headers: dict[str, str], body: bytes
         outcome = forge.parse(headers, decode_payload(headers, body))
     except MalformedPayloadError as error:
         return _record(forge, project, headers, body, 400, f"The payload is invalid: {error}", previous, redelivery_of)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        # A signed payload whose fields have unexpected types (a null ref, a list for an
+        # object): the parsers expect the documented shape, so the delivery is invalid.
+        log.warning("project %s: %s delivery %s has an unexpected shape: %r", project.id, forge.name, delivery_id, error)
+        return _record(forge, project, headers, body, 400,
+                       f"The payload is invalid: a field has an unexpected type or is missing ({error})",
+                       previous, redelivery_of)
     mismatch = _repository_mismatch(project, outcome)
     if mismatch:
         return _record(forge, project, headers, body, 404, mismatch, previous, redelivery_of)
@@ -198,8 +205,9 @@ def _start_run(forge: Forge, project: Project, headers: dict, body: bytes, outco
     row = db.session.get(WebhookDelivery, delivery.delivery_id)
     row.run_id = run.id
     pull_request = outcome.event.get("pullRequest") or {}
-    # TODO: nothing withholds secrets or deploy stages yet, because neither exists in the
-    # platform; the stage executor must check `run.approval_required and run.approved_at is None`.
+    # app/secret_store.py withholds secrets from such a run until it is approved. TODO: deploy
+    # stages are not withheld, because the platform has none yet; when it does, the stage executor
+    # must also check `run.approval_required and run.approved_at is None`.
     run.approval_required = outcome.event["kind"] == "pull_request" and bool(pull_request.get("fork"))
     db.session.commit()
     log.info("project %s: %s delivery %s queued run %s", project.id, forge.name, row.forge_delivery_id, run.id)

@@ -6,6 +6,7 @@ logs and starts the run. CSRF protection does not apply: forges sign their reque
 
 from flask import Blueprint, current_app, jsonify, request
 
+from app.auth.permissions import public
 from app.extensions import csrf
 from app.forges import deliveries
 
@@ -14,6 +15,8 @@ csrf.exempt(hooks)
 
 
 @hooks.post("/hooks/<forge>/<project>")
+# Open to everyone, because app/forges/deliveries.py accepts a delivery only with the project's signature.
+@public
 def receive(forge: str, project: str):
     """Receive one webhook delivery: 202 with the run when one is queued, 200 with the reason when none is."""
     # Flask's headers are case-insensitive already; lower-case names keep the forge modules free of Flask.
@@ -33,6 +36,7 @@ def receive(forge: str, project: str):
 
 
 @hooks.post("/hooks/environments/<int:environment_id>/alarm")
+@public
 def deployment_alarm(environment_id: int):
     """Roll back the environment's active deployment because a monitoring alarm fired.
 

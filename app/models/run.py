@@ -43,6 +43,9 @@ class Run(db.Model):
     approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The run this one re-runs, for trigger "rerun".
     rerun_of_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    # An edited pipeline file started from the editor without a commit; the worker uses it in
+    # place of the file at the checked-out commit. NULL for runs of the committed file.
+    pipeline_override: Mapped[str | None] = mapped_column(Text)
     # The highest log sequence number handed out; log lines are numbered per run from 1.
     log_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -67,6 +70,7 @@ class Stage(db.Model):
     options: Mapped[dict] = mapped_column(JSONB, default=dict)
     deno_flags: Mapped[list] = mapped_column(JSONB, default=list)
     status: Mapped[str] = mapped_column(String(20), default=StageStatus.QUEUED)
+    # The attempt queued or running now, from 1; 0 while the stage was never queued.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)

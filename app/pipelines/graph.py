@@ -15,9 +15,9 @@ PASSED = frozenset({StageStatus.SUCCESS, StageStatus.ALLOWED_FAILURE})
 def effective_needs(stages: Sequence[Mapping]) -> dict[str, list[str]]:
     """Map each selected stage to the selected stages it waits for.
 
-    A stage left out by its filters drops out of the graph, and whatever needed it
-    waits for what it needed instead, so a branch filter on one middle stage does not
-    cut the stages after it off from the ones before.
+    The runner already leaves out every stage that needs an unselected one, so this
+    only drops unselected names. It also passes an unselected stage's own needs on,
+    which keeps the graph whole for a plan from a runner that does not propagate.
     """
     by_name = {stage["name"]: stage for stage in stages}
 
@@ -69,3 +69,25 @@ def run_outcome(statuses: Sequence[str]) -> RunStatus:
     if StageStatus.CANCELLED in statuses:
         return RunStatus.CANCELLED
     return RunStatus.SUCCESS
+
+
+def stage_levels(needs: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Return each stage's level: 0 for a stage that needs nothing, else one more than its deepest need.
+
+    Stages of one level can run side by side, so drawings put them in one column (the
+    stage graph) or on separate lanes at the same time (the timeline). Needs outside
+    `needs` are ignored, and a cycle (which `plan` rejects) does not loop forever.
+    """
+    levels: dict[str, int] = {}
+
+    def level(name: str, visiting: frozenset[str]) -> int:
+        if name in levels:
+            return levels[name]
+        known = [need for need in needs[name] if need in needs and need not in visiting]
+        result = max((level(need, visiting | {name}) + 1 for need in known), default=0)
+        levels[name] = result
+        return result
+
+    for name in needs:
+        level(name, frozenset())
+    return levels

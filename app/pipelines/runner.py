@@ -104,17 +104,50 @@ def _problems_from(result: subprocess.CompletedProcess, fallback_file: str) -> l
     ]
 
 
-def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: float, file: str) -> subprocess.CompletedProcess:
+def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: float, file: str,
+         executor=None, mounts: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+    """Run a runner command on the host, or in `executor`'s sandbox when one is given."""
+    if executor is not None:
+        return _run_sandboxed(executor, command, workspace, deno_dir, timeout, file, mounts)
     try:
         return subprocess.run(command, cwd=workspace, env=deno_env(deno_dir), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as error:
         raise PipelineError([Problem(file, None, None, f"the runner did not finish within {timeout:.0f} s")]) from error
 
 
-def plan(workspace: Path, pipeline_path: str, event: dict | None = None, deno_dir: Path | None = None) -> dict:
+def _run_sandboxed(executor, command: list[str], workspace: Path, deno_dir: Path | None, timeout: float, file: str,
+                   mounts: tuple[Path, ...]) -> subprocess.CompletedProcess:
+    """Run a runner command in the stage sandbox: the pipeline's imports see only the checkout."""
+    from jobs.executor import Exit, LogChunk, Mount, StageSpec
+
+    sandbox_mounts = [Mount(DENO), Mount(SDK_DIR), *(Mount(path) for path in mounts)]
+    if deno_dir is not None:
+        deno_dir.mkdir(parents=True, exist_ok=True)
+        sandbox_mounts.append(Mount(deno_dir, writable=True))
+    spec = StageSpec(argv=command, workspace=workspace, env=deno_env(deno_dir, {"HOME": "/tmp"}), network=True,
+                     timeout=timeout, mounts=tuple(sandbox_mounts))
+    streams: dict[str, list[str]] = {"stdout": [], "stderr": [], "system": []}
+    code = 1
+    for event in executor.start(spec).events():
+        if isinstance(event, LogChunk):
+            streams[event.stream].append(event.text)
+        elif isinstance(event, Exit):
+            if event.reason == "timeout":
+                raise PipelineError([Problem(file, None, None, f"the runner did not finish within {timeout:.0f} s")])
+            if event.reason != "exited":
+                raise PipelineError([Problem(file, None, None, f"the runner could not run in the sandbox: {event.message}")])
+            code = event.code
+    return subprocess.CompletedProcess(command, code, "\n".join(streams["stdout"]), "\n".join(streams["stderr"] + streams["system"]))
+
+
+def plan(workspace: Path, pipeline_path: str, event: dict | None = None, deno_dir: Path | None = None,
+         executor=None) -> dict:
     """Return the runner's plan of the pipeline, with each stage selected or not for `event`.
 
-    The pipeline is imported with no Deno permissions. Raises PipelineError.
+    The pipeline is imported with no Deno permissions, and inside `executor`'s sandbox
+    when one is given: Deno lets even a permission-less import read a host file named in
+    the code (a JSON module), so untrusted repositories must be planned there. Raises
+    PipelineError.
     """
     pipeline_file = workspace / pipeline_path
     if not pipeline_file.is_file():
@@ -128,28 +161,28 @@ def plan(workspace: Path, pipeline_path: str, event: dict | None = None, deno_di
             event_file.write_text(json.dumps(event))
             command.append(f"--allow-read={event_file}")
             arguments += ["--event", str(event_file)]
-        result = _run(command + arguments, workspace, deno_dir, PLAN_TIMEOUT, pipeline_path)
+        result = _run(command + arguments, workspace, deno_dir, PLAN_TIMEOUT, pipeline_path, executor, (Path(scratch),))
     document = _last_json_line(result.stdout) if result.returncode == 0 else None
     if document is None or "stages" not in document:
         raise PipelineError(_problems_from(result, pipeline_path))
     return document
 
 
-def type_check(workspace: Path, pipeline_path: str, deno_dir: Path | None = None) -> list[Problem]:
-    """Type-check the pipeline file against the SDK's types; return the problems found."""
+def type_check(workspace: Path, pipeline_path: str, deno_dir: Path | None = None, executor=None) -> list[Problem]:
+    """Type-check the pipeline file against the SDK's types (in `executor`'s sandbox if given); return the problems."""
     pipeline_file = workspace / pipeline_path
     with tempfile.TemporaryDirectory(prefix="deno-ci-check-") as scratch:
         import_map = write_import_map(pipeline_file, Path(scratch) / "import_map.json")
         command = [str(DENO), *BASE_FLAGS, "--allow-read", "--allow-run", "--allow-env", f"--import-map={import_map}",
                    str(RUNNER), "check", str(pipeline_file), "--import-map", str(import_map)]
         try:
-            result = _run(command, workspace, deno_dir, CHECK_TIMEOUT, pipeline_path)
+            result = _run(command, workspace, deno_dir, CHECK_TIMEOUT, pipeline_path, executor, (Path(scratch),))
         except PipelineError as error:
             return error.problems
     return [] if result.returncode == 0 else _problems_from(result, pipeline_path)
 
 
-def plan_and_check(workspace: Path, pipeline_path: str, event: dict | None, deno_dir: Path) -> dict:
+def plan_and_check(workspace: Path, pipeline_path: str, event: dict | None, deno_dir: Path, executor=None) -> dict:
     """Plan and type-check the pipeline at once (two processes); raise PipelineError with every problem.
 
     Keep `deno_dir` between runs of a project: with a warm cache the type check takes
@@ -158,9 +191,9 @@ def plan_and_check(workspace: Path, pipeline_path: str, event: dict | None, deno
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        checking = pool.submit(type_check, workspace, pipeline_path, deno_dir)
+        checking = pool.submit(type_check, workspace, pipeline_path, deno_dir, executor)
         try:
-            document = plan(workspace, pipeline_path, event, deno_dir)
+            document = plan(workspace, pipeline_path, event, deno_dir, executor)
         except PipelineError as error:
             problems = error.problems + [problem for problem in checking.result() if problem not in error.problems]
             raise PipelineError(problems) from None

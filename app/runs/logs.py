@@ -88,3 +88,30 @@ def read_lines(engine: Engine, run_id: int, after: int = 0, limit: int = 1000, s
         {"seq": row.seq, "stage_id": row.stage_id, "stream": row.stream, "text": row.text, "time": row.time.isoformat()}
         for row in rows
     ]
+
+
+def _like_pattern(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search_lines(engine: Engine, run_id: int, after: int = 0, limit: int = 1000, stage_id: int | None = None,
+                 stream: str | None = None, contains: str | None = None) -> list[dict]:
+    """Return up to `limit` lines with `seq > after`, filtered by stage, stream and a case-insensitive substring."""
+    query = "SELECT seq, stage_id, stream, text, time FROM log_lines WHERE run_id = :run_id AND seq > :after"
+    params: dict = {"run_id": run_id, "after": after, "limit": limit}
+    if stage_id is not None:
+        query += " AND stage_id = :stage_id"
+        params["stage_id"] = stage_id
+    if stream is not None:
+        query += " AND stream = :stream"
+        params["stream"] = stream
+    if contains:
+        query += " AND text ILIKE :pattern ESCAPE '\\'"
+        params["pattern"] = _like_pattern(contains)
+    with engine.connect() as connection:
+        rows = connection.execute(text(query + " ORDER BY seq LIMIT :limit"), params).all()
+    return [
+        {"seq": row.seq, "stage_id": row.stage_id, "stream": row.stream, "text": row.text, "time": row.time.isoformat()}
+        for row in rows
+    ]

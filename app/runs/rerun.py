@@ -39,9 +39,12 @@ def rerun(run_id: int, *, failed_only: bool = False) -> Run:
     if failed_only:
         return _rerun_failed(original)
     event = dict(original.event_data or {})
+    # Runs recorded without event data (created directly, or before it was stored) still have their kind.
+    event.setdefault("kind", original.event)
     # The re-run tests the same commit, even if the branch has moved on since.
     event["commit"] = original.commit_sha or event.get("commit")
-    run = service.create_run(original.project, trigger="rerun", event=event)
+    run = service.create_run(original.project, trigger="rerun", event=event,
+                             pipeline_override=original.pipeline_override)
     run.rerun_of_id, run.approval_required = original.id, original.approval_required
     db.session.commit()
     return run
@@ -93,7 +96,7 @@ def _copy_run(original: Run) -> Run:
         branch=original.branch, tag=original.tag, commit_sha=original.commit_sha, before_sha=original.before_sha,
         pull_request=original.pull_request, author=original.author, message=original.message,
         event_data=original.event_data, plan=original.plan, status=RunStatus.QUEUED, rerun_of_id=original.id,
-        approval_required=original.approval_required,
+        approval_required=original.approval_required, pipeline_override=original.pipeline_override,
     )
     db.session.add(run)
     db.session.flush()

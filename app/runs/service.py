@@ -47,9 +47,10 @@ def system_log(run_id: int, stage_id: int | None, *messages: str) -> None:
     append_system_lines(db.engine, _redis(), run_id, stage_id, list(messages))
 
 
-def create_run(project: Project, *, trigger: str, event: dict) -> Run:
+def create_run(project: Project, *, trigger: str, event: dict, pipeline_override: str | None = None) -> Run:
     """Record a queued run of `project` for `event` and queue its preparation.
 
+    `pipeline_override` is an edited pipeline file to run in place of the committed one.
     Raises RunError when the queue is unreachable; the run is then recorded as error.
     """
     db.session.execute(select(Project.id).where(Project.id == project.id).with_for_update())
@@ -59,6 +60,7 @@ def create_run(project: Project, *, trigger: str, event: dict) -> Run:
         branch=event.get("branch"), tag=event.get("tag"), commit_sha=event.get("commit"),
         before_sha=event.get("before"), author=event.get("author"), message=event.get("message"),
         pull_request=(event.get("pullRequest") or {}).get("number"), event_data=event, status=RunStatus.QUEUED,
+        pipeline_override=pipeline_override,
     )
     db.session.add(run)
     db.session.commit()
@@ -130,6 +132,7 @@ def advance_run(run_id: int) -> None:
     to_queue = [stages[name] for name in ready if stages[name].enqueued_at is None]
     for stage in to_queue:
         stage.enqueued_at = utcnow()
+        stage.attempt = 1
     finished = all(status in TERMINAL_STAGE for status in statuses.values())
     if finished:
         _finish(run, [statuses[name] for name in needs])
@@ -142,8 +145,8 @@ def advance_run(run_id: int) -> None:
 
 def enqueue_stage(stage: Stage) -> None:
     timeout = int(float(stage.options.get("timeout") or current_app.config["STAGE_TIMEOUT"])) + JOB_TIMEOUT_MARGIN
-    run_queue().enqueue("jobs.tasks.run_stage", stage.id, stage.attempt + 1, job_timeout=timeout,
-                        job_id=f"stage-{stage.id}-{stage.attempt + 1}")
+    run_queue().enqueue("jobs.tasks.run_stage", stage.id, stage.attempt, job_timeout=timeout,
+                        job_id=f"stage-{stage.id}-{stage.attempt}")
 
 
 def _finish(run: Run, statuses: list[str]) -> None:
@@ -169,8 +172,8 @@ def start_stage(stage_id: int, attempt: int, worker: str) -> Stage | None:
     """
     now = utcnow()
     claimed = db.session.execute(
-        update(Stage).where(Stage.id == stage_id, Stage.status == StageStatus.QUEUED, Stage.attempt == attempt - 1)
-        .values(status=StageStatus.RUNNING, attempt=attempt, worker=worker, started_at=now, heartbeat_at=now,
+        update(Stage).where(Stage.id == stage_id, Stage.status == StageStatus.QUEUED, Stage.attempt == attempt)
+        .values(status=StageStatus.RUNNING, worker=worker, started_at=now, heartbeat_at=now,
                 finished_at=None, exit_code=None, error=None)
         .returning(Stage.run_id)
     ).scalar_one_or_none()
@@ -204,6 +207,7 @@ def finish_stage(stage_id: int, status: StageStatus, exit_code: int | None, erro
 def requeue_stage(stage: Stage, reason: str) -> None:
     """Queue a running stage again as a new attempt (retry, or its worker was lost)."""
     stage.status = StageStatus.QUEUED
+    stage.attempt += 1
     stage.error = reason
     stage.enqueued_at = utcnow()
     db.session.commit()

@@ -3,10 +3,13 @@
 import logging
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
+from app.auth import rate_limit
+from app.auth.audit import audit
 from app.auth.passwords import verify_password
+from app.auth.permissions import public
 from app.extensions import db, login_manager
 from app.models import User
 from app.web import web
@@ -16,28 +19,50 @@ log = logging.getLogger(__name__)
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+    # A deactivated user's open sessions end with their next request.
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.active else None
 
 
 @web.route("/login", methods=["GET", "POST"])
+@public
 def login():
     """Show the sign-in form, or sign in with the posted name and password."""
     if request.method == "GET":
         return render_template("auth/login.html")
-    username = request.form.get("username", "")
+    # PostgreSQL text cannot hold NUL, and no user name contains one.
+    username = request.form.get("username", "")[:100].replace("\x00", "")
+    address = request.remote_addr or "unknown"
+
+    wait = rate_limit.retry_after(username, address)
+    if wait is not None:
+        audit("sign_in", target=f"user {username}", outcome="denied", actor_name=username,
+              detail=f"too many failed sign-ins; blocked for {wait} s more")
+        flash(f"Too many failed sign-ins. Try again in {wait} seconds.")
+        return render_template("auth/login.html", username=username), 429, {"Retry-After": str(wait)}
+
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None or not user.active or not verify_password(user.password_hash, request.form.get("password", "")):
-        log.info("failed sign-in for %r from %s", username, request.remote_addr)
+        rate_limit.record_failure(username, address)
+        reason = "deactivated account" if user is not None and not user.active else "wrong user name or password"
+        audit("sign_in", target=f"user {username}", outcome="failure", actor_name=username, detail=reason)
+        log.info("failed sign-in for %r from %s", username, address)
         flash("Wrong user name or password.")
         return render_template("auth/login.html", username=username), 401
+
+    rate_limit.reset(username)
     login_user(user)
+    audit("sign_in", target=f"user {username}", actor=user)
     log.info("user %s signed in", user.id)
     target = request.args.get("next", "")
     return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("web.index"))
 
 
 @web.post("/logout")
+@public
 def logout():
     """Sign out."""
+    if current_user.is_authenticated:
+        audit("sign_out", target=f"user {current_user.username}")
     logout_user()
     return redirect(url_for("web.login"))

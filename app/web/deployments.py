@@ -1,35 +1,35 @@
 """Deployment pages: a project's environments with their history, and one deployment with its controls."""
 
 from flask import abort, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
-from sqlalchemy import select
+from flask_login import current_user
 
+from app.api.deployments import load_deployment, project_by_deployment
+from app.auth.audit import audit
+from app.auth.permissions import Action, project_by_name, requires
 from app.deployments import queries
 from app.deployments import requests as deployment_requests
 from app.deployments.requests import DeploymentError
-from app.extensions import db
-from app.models import Deployment, Project
+from app.models import Deployment
 from app.web import web
 
 ACTIONS = ("promote", "abort", "approve", "rollback")
 
 
-def _deployment(deployment_id: int) -> Deployment:
-    return db.session.get(Deployment, deployment_id) or abort(404, f"Deployment {deployment_id} not found.")
+_deployment = load_deployment
 
 
 @web.get("/projects/<name>/environments")
-@login_required
+@requires(Action.VIEW_PROJECT, project_by_name)
 def environments(name: str):
     """List the project's environments: what is live in each, and its deployment history."""
-    project = db.session.scalar(select(Project).where(Project.name == name)) or abort(404, f"Project {name!r} not found.")
+    project = project_by_name(name)
     rows = queries.environments_of(project)
     return render_template("deployments/environments.html", project=project, environments=rows,
                            histories={row.id: queries.history(row) for row in rows})
 
 
 @web.get("/deployments/<int:deployment_id>")
-@login_required
+@requires(Action.VIEW_PROJECT, project_by_deployment)
 def deployment_page(deployment_id: int):
     """Show a deployment: its traffic, steps, analysis results and history, with its controls."""
     deployment = _deployment(deployment_id)
@@ -37,14 +37,14 @@ def deployment_page(deployment_id: int):
 
 
 @web.get("/deployments/<int:deployment_id>/status")
-@login_required
+@requires(Action.VIEW_PROJECT, project_by_deployment)
 def deployment_status(deployment_id: int):
     """Render the deployment's status fragment alone, for HTMX polling while it runs."""
     return render_template("deployments/_deployment.html", deployment=_deployment(deployment_id))
 
 
 @web.post("/deployments/<int:deployment_id>/<action>")
-@login_required
+@requires(Action.DEPLOY, project_by_deployment)
 def deployment_action(deployment_id: int, action: str):
     """Promote, abort, approve or roll back from the page; the fragment shows the result or the error."""
     if action not in ACTIONS:
@@ -55,6 +55,8 @@ def deployment_action(deployment_id: int, action: str):
         deployment = _perform(deployment, action)
     except DeploymentError as problem:
         error = str(problem)
+    audit(f"deployment_{action}", target=f"deployment {deployment_id}", outcome="failure" if error else "success",
+          detail=error)
     if request.headers.get("HX-Request"):
         return render_template("deployments/_deployment.html", deployment=deployment, error=error), 200
     if error:

@@ -9,6 +9,10 @@ the gap is read from the database before the batch is sent.
 Messages sent: {"type": "lines", "lines": [...]}, {"type": "status", "run": {...}}
 whenever the run or a stage changes, and a last {"type": "end", "status": ...}
 once the run has ended and every line was sent.
+
+Access is checked when the socket opens and again with every status check
+(about once a second), so a user removed from the project, or deactivated,
+while watching is cut off with close code 1008.
 """
 
 import json
@@ -21,8 +25,10 @@ from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
 from app.api.serialize import run_json
+from app.auth.permissions import Action, can, checked_in_view
 from app.extensions import db, sock
-from app.models import Run
+from app.ws import ws
+from app.models import Run, User
 from app.status import TERMINAL_RUN
 from app.queue import log_channel, redis_connection
 from app.runs.logs import read_lines
@@ -78,10 +84,21 @@ def _next_batch(pubsub) -> list[dict] | None:
     return json.loads(message["data"]).get("lines", [])
 
 
-@sock.route("/ws/runs/<int:run_id>/logs")
+def _may_watch(user_id: int, run: Run | None) -> bool:
+    user = db.session.get(User, user_id, populate_existing=True)
+    return run is not None and can(user, Action.VIEW_PROJECT, run.project)
+
+
+@sock.route("/ws/runs/<int:run_id>/logs", bp=ws)
+@checked_in_view(Action.VIEW_PROJECT)
 def run_log_socket(ws, run_id: int):
     if not current_user.is_authenticated:
         ws.close(POLICY_VIOLATION, "Sign in to watch logs.")
+        return
+    user_id = current_user.id
+    if not _may_watch(user_id, db.session.get(Run, run_id)):
+        db.session.remove()
+        ws.close(POLICY_VIOLATION, f"Run {run_id} not found, or you may not view its project.")
         return
     try:
         after = max(int(request.args.get("after", 0)), 0)
@@ -90,7 +107,7 @@ def run_log_socket(ws, run_id: int):
     stream = _Stream(ws, run_id, after)
     pubsub = _subscribe(run_id)
     try:
-        _serve(ws, stream, pubsub)
+        _serve(ws, stream, pubsub, user_id)
     except ConnectionClosed:
         pass
     finally:
@@ -99,7 +116,7 @@ def run_log_socket(ws, run_id: int):
         db.session.remove()
 
 
-def _serve(ws, stream: _Stream, pubsub) -> None:
+def _serve(ws, stream: _Stream, pubsub, user_id: int) -> None:
     stream.catch_up()
     last_status = None
     next_status = 0.0
@@ -115,6 +132,11 @@ def _serve(ws, stream: _Stream, pubsub) -> None:
         run = db.session.get(Run, stream.run_id, populate_existing=True)
         if run is None:
             ws.close(POLICY_VIOLATION, "Run not found.")
+            return
+        if not _may_watch(user_id, run):
+            db.session.commit()
+            log.info("run %s: closed the live log of user %s, who may no longer view the project", run.id, user_id)
+            ws.close(POLICY_VIOLATION, "You may no longer view this project.")
             return
         document = run_json(run)
         db.session.commit()

@@ -225,7 +225,7 @@ class BubblewrapExecutor:
                 return process
             log.info("bwrap exited during sandbox setup (try %d of %d): %s", attempt, LAUNCH_ATTEMPTS, process.setup_error)
             _discard(process)
-            time.sleep(0.03 * attempt)
+            time.sleep(0.05 * attempt)
         raise AssertionError("unreachable")
 
     def _launch_once(self, spec: StageSpec) -> LaunchedProcess:
@@ -282,7 +282,7 @@ class BubblewrapExecutor:
             sandbox.network.wait_ready()
 
 
-LAUNCH_ATTEMPTS = 6
+LAUNCH_ATTEMPTS = 10
 
 
 def _exited(pid: int) -> bool:

@@ -1,7 +1,7 @@
 """Create environments and releases; a release row can never change
 
 Revision ID: 0040
-Revises: 0024
+Revises: 0032
 """
 
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0040"
-down_revision = "0024"
+down_revision = "0032"
 branch_labels = None
 depends_on = None
 

@@ -12,6 +12,9 @@ import type { StageOptions } from "../stage_options.ts";
 // The platform places earlier stages' artifacts under .deno-ci/ in the
 // workspace; they are not the library's code.
 const IGNORE = "--ignore=.deno-ci";
+// The platform reads JUnit XML and LCOV files from here after a stage ends,
+// passed or failed, and shows them on the run's page.
+const REPORTS = ".deno-ci/reports";
 
 /**
  * Options for {@linkcode denoLibrary}.
@@ -41,7 +44,9 @@ export interface DenoLibraryOptions {
  * with `fmt` (`deno fmt --check`), `lint` (`deno lint`) and `check`
  * (`deno check` on the entry points), then `test`, which runs
  * `deno test --coverage`, turns the coverage into `coverage.lcov` and
- * publishes it as the artifact `coverage`. The platform's `.deno-ci/` folder
+ * publishes it as the artifact `coverage`. The test results (JUnit XML) and
+ * the coverage are also written under `.deno-ci/reports/`, where the platform
+ * reads them to show the run's tests and coverage. The platform's `.deno-ci/` folder
  * is left out of formatting, linting and tests.
  *
  * Returns the pipeline, so more stages can follow; they run after `test`.
@@ -67,8 +72,17 @@ export function denoLibrary(pipeline: Pipeline, options: DenoLibraryOptions = {}
     group.stage(`${prefix}check`, shared, () => run(["deno", "check", ...entryPoints]));
   });
   pipeline.stage(`${prefix}test`, shared, async () => {
-    await run(["deno", "test", IGNORE, `--coverage=${coverageDir}`, ...(options.testArgs ?? [])]);
+    await run([
+      "deno",
+      "test",
+      IGNORE,
+      `--coverage=${coverageDir}`,
+      `--junit-path=${REPORTS}/junit.xml`,
+      ...(options.testArgs ?? []),
+    ]);
     await run(["deno", "coverage", "--lcov", "--output=coverage.lcov", coverageDir]);
+    await Deno.mkdir(REPORTS, { recursive: true });
+    await Deno.copyFile("coverage.lcov", `${REPORTS}/coverage.lcov`);
     publishArtifact(`${prefix.replace(/[^A-Za-z0-9._-]/g, "-")}coverage`, ["coverage.lcov"]);
   });
   return pipeline;

@@ -1,81 +1,138 @@
-// Live log of a run: reads stored lines, then the live tail, over the run's WebSocket.
-// On reconnect it sends the last sequence number it has, so no line is lost or shown twice.
+// The log view of a run page: lines grouped per stage, rendered in batches.
+//
+// Lines arrive in bursts (a stored log of 20,000 lines comes in a few messages), so they
+// are queued and rendered a slice per animation frame, within a time budget, instead of
+// all at once. Lines are grouped in chunks whose CSS `content-visibility: auto` lets the
+// browser skip layout and paint of chunks out of view.
 import { AnsiUp } from "../vendor/ansi_up.js";
 
-const section = document.getElementById("log");
-const container = document.getElementById("log-lines");
-const state = document.getElementById("log-state");
-const ansi = new AnsiUp();
-ansi.use_classes = true;
+const FRAME_BUDGET_MS = 8;
+const CHUNK_LINES = 200;
 
-let lastSeq = 0;
-let ended = false;
-let retryDelay = 500;
-const stageNames = new Map();
-const stageBlocks = new Map();
-
-function stageBlock(stageId) {
-  const key = stageId ?? "run";
-  if (!stageBlocks.has(key)) {
-    const block = document.createElement("details");
-    block.open = true;
-    block.className = "log-stage";
-    block.id = stageId ? `stage-${stageId}` : "stage-run";
-    const summary = document.createElement("summary");
-    summary.textContent = stageId ? (stageNames.get(stageId) ?? `stage ${stageId}`) : "run";
-    const body = document.createElement("div");
-    body.className = "log-body";
-    block.append(summary, body);
-    container.append(block);
-    stageBlocks.set(key, block);
+class StageBlock {
+  constructor(key, title) {
+    this.ansi = new AnsiUp();
+    this.ansi.use_classes = true;
+    this.element = document.createElement("details");
+    this.element.open = true;
+    this.element.className = "log-stage";
+    this.element.id = key === "run" ? "stage-run" : `stage-${key}`;
+    this.summary = document.createElement("summary");
+    this.title = document.createElement("span");
+    this.title.className = "log-stage-title";
+    this.title.textContent = title;
+    this.status = document.createElement("span");
+    this.status.className = "log-stage-status";
+    this.counter = document.createElement("span");
+    this.counter.className = "log-stage-count";
+    this.summary.append(this.title, this.status, this.counter);
+    this.body = document.createElement("div");
+    this.body.className = "log-body";
+    this.element.append(this.summary, this.body);
+    this.chunk = null;
+    this.lines = 0;
   }
-  return stageBlocks.get(key).querySelector(".log-body");
-}
 
-function appendLines(lines) {
-  const followTail = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
-  for (const line of lines) {
-    const row = document.createElement("div");
-    row.className = `log-line stream-${line.stream}`;
-    row.id = `L${line.seq}`;
-    const number = document.createElement("a");
-    number.className = "line-number";
-    number.href = `#L${line.seq}`;
-    number.textContent = line.seq;
-    const text = document.createElement("span");
-    text.className = "line-text";
-    text.innerHTML = ansi.ansi_to_html(line.text);
-    row.append(number, text);
-    stageBlock(line.stage_id).append(row);
-    lastSeq = line.seq;
-  }
-  if (followTail) window.scrollTo(0, document.body.scrollHeight);
-}
-
-function applyStatus(run) {
-  for (const stage of run.stages) {
-    stageNames.set(stage.id, stage.name);
-    const block = stageBlocks.get(stage.id);
-    if (block) block.querySelector("summary").textContent = `${stage.name} · ${stage.status.replace("_", " ")}`;
+  append(lines) {
+    let html = "";
+    for (const line of lines) {
+      if (this.lines % CHUNK_LINES === 0) {
+        if (html) this.chunk.insertAdjacentHTML("beforeend", html);
+        html = "";
+        this.chunk = document.createElement("div");
+        this.chunk.className = "log-chunk";
+        this.body.append(this.chunk);
+      }
+      html += `<div class="log-line stream-${line.stream}" id="L${line.seq}"><a class="line-number" href="#L${line.seq}">${line.seq}</a><span class="line-text">${this.ansi.ansi_to_html(line.text)}</span></div>`;
+      this.lines += 1;
+    }
+    if (html) this.chunk.insertAdjacentHTML("beforeend", html);
+    this.counter.textContent = `${this.lines} lines`;
   }
 }
 
-function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}${section.dataset.socket}?after=${lastSeq}`);
-  socket.onopen = () => { state.textContent = "live"; retryDelay = 500; };
-  socket.onmessage = (message) => {
-    const event = JSON.parse(message.data);
-    if (event.type === "lines") appendLines(event.lines);
-    if (event.type === "status") applyStatus(event.run);
-    if (event.type === "end") { ended = true; state.textContent = `run ${event.status}`; }
-  };
-  socket.onclose = () => {
-    if (ended) return;
-    state.textContent = "reconnecting…";
-    setTimeout(connect, retryDelay);
-    retryDelay = Math.min(retryDelay * 2, 10000);
-  };
-}
+export class LogView {
+  constructor(container, { followTail, onRendered }) {
+    this.container = container;
+    this.followTail = followTail;
+    this.onRendered = onRendered;
+    this.blocks = new Map();
+    this.stageNames = new Map();
+    this.pending = [];
+    this.scheduled = false;
+    this.lastSeq = 0;
+    this.rendered = 0;
+  }
 
-connect();
+  enqueue(lines) {
+    for (const line of lines) this.pending.push(line);
+    if (lines.length) this.lastSeq = lines[lines.length - 1].seq;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      requestAnimationFrame(() => this.flush());
+    }
+  }
+
+  flush() {
+    const started = performance.now();
+    while (this.pending.length && performance.now() - started < FRAME_BUDGET_MS) {
+      const slice = this.pending.splice(0, 500);
+      this.renderSlice(slice);
+    }
+    if (this.followTail()) window.scrollTo(0, document.documentElement.scrollHeight);
+    if (this.pending.length) {
+      requestAnimationFrame(() => this.flush());
+    } else {
+      this.scheduled = false;
+    }
+    this.onRendered(this.rendered, this.pending.length);
+  }
+
+  renderSlice(slice) {
+    // Consecutive lines of one stage go to its block in one insertion.
+    let run = [];
+    for (const line of slice) {
+      if (run.length && run[0].stage_id !== line.stage_id) {
+        this.block(run[0].stage_id).append(run);
+        run = [];
+      }
+      run.push(line);
+    }
+    if (run.length) this.block(run[0].stage_id).append(run);
+    this.rendered += slice.length;
+  }
+
+  block(stageId) {
+    const key = stageId ?? "run";
+    if (!this.blocks.has(key)) {
+      const block = new StageBlock(key, stageId ? (this.stageNames.get(stageId) ?? `stage ${stageId}`) : "run");
+      this.blocks.set(key, block);
+      this.placeBlock(key, block);
+    }
+    return this.blocks.get(key);
+  }
+
+  placeBlock(key, block) {
+    // Stage blocks keep the pipeline's order (the run's own messages first), whatever order lines arrive in.
+    const position = (k) => (k === "run" ? -1 : (this.positions?.get(k) ?? 1e9));
+    const after = [...this.blocks.entries()].find(([k, b]) => b !== block && position(k) > position(key));
+    this.container.insertBefore(block.element, after ? after[1].element : null);
+  }
+
+  applyStatus(run) {
+    this.positions = new Map(run.stages.map((stage) => [stage.id, stage.position]));
+    for (const stage of run.stages) {
+      this.stageNames.set(stage.id, stage.name);
+      const block = this.blocks.get(stage.id);
+      if (block) {
+        block.title.textContent = stage.name;
+        block.status.textContent = stage.status.replace("_", " ");
+        block.status.className = `log-stage-status status-text-${stage.status}`;
+      }
+    }
+  }
+
+  setAllOpen(open) {
+    for (const block of this.blocks.values()) block.element.open = open;
+  }
+}

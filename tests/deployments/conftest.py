@@ -1,6 +1,7 @@
 """Fixtures for the deployment tests: release backends in two slots behind real nginx or HAProxy."""
 
 import shutil
+import time
 
 import pytest
 
@@ -99,8 +100,14 @@ def drive():
     from app.models import Deployment
 
     def run(deployment_id: int) -> Deployment:
-        engine.drive(deployment_id)
-        return db.session.get(Deployment, deployment_id, populate_existing=True)
+        # Workers started by other tests of the session may hold the lease; wait for them to let go.
+        deadline = time.monotonic() + 60
+        while True:
+            engine.drive(deployment_id)
+            deployment = db.session.get(Deployment, deployment_id, populate_existing=True)
+            if deployment.worker is None or time.monotonic() > deadline:
+                return deployment
+            time.sleep(0.1)
 
     return run
 

@@ -73,7 +73,7 @@ def test_actions_on_ended_deployment_conflict(client, environment, archives, act
     response = client.post(f"/api/v1/deployments/{deployment['id']}/{action}")
 
     assert response.status_code == status
-    assert response.get_json()["error"] == "DeploymentConflictError"
+    assert response.get_json()["error"] == "Conflict"
 
 
 def test_self_approval_is_forbidden(client, environment, archives):

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from app.extensions import db
 from app.forges import status
 from app.forges.crypto import decrypt, encrypt
-from app.models import Artifact, CommitStatusReport, ForgeAccount, Run, Stage, User
+from app.models import Artifact, AuditEntry, CommitStatusReport, ForgeAccount, Membership, Project, Run, Stage, User
 from app.runs import service
 from app.runs.rerun import rerun
 from tests.forges.conftest import own_payload, post_hook
@@ -25,6 +25,11 @@ def connect_account(project, token="tok-9"):
     project.forge_account_id = account.id
     db.session.commit()
     return account
+
+
+def audit_details(action: str) -> list[tuple[str, str]]:
+    entries = db.session.scalars(db.select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id))
+    return [(entry.outcome, entry.detail) for entry in entries]
 
 
 def reports(run_id):
@@ -148,6 +153,7 @@ def test_failed_only_rerun_keeps_passed_stages(client, forge_project, tmp_path):
     assert stages == {"build": "success", "lint": "success", "test": "queued", "deploy": "queued"}
     assert copy.rerun_of_id == original.id
     assert copy.trigger == "rerun"
+    assert audit_details("run_rerun") == [("success", f"failed stages, as run {copy.id} (#{copy.number})")]
     artifacts = db.session.scalars(db.select(Artifact).where(Artifact.run_id == copy.id)).all()
     assert [artifact.name for artifact in artifacts] == ["dist"]
     assert open(artifacts[0].path, "rb").read() == b"archive"
@@ -165,12 +171,24 @@ def test_whole_rerun_pins_commit(client, forge_project, tmp_path):
     assert copy.stages == []
 
 
+def test_whole_rerun_without_event_data(client, forge_project, tmp_path):
+    original = finished_run(forge_project("github"), tmp_path)
+    original.event_data = {}
+    db.session.commit()
+
+    response = client.post(f"/api/v1/runs/{original.id}/rerun")
+
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert db.session.get(Run, response.json["id"]).event == "push"
+
+
 def test_rerun_of_running_run_conflicts(client, forge_project):
     forge_project("github")
     run_id = post_hook(client, "github", "web", own_payload("github", "push"), "push").json["run_id"]
     response = client.post(f"/api/v1/runs/{run_id}/rerun", json={"failed_only": True})
     assert response.status_code == 409
     assert "still queued" in response.json["detail"]
+    assert [outcome for outcome, _ in audit_details("run_rerun")] == ["failure"]
 
 
 def test_rerun_without_failed_stage_conflicts(forge_project, tmp_path):
@@ -202,6 +220,7 @@ def test_deliveries_listed_and_redelivered(client, forge_project):
     assert again.json["run_id"] != first.json["run_id"]
     newest = client.get("/api/v1/projects/web/deliveries").json["deliveries"][0]
     assert newest["redelivery_of"] == listed[1]["id"]
+    assert audit_details("delivery_redeliver") == [("success", f"status 202, new delivery {newest['id']}: {newest['reason']}")]
 
 
 def test_unverified_delivery_cannot_be_redelivered(client, forge_project):
@@ -238,7 +257,39 @@ def test_oauth_sign_in_creates_user(db_app, fake_forge):
     assert "gl-at" not in account.access_token_encrypted
     assert decrypt(account.refresh_token_encrypted) == "gl-rt"
     assert query["state"] != state
-    assert browser.get("/connect/gitlab").status_code == 200
+    # A new user is a member of no project, so they may not create one and land on the project list.
+    assert urlsplit(done.location).path == "/"
+    assert browser.get("/connect/gitlab").status_code == 403
+    assert db.session.scalars(db.select(AuditEntry).where(AuditEntry.action == "sign_in")).one().detail == "with gitlab"
+
+
+def test_connect_makes_creator_project_admin(db_app, fake_forge, forge_project):
+    existing = forge_project("gitlab")
+    user = User(username="dev")
+    db.session.add(user)
+    db.session.flush()
+    db.session.add_all([
+        Membership(user_id=user.id, project_id=existing.id, role="developer"),
+        ForgeAccount(user_id=user.id, forge="gitlab", forge_user_id="7", login="dev", access_token_encrypted=encrypt("tok")),
+    ])
+    db.session.commit()
+    repository = {"path_with_namespace": "acme/api", "http_url_to_repo": "https://gitlab.example/acme/api.git",
+                  "default_branch": "main", "visibility": "private"}
+    fake_forge.answer("GET", "/api/v4/projects?min_access_level=40&per_page=100&order_by=path&sort=asc", [repository])
+    fake_forge.answer("POST", "/api/v4/projects/acme%2Fapi/hooks", {"id": 5})
+    browser = db_app.test_client()
+    with browser.session_transaction() as session:
+        session["_user_id"] = str(user.id)
+
+    response = browser.post("/connect/gitlab", data={"repository": "acme/api"})
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    project = db.session.scalars(db.select(Project).where(Project.forge_repo == "acme/api")).one()
+    role = db.session.scalar(db.select(Membership.role).where(Membership.user_id == user.id,
+                                                              Membership.project_id == project.id))
+    assert role == "admin"
+    created = db.session.scalars(db.select(AuditEntry).where(AuditEntry.action == "project_create")).one()
+    assert created.target == f"project {project.name}"
 
 
 def test_expired_token_refreshed(db_app, fake_forge, forge_project):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from app.extensions import db
-from app.models import Run, WebhookDelivery
+from app.models import AuditEntry, Run, WebhookDelivery
 from app.queue import run_queue
 from tests.forges.conftest import SECRET, own_payload, post_hook, shared_payload, signed_headers
 
@@ -369,6 +369,9 @@ def test_fork_run_approved_through_api(client, forge_project):
     approved = client.post(f"/api/v1/runs/{run_id}/approve")
     assert approved.status_code == 200
     assert runs()[0].approved_at is not None
+    entry = db.session.scalars(db.select(AuditEntry).where(AuditEntry.action == "run_approve")).one()
+    assert entry.target == f"run {run_id} (#1 of project web)"
+    assert entry.outcome == "success"
 
 
 def test_same_repository_pull_request_needs_no_approval(hook_client, forge_project):
@@ -388,3 +391,14 @@ def test_delivery_log_keeps_no_secret_header(hook_client, forge_project):
     assert "x-gitlab-token" not in stored.headers
     assert SECRET not in json.dumps(stored.headers)
     assert stored.headers["x-gitlab-event"] == "Push Hook"
+
+
+def test_signed_push_with_null_ref_rejected(hook_client, forge_project):
+    forge_project("github")
+    payload = own_payload("github", "push")
+    payload["ref"] = None
+    response = post_hook(hook_client, "github", "web", payload, "push")
+    assert response.status_code == 400
+    assert "unexpected type" in response.json["reason"]
+    assert runs() == []
+    assert deliveries()[-1].status_code == 400

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from app.auth.passwords import hash_password
 from app.extensions import db
-from app.models import DeliveryStatus, Membership, NotificationChannel, NotificationDelivery, NotificationRule, RunStatus, User
+from app.models import AuditEntry, DeliveryStatus, Membership, NotificationChannel, NotificationDelivery, NotificationRule, RunStatus, User
 from app.notifications.crypto import decrypt_secrets
 from jobs.notifications import deliver_notification, plan_run_notifications
 from tests.notifications.conftest import Reply, queued_job_count
@@ -25,6 +25,9 @@ def test_add_channel_encrypts_secret_and_renders_fragment(client, project, recei
     channel = db.session.scalar(select(NotificationChannel))
     assert "secret-part" not in channel.secrets
     assert decrypt_secrets(client.application.config["SECRET_KEY"], channel.secrets)["webhook_url"].endswith("secret-part")
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "notification_channel_create"))
+    assert entry.target == f"channel {channel.id} (builds) of project web"
+    assert entry.detail == "kind slack"
 
 
 def test_invalid_channel_lists_every_problem(client, project):
@@ -54,6 +57,9 @@ def test_add_and_delete_rule(client, project, add_channel):
     response = client.post(f"/projects/web/notifications/rules/{rule.id}/delete", headers=HX)
     assert response.status_code == 200
     assert db.session.scalar(select(NotificationRule)) is None
+    actions = db.session.scalars(select(AuditEntry.action).where(AuditEntry.action.startswith("notification_"))
+                                 .order_by(AuditEntry.id)).all()
+    assert actions == ["notification_rule_create", "notification_rule_delete"]
 
 
 def test_rule_with_unknown_event_is_rejected(client, project, add_channel):
@@ -119,3 +125,22 @@ def test_viewer_cannot_add_channel(db_app, project):
     assert page.status_code == 200
     assert "Add a channel" not in page.get_data(as_text=True)
     assert response.status_code == 403
+
+
+def test_developer_cannot_delete_channel(db_app, project, add_channel):
+    channel = add_channel("teams", {}, {"webhook_url": "http://127.0.0.1:9/x"})
+    developer = User(username="dev", password_hash=hash_password("developer-password"))
+    db.session.add(developer)
+    db.session.flush()
+    db.session.add(Membership(user_id=developer.id, project_id=project.id, role="developer"))
+    db.session.commit()
+    browser = db_app.test_client()
+    browser.post("/login", data={"username": "dev", "password": "developer-password"})
+
+    response = browser.post(f"/projects/web/notifications/channels/{channel.id}/delete", headers=HX)
+
+    assert response.status_code == 403
+    assert db.session.get(NotificationChannel, channel.id) is not None
+    denied = db.session.scalar(select(AuditEntry).where(AuditEntry.outcome == "denied"))
+    assert denied.action == "manage_project"
+    assert denied.actor_name == "dev"

@@ -126,7 +126,8 @@ def _scheduler(app, stop):
 def test_server_restart_loses_no_log_line(workers, make_repo, services, server):
     count = 60
     run_id = start_run(make_repo, TICKING_PIPELINE % {"count": count, "interval": 50}, name=f"restart-{server}")
-    wait_for(lambda: "tick 5" in texts(run_id), timeout=120)
+    wait_for(lambda: "tick 5" in texts(run_id) or _ended(run_id), timeout=120)
+    assert "tick 5" in texts(run_id), texts(run_id)
 
     getattr(services, server).restart() if server == "postgres" else _restart_redis(services)
 
@@ -147,3 +148,25 @@ def _ended(run_id: int) -> bool:
     except Exception:  # noqa: BLE001  (the database may still be coming back)
         db.session.rollback()
         return False
+
+
+JSON_IMPORT_PIPELINE = '''import { Pipeline } from "deno-ci";
+import leaked from "%(path)s" with { type: "json" };
+
+const pipeline = new Pipeline();
+pipeline.stage("leak " + JSON.stringify(leaked), () => {});
+export default pipeline;
+'''
+
+
+def test_planning_cannot_read_host_files(workers, make_repo, tmp_path):
+    host_file = tmp_path / "host-secret.json"
+    host_file.write_text('{"password": "hunter2-host-only"}')
+    run_id = start_run(make_repo, JSON_IMPORT_PIPELINE % {"path": host_file}, name="json-leak")
+
+    wait_for(lambda: _ended(run_id), timeout=120, interval=0.5)
+
+    assert run_status(run_id) == "error"
+    assert not any("hunter2-host-only" in text for text in texts(run_id))
+    db.session.expire_all()
+    assert "hunter2-host-only" not in (db.session.get(Run, run_id).status_reason or "")

@@ -1,0 +1,125 @@
+"""Reading and validating query parameters and JSON bodies; every problem becomes a 422 that names the field."""
+
+import re
+from datetime import datetime
+from urllib.parse import urlencode
+
+from flask import abort, request
+from sqlalchemy import Select, func, select
+
+from app.extensions import db
+
+DEFAULT_PER_PAGE = 20
+MAX_PER_PAGE = 100
+MAX_PAGE = 100_000
+BRANCH_NAME = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]{1,255}(?<!/)$")
+COMMIT_ID = re.compile(r"^[0-9a-fA-F]{4,64}$")
+
+
+def _check_text(field: str, value: str, max_length: int) -> str:
+    if "\x00" in value:
+        abort(422, f"'{field}' contains a NUL character, which no field accepts.")
+    if len(value) > max_length:
+        abort(422, f"'{field}' is {len(value)} characters long; expected at most {max_length}.")
+    return value
+
+
+def text_arg(name: str, max_length: int = 255) -> str | None:
+    """Return query parameter `name`, or None when absent or empty."""
+    value = request.args.get(name)
+    return _check_text(name, value, max_length) if value else None
+
+
+def int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
+    """Return query parameter `name` as an integer within [minimum, maximum]."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        abort(422, f"'{name}' must be a whole number, got {raw[:50]!r}.")
+    if not minimum <= value <= maximum:
+        abort(422, f"'{name}' must be between {minimum} and {maximum}, got {value}.")
+    return value
+
+
+def choice_arg(name: str, choices) -> str | None:
+    """Return query parameter `name`, which must be one of `choices`."""
+    value = request.args.get(name)
+    if not value:
+        return None
+    if value not in choices:
+        abort(422, f"'{name}' must be one of {', '.join(choices)}, got {value[:50]!r}.")
+    return value
+
+
+def time_arg(name: str) -> datetime | None:
+    """Return query parameter `name` as an ISO 8601 date or time (UTC when it has no offset)."""
+    value = request.args.get(name)
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        abort(422, f"'{name}' must be an ISO 8601 date or time such as 2026-01-31T12:00:00Z, got {value[:50]!r}.")
+    if moment.tzinfo is None:
+        from datetime import UTC
+
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def json_body() -> dict:
+    """Return the request's JSON object; 422 when the body is not one."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(422, "The request body must be a JSON object (Content-Type: application/json).")
+    return body
+
+
+def body_text(body: dict, field: str, *, required: bool = False, max_length: int = 255, pattern: re.Pattern | None = None,
+              rule: str = "") -> str | None:
+    """Return string `field` of a JSON body; 422 when it is missing (if required), not a string or invalid."""
+    value = body.get(field)
+    if value is None:
+        if required:
+            abort(422, f"'{field}' is missing.")
+        return None
+    if not isinstance(value, str):
+        abort(422, f"'{field}' must be a string, got {type(value).__name__}.")
+    _check_text(field, value, max_length)
+    if pattern is not None and not pattern.match(value):
+        abort(422, f"'{field}' {value[:100]!r} is invalid: {rule}")
+    return value
+
+
+def body_bool(body: dict, field: str) -> bool | None:
+    value = body.get(field)
+    if value is not None and not isinstance(value, bool):
+        abort(422, f"'{field}' must be true or false, got {type(value).__name__}.")
+    return value
+
+
+def paginate(query: Select, key: str, serialize, endpoint_args: dict | None = None):
+    """Run one page of `query` from `page`/`per_page`; return (document, headers) with `total` and a Link header."""
+    page = int_arg("page", 1, 1, MAX_PAGE)
+    per_page = int_arg("per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    items = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
+    last = max(1, -(-total // per_page))
+    document = {key: [serialize(item) for item in items], "total": total, "page": page, "per_page": per_page}
+    return document, {"Link": _link_header(page, per_page, last), "X-Total-Count": str(total)}
+
+
+def _link_header(page: int, per_page: int, last: int) -> str:
+    def url(number: int) -> str:
+        arguments = {**request.args.to_dict(), "page": number, "per_page": per_page}
+        return f"<{request.base_url}?{urlencode(arguments)}>"
+
+    links = [f'{url(1)}; rel="first"', f'{url(last)}; rel="last"']
+    if page > 1:
+        links.append(f'{url(min(page - 1, last))}; rel="prev"')
+    if page < last:
+        links.append(f'{url(page + 1)}; rel="next"')
+    return ", ".join(links)

@@ -1,0 +1,73 @@
+"""Local accounts: invitations with a one-time password, deactivation, the administrator flag."""
+
+import re
+import secrets
+
+from sqlalchemy import select
+
+from app.auth.passwords import hash_password
+from app.extensions import db
+from app.models import User
+
+VALID_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+VALID_EMAIL = re.compile(r"^[^\s@<>\"']{1,200}@[^\s@<>\"']{1,98}$")
+MIN_PASSWORD_LENGTH = 12
+
+
+class AccountError(ValueError):
+    """An account change was rejected; the message names the value and the rule."""
+
+
+class UserExistsError(AccountError):
+    """A user of that name exists already."""
+
+
+def invite_user(username: str, email: str | None = None, is_admin: bool = False) -> tuple[User, str]:
+    """Create a user with a random one-time password; return the user and the password to hand over."""
+    if not VALID_USERNAME.match(username):
+        raise AccountError(f"User name {username[:100]!r} is invalid: use up to 100 letters, digits, '.', '_' and '-'.")
+    if email and not VALID_EMAIL.match(email):
+        raise AccountError(f"Email address {email[:100]!r} is invalid.")
+    if db.session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise UserExistsError(f"User {username!r} exists already. Choose another name.")
+    password = secrets.token_urlsafe(15)
+    user = User(username=username, email=email or None, password_hash=hash_password(password), is_admin=is_admin, active=True)
+    db.session.add(user)
+    db.session.commit()
+    return user, password
+
+
+def update_user(user: User, actor: User, *, active: bool | None = None, is_admin: bool | None = None,
+                email: str | None = None) -> list[str]:
+    """Change a user's state; return the changes made as phrases for the audit log.
+
+    Raises AccountError when administrators would lock themselves out.
+    """
+    if user.id == actor.id and (active is False or is_admin is False):
+        raise AccountError("You cannot deactivate yourself or remove your own administrator flag; ask another administrator.")
+    if email is not None and email and not VALID_EMAIL.match(email):
+        raise AccountError(f"Email address {email[:100]!r} is invalid.")
+    changes = []
+    if active is not None and active != user.active:
+        user.active = active
+        changes.append("activated" if active else "deactivated")
+    if is_admin is not None and is_admin != user.is_admin:
+        user.is_admin = is_admin
+        changes.append("made administrator" if is_admin else "administrator flag removed")
+    if email is not None and email != (user.email or ""):
+        user.email = email or None
+        changes.append("email changed")
+    db.session.commit()
+    return changes
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    """Set a new password after checking the current one; raise AccountError otherwise."""
+    from app.auth.passwords import verify_password
+
+    if not verify_password(user.password_hash, current):
+        raise AccountError("The current password is wrong.")
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"The new password has {len(new)} characters; use at least {MIN_PASSWORD_LENGTH}.")
+    user.password_hash = hash_password(new)
+    db.session.commit()

@@ -1,0 +1,61 @@
+"""Template filters shared by the pages."""
+
+import re
+from datetime import datetime
+
+from markupsafe import Markup, escape
+
+from app.models._columns import utcnow
+from app.web import web
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+@web.app_template_filter("duration")
+def format_duration(seconds: float | None) -> str:
+    """Format seconds as "850 ms", "42.1 s", "3 min 05 s" or "2 h 04 min"."""
+    if seconds is None:
+        return "–"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@web.app_template_filter("elapsed")
+def elapsed(start: datetime | None, end: datetime | None = None) -> str:
+    """Format the time from `start` to `end` (or now) as `duration` does."""
+    if start is None:
+        return "–"
+    return format_duration(((end or utcnow()) - start).total_seconds())
+
+
+@web.app_template_filter("ago")
+def ago(moment: datetime | None) -> str:
+    """Format a past moment as "just now", "5 min ago", "3 h ago" or a date."""
+    if moment is None:
+        return ""
+    seconds = (utcnow() - moment).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    return moment.strftime("%Y-%m-%d")
+
+
+@web.app_template_filter("highlight")
+def highlight(text: str, term: str) -> Markup:
+    """Escape a log line, drop its ANSI escapes, and wrap each case-insensitive match of `term` in <mark>."""
+    plain = ANSI_ESCAPE.sub("", text)
+    if not term:
+        return escape(plain)
+    parts = re.split(f"({re.escape(term)})", plain, flags=re.IGNORECASE)
+    return Markup("").join(Markup("<mark>{}</mark>").format(part) if index % 2 else escape(part)
+                           for index, part in enumerate(parts))

@@ -1,0 +1,120 @@
+"""Sign-in: rate limit, deactivated accounts, audit entries, cookies and CSRF."""
+
+import pytest
+from sqlalchemy import select
+
+from app.auth import rate_limit
+from app.extensions import db
+from app.models import AuditEntry, User
+from tests.people import PASSWORD, client_for, sign_in
+
+
+def _entries(action: str, outcome: str | None = None) -> list[AuditEntry]:
+    query = select(AuditEntry).where(AuditEntry.action == action)
+    if outcome:
+        query = query.where(AuditEntry.outcome == outcome)
+    return db.session.scalars(query.order_by(AuditEntry.id)).all()
+
+
+def test_sign_in_success_is_audited(db_app, world):
+    sign_in(db_app, "viewer")
+    (entry,) = _entries("sign_in", "success")
+    assert entry.actor_name == "viewer"
+    assert entry.target == "user viewer"
+
+
+def test_wrong_password_is_audited_as_failure(db_app, world):
+    response = db_app.test_client().post("/login", data={"username": "viewer", "password": "wrong"})
+    assert response.status_code == 401
+    (entry,) = _entries("sign_in", "failure")
+    assert entry.actor_name == "viewer"
+    assert "wrong" in entry.detail
+
+
+def test_repeated_failures_get_429_with_retry_after(db_app, world):
+    client = db_app.test_client()
+    for _ in range(rate_limit.MAX_FAILURES_PER_NAME):
+        assert client.post("/login", data={"username": "viewer", "password": "wrong"}).status_code == 401
+    response = client.post("/login", data={"username": "viewer", "password": PASSWORD})
+    assert response.status_code == 429
+    assert 0 < int(response.headers["Retry-After"]) <= rate_limit.WINDOW_SECONDS
+    (entry,) = _entries("sign_in", "denied")
+    assert "too many failed sign-ins" in entry.detail
+
+
+def test_limit_is_per_name(db_app, world):
+    client = db_app.test_client()
+    for _ in range(rate_limit.MAX_FAILURES_PER_NAME):
+        client.post("/login", data={"username": "viewer", "password": "wrong"})
+    assert client.post("/login", data={"username": "developer", "password": PASSWORD}).status_code == 302
+
+
+def test_deactivated_user_cannot_sign_in(db_app, world):
+    world.users["viewer"].active = False
+    db.session.commit()
+    response = db_app.test_client().post("/login", data={"username": "viewer", "password": PASSWORD})
+    assert response.status_code == 401
+    assert _entries("sign_in", "failure")[0].detail == "deactivated account"
+
+
+def test_deactivation_ends_open_session(db_app, world):
+    client = client_for(db_app, world, "viewer")
+    assert client.get("/projects/alpha").status_code == 200
+    world.users["viewer"].active = False
+    db.session.commit()
+    response = client.get("/projects/alpha")
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
+
+
+def test_password_is_stored_as_argon2(world):
+    assert world.users["viewer"].password_hash.startswith("$argon2id$")
+
+
+def test_session_cookie_is_http_only_and_same_site(db_app, world):
+    response = db_app.test_client().post("/login", data={"username": "viewer", "password": PASSWORD})
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+
+
+def test_secure_cookie_when_served_over_https(monkeypatch):
+    from config import Config
+
+    monkeypatch.setenv("DENO_CI_BASE_URL", "https://ci.example.com")
+    assert Config().SESSION_COOKIE_SECURE is True
+
+
+@pytest.fixture
+def csrf_on(db_app):
+    db_app.config["WTF_CSRF_ENABLED"] = True
+    yield db_app
+    db_app.config["WTF_CSRF_ENABLED"] = False
+
+
+def test_form_post_without_csrf_token_is_rejected(csrf_on, world):
+    client = client_for(csrf_on, world, "admin")
+    response = client.post("/admin/users", data={"username": "mallory"})
+    assert response.status_code == 400
+    assert db.session.scalar(select(User).where(User.username == "mallory")) is None
+
+
+def test_cookie_api_write_needs_csrf_token(csrf_on, world):
+    client = client_for(csrf_on, world, "developer")
+    response = client.post(f"/api/v1/runs/{world.run.id}/cancel")
+    assert response.status_code == 400
+    assert "CSRF" in response.get_json()["detail"]
+
+
+def test_cookie_api_write_with_csrf_header_passes(csrf_on, world):
+    client = client_for(csrf_on, world, "developer")
+    page = client.get("/").get_data(as_text=True)
+    token = page.split('name="csrf-token" content="')[1].split('"')[0]
+    response = client.post(f"/api/v1/runs/{world.run.id}/cancel", headers={"X-CSRFToken": token})
+    assert response.status_code == 200
+
+
+def test_bearer_api_write_is_exempt_from_csrf(csrf_on, world):
+    token = world.token("developer", "write")
+    response = csrf_on.test_client().post(f"/api/v1/runs/{world.run.id}/cancel", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200

@@ -1,0 +1,136 @@
+"""The run page in a real browser: live log lines, the timeline's lanes, a long log, who sees Cancel."""
+
+import time
+
+import pytest
+
+from app.auth.passwords import hash_password
+from app.extensions import db
+from app.models import Membership, Role, Run, Stage, User
+from app.projects import add_project
+from app.runs import service
+from app.runs.events import make_event
+from app.runs.logs import PendingLine, store_lines
+from app.models._columns import utcnow
+from tests.browser.conftest import save_screenshot
+from tests.conftest import wait_for
+from tests.runs.test_faults import TICKING_PIPELINE, texts
+
+pytestmark = pytest.mark.browser
+
+PARALLEL_PIPELINE = '''import { Pipeline } from "deno-ci";
+
+const pipeline = new Pipeline();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+pipeline.stage("prepare", async () => { console.log("\\x1b[32mready\\x1b[0m"); await sleep(300); });
+pipeline.parallel("checks", (group) => {
+  group.stage("lint", async () => { await sleep(600); console.log("lint ok"); });
+  group.stage("unit", async () => { await sleep(900); console.log("unit ok"); });
+});
+pipeline.stage("publish", () => { console.log("published"); });
+
+export default pipeline;
+'''
+
+
+def start_run(make_repo, name: str, pipeline: str) -> int:
+    repo = make_repo({"deno-pipeline.ts": pipeline})
+    return service.create_run(add_project(name, str(repo)), trigger="cli", event=make_event("push", branch="main")).id
+
+
+def test_log_lines_arrive_live(workers, make_repo, open_page, live_server):
+    run_id = start_run(make_repo, "live", TICKING_PIPELINE % {"count": 60, "interval": 100})
+    wait_for(lambda: "tick 3" in texts(run_id), timeout=120)
+    page = open_page()
+    page.goto(f"{live_server}/runs/{run_id}")
+
+    page.wait_for_selector(".log-line:has-text('tick 3')", timeout=30_000)
+    shown_first = page.locator(".log-line").count()
+    page.wait_for_selector(".log-line:has-text('tick 30')", timeout=60_000)
+    save_screenshot(page, "run_live_log", full_page=False)
+
+    assert page.locator(".log-line").count() > shown_first
+    assert page.locator("#log-state").inner_text() in ("live", "run success")
+    # The run must end before the next test empties the tables under its workers.
+    page.wait_for_selector("#log-state:has-text('run success')", timeout=60_000)
+    assert page.locator("#run-summary .status").first.inner_text() in ("running", "success")
+    assert page.errors == []
+
+
+def test_timeline_puts_parallel_stages_on_separate_lanes(workers, make_repo, open_page, live_server):
+    run_id = start_run(make_repo, "lanes", PARALLEL_PIPELINE)
+    wait_for(lambda: db.session.get(Run, run_id, populate_existing=True).status == "success", timeout=180)
+    page = open_page()
+    page.goto(f"{live_server}/runs/{run_id}")
+    page.wait_for_selector("#log-state:has-text('run success')", timeout=30_000)
+
+    bars = page.locator("#gantt rect.bar-run")
+    lanes = {bars.nth(index).get_attribute("data-stage"): bars.nth(index).get_attribute("data-lane")
+             for index in range(bars.count())}
+    save_screenshot(page, "run_timeline")
+
+    assert sorted(lanes) == ["lint", "prepare", "publish", "unit"]
+    assert lanes["lint"] != lanes["unit"]
+    assert lanes["prepare"] == lanes["publish"] == "0"
+    assert page.locator("#gantt rect.bar-queued").count() >= 1
+    assert page.locator(".stage-graph g.node").count() == 4
+    assert page.errors == []
+
+
+def test_twenty_thousand_lines_stay_responsive(db_app, open_page, live_server):
+    project = add_project("long", "/nonexistent")
+    run = Run(project_id=project.id, number=1, trigger="cli", event="push", branch="main", status="success",
+                      started_at=utcnow(), finished_at=utcnow())
+    db.session.add(run)
+    db.session.flush()
+    stage = Stage(run_id=run.id, name="flood", position=0, status="success", started_at=run.started_at,
+                  finished_at=run.finished_at)
+    db.session.add(stage)
+    db.session.commit()
+    for start in range(0, 20_000, 5_000):
+        store_lines(db.engine, run.id, stage.id, [PendingLine("stdout", f"\x1b[36mline\x1b[0m {index}", utcnow())
+                                                  for index in range(start + 1, start + 5_001)])
+    page = open_page()
+    # Record the longest gap between animation frames while the log renders: a long gap is a frozen page.
+    page.add_init_script("""
+        window.frameGaps = [];
+        let last = performance.now();
+        const tick = (now) => { window.frameGaps.push(now - last); last = now; requestAnimationFrame(tick); };
+        requestAnimationFrame(tick);
+    """)
+    started = time.monotonic()
+    page.goto(f"{live_server}/runs/{run.id}#L19990")
+    page.wait_for_function("document.querySelectorAll('.log-line').length === 20000", timeout=60_000)
+    rendered_after = time.monotonic() - started
+    longest_gap = page.evaluate("Math.max(...window.frameGaps)")
+    save_screenshot(page, "run_long_log", full_page=False)
+    print(f"20,000 lines rendered {rendered_after:.2f} s after navigation; longest frame gap {longest_gap:.0f} ms")
+
+    assert page.locator("#L19990.highlighted").count() == 1
+    assert page.locator("#L19990").is_visible()
+    # A generous bound for a shared 2-core machine; rendering it all in one task takes seconds.
+    assert longest_gap < 1500
+    assert page.errors == []
+
+
+def test_viewer_sees_no_cancel_button(db_app, open_page, live_server):
+    project = add_project("guarded", "/nonexistent")
+    run_id = Run(project_id=project.id, number=1, trigger="cli", event="push", branch="main", status="queued")
+    db.session.add(run_id)
+    viewer = User(username="viewer", password_hash=hash_password("viewer-password"))
+    db.session.add(viewer)
+    db.session.flush()
+    db.session.add(Membership(user_id=viewer.id, project_id=project.id, role=Role.VIEWER))
+    db.session.commit()
+
+    admin_page = open_page()
+    admin_page.goto(f"{live_server}/runs/{run_id.id}")
+    viewer_page = open_page("viewer", "viewer-password")
+    viewer_page.goto(f"{live_server}/runs/{run_id.id}")
+    viewer_page.wait_for_selector("#run-summary")
+    save_screenshot(viewer_page, "run_as_viewer", full_page=False)
+
+    assert admin_page.locator("[data-run-action=cancel]").count() == 1
+    assert viewer_page.locator("[data-run-action=cancel]").count() == 0
+    assert viewer_page.locator("[data-run-action=rerun]").count() == 0
