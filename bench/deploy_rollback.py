@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import requests  # noqa: E402
+from flask import current_app  # noqa: E402
 
 from bench._common import percentile  # noqa: E402
 from bench._platform import platform  # noqa: E402
@@ -76,7 +77,6 @@ def target_of(kind: str, folder: Path, backends: dict) -> tuple[dict, object]:
 
 
 def one_round(environment, project, folder: Path, target: dict, name: str, abort: bool) -> float:
-    from app.deployments import engine
     from app.deployments import requests as deployment_requests
     from app.deployments.status import DeploymentStatus
     from app.extensions import db
@@ -87,7 +87,7 @@ def one_round(environment, project, folder: Path, target: dict, name: str, abort
                                                        requested_by="bench")
     prober = Prober(target["public_url"])
     prober.start()
-    app = db.get_app()
+    app = current_app._get_current_object()
     driver = threading.Thread(target=_drive, args=(app, deployment.id), daemon=True)
     driver.start()
     status = lambda: db.session.get(Deployment, deployment.id, populate_existing=True)  # noqa: E731
@@ -164,7 +164,8 @@ def main() -> None:
         for kind in ("nginx", "haproxy"):
             figures = measure(kind, arguments.rounds, Path(scratch))
             for trigger, values in figures.items():
-                print(f"  {kind:8} {trigger:13} p50 {percentile(values, 0.5):.3f} s   max {max(values):.3f} s")
+                rounded = ", ".join(f"{value:.3f}" for value in values)
+                print(f"  {kind:8} {trigger:13} p50 {percentile(values, 0.5):.3f} s   max {max(values):.3f} s   ({rounded})")
 
 
 if __name__ == "__main__":

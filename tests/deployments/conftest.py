@@ -7,8 +7,6 @@ import pytest
 
 from tests.deployments.servers import Haproxy, Nginx, ReleaseBackend, release_archive
 
-pytestmark = []
-
 
 def _require(binary: str) -> None:
     if shutil.which(binary) is None and shutil.which(binary, path="/usr/sbin") is None:
@@ -151,3 +149,14 @@ def sshd(tmp_path):
     server = Sshd(folder)
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_stray_workers(request):
+    """Stop the session's RQ workers for tests that drive deployments themselves.
+
+    Workers left running by an earlier test would take the drive jobs that creating a
+    deployment queues, and race the test for the deployment's lease.
+    """
+    if "workers" not in request.fixturenames:
+        request.getfixturevalue("worker_pool").stop()

@@ -89,13 +89,8 @@ def test_pause_waits_until_promoted(nginx_target, deploy, drive):
     assert drive(deployment.id).status == DeploymentStatus.SUCCEEDED
 
 
-def test_abort_during_pause_restores_old_release(target, deploy, drive_in_thread):
-    from tests.deployments.conftest import _slot_settings  # noqa: F401  (the target fixture made the slots)
-
-    live = deploy(target, "v1")
-    from app.deployments import engine
-
-    engine.drive(live.id)
+def test_abort_during_pause_restores_old_release(target, deploy, drive, drive_in_thread):
+    live_on(target, drive, deploy)
     spec = {"strategy": {"type": "canary", "steps": [{"setWeight": 50}, {"pause": {"duration": 60}}]}}
     deployment = deploy(target, "v2", spec)
     drive_in_thread(deployment.id)
