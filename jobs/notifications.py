@@ -44,9 +44,6 @@ def _ends_transaction(job):
 def plan_run_notifications(run_id: int) -> int:
     """Plan a finished run's notifications and queue them; return how many were queued. Enqueued when a run ends."""
     waiting = plan.plan_run(run_id)
-    # The worker keeps one app context for all its jobs, so the read that ends planning would
-    # otherwise leave a transaction open until its next job and block DDL such as TRUNCATE.
-    db.session.commit()
     enqueue_deliveries(waiting)
     log.info("run %s: %s notification deliveries queued", run_id, len(waiting))
     return len(waiting)
@@ -60,7 +57,6 @@ def plan_deployment_notifications(project_id: int, event: str, deployment_id: in
         return 0
     message = deployment_message(project_id, Event(event), deployment_id, details)
     waiting = plan.plan_deployment(project_id, Event(event), deployment_id, message, details.get("branch"))
-    db.session.commit()  # ends the read transaction, as in plan_run_notifications
     enqueue_deliveries(waiting)
     log.info("deployment %s: %s notification deliveries queued for %s", deployment_id, len(waiting), event)
     return len(waiting)

@@ -160,3 +160,15 @@ def no_stray_workers(request):
     """
     if "workers" not in request.fixturenames:
         request.getfixturevalue("worker_pool").stop()
+
+
+@pytest.fixture
+def workers_stopped_after(worker_pool):
+    """Stop the session's RQ workers when the test ends.
+
+    NOTE: a worker runs every job in one app context, and the notification planning jobs
+    end on a read, so an idle worker can keep a transaction open that blocks the next
+    test's TRUNCATE. Stopping the workers closes those transactions.
+    """
+    yield
+    worker_pool.stop()

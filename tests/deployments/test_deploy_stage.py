@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from sqlalchemy import select
 
 from app.deployments.status import DeploymentStatus
@@ -11,6 +13,8 @@ from app.runs import service
 from app.runs.events import make_event
 from tests.conftest import wait_for
 from tests.deployments.servers import measure_split
+
+pytestmark = pytest.mark.usefixtures("workers_stopped_after")
 
 PIPELINE = '''import { Pipeline, publishArtifact } from "deno-ci";
 
