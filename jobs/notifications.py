@@ -7,7 +7,6 @@ with unique keys, and sending claims its row before it sends. None uses RQ's own
 retries; a failed attempt is recorded and retried by the scheduler.
 """
 
-import functools
 import logging
 
 from flask import current_app
@@ -23,24 +22,6 @@ from app.notifications.message import Message
 log = logging.getLogger(__name__)
 
 
-def _ends_transaction(job):
-    """End the job's database transaction when it returns.
-
-    Workers run jobs inside one long app context, so without this a job's last read
-    keeps a transaction open until the next job, holding locks that block DDL and
-    TRUNCATE in the meantime.
-    """
-    @functools.wraps(job)
-    def wrapper(*args, **kwargs):
-        try:
-            return job(*args, **kwargs)
-        finally:
-            db.session.remove()
-
-    return wrapper
-
-
-@_ends_transaction
 def plan_run_notifications(run_id: int) -> int:
     """Plan a finished run's notifications and queue them; return how many were queued. Enqueued when a run ends."""
     waiting = plan.plan_run(run_id)
@@ -49,7 +30,6 @@ def plan_run_notifications(run_id: int) -> int:
     return len(waiting)
 
 
-@_ends_transaction
 def plan_deployment_notifications(project_id: int, event: str, deployment_id: int | str, details: dict) -> int:
     """Plan one deployment event's notifications and queue them; return how many were queued."""
     if event not in DEPLOYMENT_EVENTS:
@@ -76,7 +56,6 @@ def deployment_message(project_id: int, event: Event, deployment_id: int | str, 
     )
 
 
-@_ends_transaction
 def deliver_notification(delivery_id: int) -> str | None:
     """Make one attempt at a delivery; return its outcome, or None when another job had it."""
     result = deliver(delivery_id)

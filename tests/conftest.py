@@ -76,16 +76,15 @@ def _empty_tables(db) -> None:
             db.session.rollback()
             if attempt == 9:
                 raise
-            if attempt >= 2:
-                # A transaction an earlier test left open (a live server thread, a
-                # worker) is of no use to this test and would block it for good.
-                db.session.execute(db.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%' "
-                    "AND now() - state_change > interval '2 seconds'"
-                ))
-                db.session.commit()
-            time.sleep(1.0)
+            # Whatever an earlier test left talking to the database (a live log socket of
+            # the live server polling a run, a worker) is of no use to this test, and its
+            # queries keep colliding with TRUNCATE; pools reconnect through pre-ping.
+            db.session.execute(db.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            ))
+            db.session.commit()
+            time.sleep(0.5)
 
 
 @pytest.fixture
@@ -141,9 +140,10 @@ def worker_pool(services, app):
 
 @pytest.fixture
 def workers(worker_pool, db_app):
-    """Two running workers."""
+    """Two running workers, stopped when the test ends so later tests see their runs stay queued."""
     worker_pool.start(2)
-    return worker_pool
+    yield worker_pool
+    worker_pool.stop()
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -1,0 +1,103 @@
+"""`deno-ci run` and `deno-ci validate` on real git repositories of small Deno projects."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.sample_projects import LIBRARY_MAIN, PASSING_TEST, prd_sample_project
+
+PARALLEL_PIPELINE = '''import { Pipeline, run } from "deno-ci";
+
+export default new Pipeline()
+  .stage("install", () => console.log("installing"))
+  .parallel("checks", (group) => {
+    group.stage("lint", () => console.log("linting"));
+    group.stage("test", () => run(["deno", "test", "--quiet"]));
+  })
+  .stage("publish", () => console.log("publishing"));
+'''
+
+TEMPLATE_PIPELINE = '''import { Pipeline } from "deno-ci";
+import { denoLibrary } from "deno-ci/templates";
+import { announce } from "./ci/announce.ts";
+
+const pipeline = new Pipeline();
+denoLibrary(pipeline, { entryPoints: ["main.ts"] });
+announce(pipeline);
+export default pipeline;
+'''
+
+TEAM_TEMPLATE = '''import type { Pipeline } from "deno-ci";
+
+/** The team's own template: one stage that says the library passed. */
+export function announce(pipeline: Pipeline): void {
+  pipeline.stage("announce", () => console.log("library checks passed"));
+}
+'''
+
+BROKEN_NEEDS = '''import { Pipeline } from "deno-ci";
+
+export default new Pipeline()
+  .stage("build", () => {})
+  .stage("test", { needs: ["bild"] }, () => {});
+'''
+
+
+def deno_ci(*args: str, cwd=ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=cwd, env=os.environ.copy(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def local_data(tmp_path):
+    return str(tmp_path / "local-data")
+
+
+def test_prd_sample_runs_unchanged(make_repo, local_data):
+    repo = make_repo(prd_sample_project())
+    result = deno_ci("--data", local_data, "run", str(repo))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[Test] add sums two numbers ... " in result.stdout
+    assert "[Deploy] deploying release" in result.stdout
+    assert "run success" in result.stdout
+
+
+def test_failing_test_stops_at_test(make_repo, local_data):
+    repo = make_repo(prd_sample_project(failing=True))
+    result = deno_ci("--data", local_data, "run", str(repo))
+    assert result.returncode == 1
+    assert "expected 6, got 5" in result.stdout
+    assert "deploying release" not in result.stdout
+    assert "run failed" in result.stdout
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("Test ") and "failed" in line for line in lines)
+    assert any(line.startswith("Deploy ") and "skipped" in line for line in lines)
+
+
+def test_parallel_group_runs_every_stage(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": PARALLEL_PIPELINE, "main.ts": LIBRARY_MAIN, "main_test.ts": PASSING_TEST})
+    result = deno_ci("--data", local_data, "run", str(repo))
+    assert result.returncode == 0, result.stdout + result.stderr
+    for prefix in ("[install] installing", "[lint] linting", "[publish] publishing"):
+        assert prefix in result.stdout
+
+
+def test_template_and_team_module(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": TEMPLATE_PIPELINE, "ci/announce.ts": TEAM_TEMPLATE,
+                      "main.ts": LIBRARY_MAIN, "main_test.ts": PASSING_TEST})
+    validated = deno_ci("--data", local_data, "validate", str(repo / "deno-pipeline.ts"))
+    assert validated.returncode == 0, validated.stderr
+    result = deno_ci("--data", local_data, "run", str(repo))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[announce] library checks passed" in result.stdout
+
+
+def test_validate_reports_unknown_need(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": BROKEN_NEEDS})
+    result = deno_ci("--data", local_data, "validate", str(repo / "deno-pipeline.ts"))
+    assert result.returncode == 1
+    assert "deno-pipeline.ts:5:" in result.stderr
+    assert "bild" in result.stderr
