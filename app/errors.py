@@ -14,14 +14,16 @@ from app.forges import UnknownForgeError
 from app.forges.base import ForgeError
 from app.runs.rerun import RerunError
 from app.runs.service import RunError
+from app.deployments.requests import ApprovalError, DeploymentConflictError, DeploymentError
 from app.secret_store import SecretError
 
 DOMAIN_STATUSES = {
     ProjectError: 422, ProjectExistsError: 409, PipelineError: 422, RunError: 503,
     AccountError: 422, UserExistsError: 409, SecretError: 422,
     RerunError: 409, UnknownForgeError: 404, ForgeError: 502,
+    DeploymentError: 422, DeploymentConflictError: 409, ApprovalError: 403,
 }
-ERROR_NAMES = {404: "Not Found", 409: "Conflict", 422: "Unprocessable Entity", 502: "Bad Gateway", 503: "Service Unavailable"}
+ERROR_NAMES = {403: "Forbidden", 404: "Not Found", 409: "Conflict", 422: "Unprocessable Entity", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
 def wants_json() -> bool:

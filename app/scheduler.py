@@ -13,6 +13,7 @@ from pathlib import Path
 from croniter import croniter
 from sqlalchemy import select, update
 
+from app.deployments.engine import reap_stalled_deployments
 from app.extensions import db
 from app.models import Artifact, Schedule
 from app.models._columns import utcnow
@@ -75,6 +76,7 @@ def run_forever(stop) -> None:
         try:
             run_due_schedules()
             service.reap_lost_stages()
+            reap_stalled_deployments()
             enqueue_due_deliveries()
             if time.monotonic() - last_retention > RETENTION_EVERY_SECONDS:
                 delete_expired_artifacts()

@@ -33,6 +33,7 @@ from app.secret_store import secrets_for_stage, values_to_mask
 from jobs import workspace as git_workspace
 from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, cache_key
+from jobs.deploy_stage import start_deployment
 from jobs.executor import get_executor
 from jobs.log_sink import LogSink
 from jobs.masking import SecretMasker
@@ -172,6 +173,11 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     masker = SecretMasker(values_to_mask(run))
     sink = LogSink(db.engine, connection, run.id, stage.id, masker)
     plan_stage = next(entry for entry in run.plan["stages"] if entry["name"] == stage.name)
+    deploy_spec = plan_stage.get("deploy")
+    if deploy_spec and not deploy_spec.get("run"):
+        # A deploy stage without a function needs no checkout and no sandbox.
+        _finish_deploy_stage(stage.id, run, deploy_spec, sink)
+        return
     watchdog = _Watchdog(current_app._get_current_object(), run.id, stage.id)
     try:
         workspace, deno_dir = folder / "workspace", folder / "deno-dir"
@@ -195,6 +201,8 @@ def _run_stage(stage_id: int, attempt: int) -> None:
             caches.save(key, deno_dir)
         # A stage's error text quotes its own output, which may contain a secret.
         outcome.error = masker.mask(outcome.error) if outcome.error else outcome.error
+        if outcome.status == StageStatus.SUCCESS and deploy_spec:
+            outcome.status, outcome.error = start_deployment(run, deploy_spec, sink.write)
     except git_workspace.GitError as error:
         outcome = None
         error_message = f"Cannot check out commit {run.commit_sha}: {error}"
@@ -263,6 +271,18 @@ def _retry_database(action, *args):
             log.warning("database unreachable during %s, retrying in %.1f s: %s", action.__name__, delay, error.orig)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _finish_deploy_stage(stage_id: int, run: Run, spec: dict, sink: LogSink) -> None:
+    try:
+        status, error = start_deployment(run, spec, sink.write)
+    except Exception as failure:  # noqa: BLE001  (any failure here must end the stage, not leave it running)
+        log.exception("run %s stage %s: could not create the deployment", run.id, stage_id)
+        status, error = StageStatus.ERROR, f"The platform failed to create the deployment: {failure}"
+    if error:
+        sink.write("system", f"Stage {status}: {error}")
+    sink.close()
+    service.finish_stage(stage_id, status, None, error)
 
 
 def _collect_artifacts(run_id: int, stage_id: int, workspace: Path, outcome) -> None:

@@ -4,6 +4,7 @@
 // author's editor shows only the public methods. Declaration problems are
 // recorded, not thrown, so that planning can report all of them at once.
 
+import type { DeploySpec } from "./deploy.ts";
 import type { SourceLocation } from "./_location.ts";
 import type { MatrixValue } from "./matrix.ts";
 import type { StageOptions } from "./stage_options.ts";
@@ -17,6 +18,8 @@ export interface StageRecord {
   location: SourceLocation | null;
   group: string | null;
   matrix: { name: string; values: Record<string, MatrixValue> } | null;
+  /** The deployment a deploy stage asks for; absent for other stages. */
+  deploy?: DeploySpec;
 }
 
 /** A named set of stages that `needs` may refer to: a parallel group or a matrix. */

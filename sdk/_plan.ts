@@ -6,6 +6,7 @@ import type { SourceLocation } from "./_location.ts";
 import { allStages, type PipelineState, type StageRecord } from "./_model.ts";
 import { type NormalisedOptions, normaliseOptions } from "./_options.ts";
 import { denoFlags } from "./_permissions.ts";
+import type { DeploySpec } from "./deploy.ts";
 import type { TriggerEvent } from "./event.ts";
 import type { MatrixValue } from "./matrix.ts";
 
@@ -32,6 +33,8 @@ export interface PlannedStage {
   denoFlags: string[];
   selected: boolean;
   skipReason: string | null;
+  /** The deployment spec of a deploy stage, `null` for other stages. */
+  deploy: DeploySpec | null;
 }
 
 /** The runner's `plan` output. */
@@ -255,5 +258,6 @@ function plannedStage(
     denoFlags: denoFlags(options.permissions),
     selected: reason === null,
     skipReason: reason,
+    deploy: record.deploy ?? null,
   };
 }

@@ -26,6 +26,7 @@ import "./deno_run.ts";
 
 export * from "./artifacts.ts";
 export * from "./command_error.ts";
+export type * from "./deploy.ts";
 export * from "./env.ts";
 export { event, type EventKind, type PullRequest, type TriggerEvent } from "./event.ts";
 export type * from "./matrix.ts";

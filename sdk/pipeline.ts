@@ -16,6 +16,7 @@ import {
 import type { MatrixLeg, MatrixValues } from "./matrix.ts";
 import type { ParallelGroup } from "./parallel.ts";
 import type { StageOptions } from "./stage_options.ts";
+import { type DeployOptions, splitDeployOptions } from "./deploy.ts";
 
 /**
  * The work of a stage. It may return a promise, which is awaited; the stage
@@ -182,6 +183,55 @@ export class Pipeline {
   stage(name: string, optionsOrFn: StageOptions | StageFn, fn?: StageFn): this {
     const state = internalState(this);
     const record = declareStage(state, name, optionsOrFn, fn, null);
+    state.entries.push({ name: record.name, stages: [record] });
+    return this;
+  }
+
+  /**
+   * Adds a deploy stage: when it runs, the platform records the artifact
+   * `options.release.artifact` of the run as a release and deploys it to
+   * `options.environment` with `options.strategy`. `fn`, if given, runs
+   * first in the sandbox like any stage. See {@linkcode DeployOptions}.
+   *
+   * @param name Unique within the pipeline; shown in the run's page.
+   * @param options Where, what and how to deploy, plus the usual stage options.
+   * @param fn Optional work before the deployment is created.
+   *
+   * @example Blue-green to staging after the build
+   * ```ts
+   * import { Pipeline, publishArtifact, run } from "deno-ci";
+   *
+   * export default new Pipeline()
+   *   .stage("build", async () => {
+   *     await run("deno task build");
+   *     await publishArtifact("site", ["dist"]);
+   *   })
+   *   .deploy("staging", {
+   *     environment: "staging",
+   *     release: { artifact: "site" },
+   *     strategy: {
+   *       type: "blueGreen",
+   *       previewAnalysis: [{ type: "http", path: "/health" }],
+   *       keepPreviousFor: 600,
+   *     },
+   *   });
+   * ```
+   */
+  deploy(name: string, options: DeployOptions, fn?: StageFn): this {
+    const state = internalState(this);
+    const location = callerLocation();
+    const { stage, spec, problems } = splitDeployOptions(options, typeof fn === "function");
+    const record = createRecord(state, name, stage, fn ?? null, location, null);
+    for (const problem of problems) {
+      state.problems.push({ message: `Deploy stage '${record.name}': ${problem}`, location });
+    }
+    if (fn !== undefined && typeof fn !== "function") {
+      state.problems.push({
+        message: `Deploy stage '${record.name}': the third argument must be a function`,
+        location,
+      });
+    }
+    record.deploy = spec;
     state.entries.push({ name: record.name, stages: [record] });
     return this;
   }

@@ -41,4 +41,4 @@ def authenticate_request():
     return None
 
 
-from app.api import admin, forges, openapi, projects, runs, tokens  # noqa: E402,F401
+from app.api import admin, deployments, forges, openapi, projects, runs, tokens  # noqa: E402,F401

@@ -74,3 +74,44 @@ def audit_json(entry) -> dict:
     return {"id": entry.id, "time": _time(entry.time), "actor": entry.actor_name, "actor_id": entry.actor_id,
             "action": entry.action, "target": entry.target, "outcome": entry.outcome, "detail": entry.detail,
             "remote_addr": entry.remote_addr}
+
+
+def release_json(release) -> dict | None:
+    if release is None:
+        return None
+    return {"id": release.id, "name": release.name, "artifact": release.artifact, "commit": release.commit_sha,
+            "run_id": release.run_id, "created_at": _time(release.created_at)}
+
+
+def deployment_json(deployment, with_events: bool = False) -> dict:
+    document = {
+        "id": deployment.id, "number": deployment.number, "environment": deployment.environment.name,
+        "project": deployment.environment.project.name, "status": deployment.status,
+        "reason": deployment.status_reason, "release": release_json(deployment.release),
+        "stable_release": release_json(deployment.stable_release), "rollback_of": deployment.rollback_of_id,
+        "run_id": deployment.run_id, "requested_by": deployment.requested_by, "weight": deployment.weight,
+        "split": deployment.split, "step": deployment.step_index, "steps": deployment.steps,
+        "strategy": (deployment.spec or {}).get("strategy") or {"type": "allAtOnce"},
+        "approvals": [{"gate": approval.gate, "user": approval.user.username, "at": _time(approval.created_at)}
+                      for approval in deployment.approvals],
+        "created_at": _time(deployment.created_at), "started_at": _time(deployment.started_at),
+        "finished_at": _time(deployment.finished_at),
+    }
+    if with_events:
+        document["events"] = [
+            {"time": _time(event.time), "kind": event.kind, "status": event.status, "step": event.step_index,
+             "weight": event.weight, "split": event.split, "message": event.message, "details": event.details}
+            for event in deployment.events]
+    return document
+
+
+def environment_json(environment) -> dict:
+    live = environment.live_deployment
+    return {
+        "id": environment.id, "name": environment.name, "kind": environment.kind,
+        "pull_request": environment.pull_request, "target": environment.target,
+        "has_credentials": environment.credentials_encrypted is not None,
+        "live": None if live is None else {
+            "deployment": live.id, "release": release_json(live.release), "deployed_by": live.requested_by,
+            "deployed_at": _time(live.finished_at)},
+    }

@@ -27,7 +27,8 @@ def audit(action: str, *, target: str | None = None, outcome: str = "success", d
     member_remove, token_create, token_revoke, secret_set, secret_delete, project_create,
     project_update, project_delete, run_cancel, run_rerun, run_approve, delivery_redeliver,
     notification_channel_create, notification_channel_delete, notification_rule_create,
-    notification_rule_delete, pipeline_edit, deploy, and the permission actions of refusals.
+    notification_rule_delete, pipeline_edit, deploy, environment_update, deployment_promote,
+    deployment_abort, deployment_approve, deployment_rollback, and the permission actions of refusals.
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"audit outcome {outcome!r} is invalid: expected one of {', '.join(OUTCOMES)}")

@@ -33,3 +33,31 @@ def receive(forge: str, project: str):
 
     result = deliveries.receive(forge, project, headers, body)
     return jsonify(result.json()), result.status_code
+
+
+@hooks.post("/hooks/environments/<int:environment_id>/alarm")
+@public
+def deployment_alarm(environment_id: int):
+    """Roll back the environment's active deployment because a monitoring alarm fired.
+
+    Authorization: Bearer <the environment's alarm_token credential>; body {"name": "HighErrorRate"}.
+    202 with the deployment being rolled back, 200 when nothing was deploying.
+    """
+    from flask import abort
+
+    from app.deployments.requests import ApprovalError, raise_alarm
+    from app.extensions import db
+    from app.models import Environment
+
+    environment = db.session.get(Environment, environment_id) or abort(404, f"Environment {environment_id} not found.")
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    body = request.get_json(silent=True) or {}
+    name = str(body.get("name") or "unnamed alarm")[:200] if isinstance(body, dict) else "unnamed alarm"
+    try:
+        deployment = raise_alarm(environment, token, name)
+    except ApprovalError as error:
+        return jsonify({"error": "Forbidden", "detail": str(error)}), 403
+    if deployment is None:
+        return jsonify({"deployment": None, "detail": "No deployment is active in this environment."}), 200
+    return jsonify({"deployment": deployment.id, "status": deployment.status, "detail": f"Alarm {name!r} recorded; "
+                    "the deployment is being rolled back."}), 202

@@ -1,5 +1,6 @@
 """The platform's tables. The schema changes only through migrations in `migrations/`."""
 
+from app.models.deployment import Deployment, DeploymentApproval, DeploymentEvent, Environment, Release
 from app.models.auth import ApiToken, AuditEntry
 from app.models.forge import CommitStatusReport, ForgeAccount, WebhookDelivery
 from app.models.project import Cache, Project, Schedule
@@ -15,7 +16,8 @@ from app.models.user import Membership, Role, User
 
 __all__ = [
     "ApiToken", "Artifact", "AttemptOutcome", "AuditEntry", "Cache", "CommitStatusReport", "DeliveryAttempt",
-    "DeliveryStatus", "ForgeAccount", "LogLine", "Membership", "NotificationChannel", "NotificationDelivery",
-    "NotificationPreference", "NotificationRule", "Project", "ProjectSecret", "Role", "Run", "RunStatus", "Schedule",
-    "Stage", "StageStatus", "StageTestCase", "StageTestReport", "CaseOutcome", "User", "WebhookDelivery",
+    "DeliveryStatus", "Deployment", "DeploymentApproval", "DeploymentEvent", "Environment", "ForgeAccount", "LogLine",
+    "Membership", "NotificationChannel", "NotificationDelivery", "NotificationPreference", "NotificationRule", "Project",
+    "ProjectSecret", "Release", "Role", "Run", "RunStatus", "Schedule", "Stage", "StageStatus", "StageTestCase",
+    "StageTestReport", "CaseOutcome", "User", "WebhookDelivery",
 ]

@@ -52,6 +52,20 @@ EXPECTED_RULES = {
     "web.pipeline_validate": Action.VIEW_PROJECT,
     "web.pipeline_run_edited": Action.EDIT_PIPELINE,
     "web.pipeline_save": Action.EDIT_PIPELINE,
+    "hooks.deployment_alarm": None,
+    "api.list_environments": Action.VIEW_PROJECT,
+    "api.put_environment": Action.MANAGE_PROJECT,
+    "api.list_deployments": Action.VIEW_PROJECT,
+    "api.create_deployment": Action.DEPLOY,
+    "api.get_deployment": Action.VIEW_PROJECT,
+    "api.promote_deployment": Action.DEPLOY,
+    "api.abort_deployment": Action.DEPLOY,
+    "api.approve_deployment": Action.DEPLOY,
+    "api.rollback_deployment": Action.DEPLOY,
+    "web.environments": Action.VIEW_PROJECT,
+    "web.deployment_page": Action.VIEW_PROJECT,
+    "web.deployment_status": Action.VIEW_PROJECT,
+    "web.deployment_action": Action.DEPLOY,
 }
 # Routes open to every signed-in user.
 SIGNED_IN = {"web.index", "web.sdk_types"}
@@ -101,9 +115,9 @@ def _cases():
 
 
 def _add_project_rows(world) -> dict[str, int]:
-    """Add a notification channel and rule and a webhook delivery to project "alpha"; return their ids."""
+    """Add a notification channel and rule, a webhook delivery and a deployment to project "alpha"; return their ids."""
     from app.extensions import db
-    from app.models import NotificationChannel, NotificationRule, WebhookDelivery
+    from app.models import Deployment, Environment, NotificationChannel, NotificationRule, Release, WebhookDelivery
 
     channel = NotificationChannel(project_id=world.alpha.id, name="team", kind="webhook",
                                   settings={"url": "http://127.0.0.1:9/hook"}, enabled=True)
@@ -113,16 +127,24 @@ def _add_project_rows(world) -> dict[str, int]:
     # Without a body the delivery cannot be redelivered (409), so no payload is processed.
     delivery = WebhookDelivery(project_id=world.alpha.id, forge="github", forge_delivery_id="d-1", event="push",
                                headers={}, status_code=401, reason="Signature check failed")
-    db.session.add_all([rule, delivery])
+    # An ended deployment, so that promote, abort and approve answer 409 and nothing reaches a target.
+    environment = Environment(project_id=world.alpha.id, name="production", kind="production", target={})
+    release = Release(project_id=world.alpha.id, name="v1", artifact="/nowhere.tar.gz")
+    db.session.add_all([rule, delivery, environment, release])
+    db.session.flush()
+    deployment = Deployment(environment_id=environment.id, number=1, release_id=release.id, status="succeeded",
+                            spec={}, steps=[], step_index=0, weight=100, split={"v1": 100})
+    db.session.add(deployment)
     db.session.commit()
-    return {"<int:channel_id>": channel.id, "<int:rule_id>": rule.id, "<int:delivery_id>": delivery.id}
+    return {"<int:channel_id>": channel.id, "<int:rule_id>": rule.id, "<int:delivery_id>": delivery.id,
+            "<int:deployment_id>": deployment.id, "<int:environment_id>": environment.id}
 
 
 def _url(world, path: str, role_token_id: int, row_ids: dict[str, int]) -> str:
     values = {
         "<name>": "alpha", "<int:run_id>": str(world.run.id), "<username>": "viewer", "<secret_name>": "API_KEY",
         "<int:token_id>": str(role_token_id), "<int:user_id>": str(world.users["viewer"].id), "<artifact>": "missing",
-        "<forge>": "github", "<project>": "alpha", **{placeholder: str(row_id) for placeholder, row_id in row_ids.items()},
+        "<forge>": "github", "<project>": "alpha", "<environment>": "production", "<action>": "promote", **{placeholder: str(row_id) for placeholder, row_id in row_ids.items()},
     }
     for placeholder, value in values.items():
         path = path.replace(placeholder, value)

@@ -1,0 +1,22 @@
+"""Target types and the adapter class of each."""
+
+from app.deployments.adapters.base import Adapter, InvalidTargetError
+from app.deployments.adapters.haproxy import HaproxyAdapter
+from app.deployments.adapters.nginx import NginxAdapter
+
+ADAPTERS: dict[str, type[Adapter]] = {"nginx": NginxAdapter, "haproxy": HaproxyAdapter}
+
+
+def register(kind: str, adapter_class: type[Adapter]) -> None:
+    """Add a target type (tests add in-memory ones)."""
+    ADAPTERS[kind] = adapter_class
+
+
+def create_adapter(target: dict, credentials: dict | None = None) -> Adapter:
+    """Return the adapter for `target`; raise InvalidTargetError for an unknown type or invalid settings."""
+    kind = (target or {}).get("type")
+    if kind not in ADAPTERS:
+        raise InvalidTargetError([f"Target type {kind!r} is unknown: use one of {', '.join(sorted(ADAPTERS))}"])
+    adapter = ADAPTERS[kind](target, credentials)
+    adapter.validate()
+    return adapter
