@@ -24,6 +24,16 @@ class MalformedPayloadError(ValueError):
     """A webhook body is valid JSON but lacks a field its event must have."""
 
 
+def payload_field(document: dict, *path: str):
+    """Return the value at `path` in a webhook payload; raise MalformedPayloadError naming the missing field."""
+    value = document
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            raise MalformedPayloadError(f"the payload has no {'.'.join(path)!r} field")
+        value = value[key]
+    return value
+
+
 class OutcomeKind(StrEnum):
     RUN = "run"  # start a run for `event`
     NOTHING = "nothing"  # a known event that starts nothing: branch deleted, pull request closed, [skip ci]

@@ -1,20 +1,11 @@
 """Bitbucket Cloud payloads to normalised events. Pure functions: no I/O, no Flask."""
 
-from app.forges.base import HookOutcome, MalformedPayloadError, is_skip_ci
+from app.forges.base import HookOutcome, MalformedPayloadError, is_skip_ci, payload_field
 from app.runs.events import make_event
 
 RUN_ACTIONS = {"created", "updated"}
 # Bitbucket names a branch "branch" in Git repositories; the other two are left from Mercurial.
 BRANCH_TYPES = {"branch", "named_branch", "bookmark"}
-
-
-def _field(document: dict, *path: str):
-    value = document
-    for key in path:
-        if not isinstance(value, dict) or key not in value:
-            raise MalformedPayloadError(f"the payload has no {'.'.join(path)!r} field")
-        value = value[key]
-    return value
 
 
 def repository_name(payload: dict) -> str | None:
@@ -33,8 +24,8 @@ def push(payload: dict) -> HookOutcome:
     NOTE: a push of several refs at once (`git push --all`) lists several changes; only
     the first starts a run.
     """
-    repository = _field(payload, "repository", "full_name")
-    changes = _field(payload, "push", "changes")
+    repository = payload_field(payload, "repository", "full_name")
+    changes = payload_field(payload, "push", "changes")
     if not isinstance(changes, list) or not changes:
         return HookOutcome.nothing("the push lists no change", repository)
     change = changes[0]
@@ -43,14 +34,14 @@ def push(payload: dict) -> HookOutcome:
         ref_type, name = (old or {}).get("type"), (old or {}).get("name")
         label = "tag" if ref_type == "tag" else "branch"
         return HookOutcome.nothing(f"{label} {name!r} was deleted", repository)
-    ref_type, name, target = _field(new, "type"), _field(new, "name"), _field(new, "target")
+    ref_type, name, target = payload_field(new, "type"), payload_field(new, "name"), payload_field(new, "target")
     if ref_type not in BRANCH_TYPES | {"tag"}:
         return HookOutcome.ignored(f"push of a {ref_type!r} starts no run", repository)
     label = "tag" if ref_type == "tag" else "branch"
     message = target.get("message")
     if is_skip_ci(message):
         return HookOutcome.nothing(f"the head commit message of {label} {name!r} asks to skip CI", repository)
-    commit = _field(target, "hash")
+    commit = payload_field(target, "hash")
     author = _author(target) or (payload.get("actor") or {}).get("nickname")
     if label == "branch":
         before = ((old or {}).get("target") or {}).get("hash")
@@ -63,14 +54,14 @@ def push(payload: dict) -> HookOutcome:
 
 def pull_request(action: str, payload: dict) -> HookOutcome:
     """Convert a `pullrequest:*` payload: created, updated, fulfilled (merged) or rejected (declined)."""
-    pull = _field(payload, "pullrequest")
-    number = _field(pull, "id")
-    repository = _field(payload, "repository", "full_name")
-    source_repository = (_field(pull, "source").get("repository") or {}).get("full_name")
-    target = _field(pull, "destination", "branch", "name")
+    pull = payload_field(payload, "pullrequest")
+    number = payload_field(pull, "id")
+    repository = payload_field(payload, "repository", "full_name")
+    source_repository = (payload_field(pull, "source").get("repository") or {}).get("full_name")
+    target = payload_field(pull, "destination", "branch", "name")
     source = {
-        "number": number, "sourceBranch": _field(pull, "source", "branch", "name"), "targetBranch": target,
-        "fork": source_repository != _field(pull, "destination", "repository", "full_name"),
+        "number": number, "sourceBranch": payload_field(pull, "source", "branch", "name"), "targetBranch": target,
+        "fork": source_repository != payload_field(pull, "destination", "repository", "full_name"),
         "title": pull.get("title"), "url": ((pull.get("links") or {}).get("html") or {}).get("href"),
     }
     author = (pull.get("author") or {}).get("nickname") or (payload.get("actor") or {}).get("nickname")
@@ -85,7 +76,7 @@ def pull_request(action: str, payload: dict) -> HookOutcome:
         return HookOutcome.nothing(f"pull request #{number} was declined", repository)
     if action not in RUN_ACTIONS:
         return HookOutcome.ignored(f"pull request action {action!r} starts no run", repository)
-    event = make_event("pull_request", branch=source["sourceBranch"], commit=_field(pull, "source", "commit", "hash"),
+    event = make_event("pull_request", branch=source["sourceBranch"], commit=payload_field(pull, "source", "commit", "hash"),
                        pull_request=source, author=author, message=pull.get("title"))
     event.update(forge="bitbucket", repository=repository)
     if source["fork"]:

@@ -1,19 +1,10 @@
 """GitHub payloads to normalised events. Pure functions: no I/O, no Flask."""
 
-from app.forges.base import ZERO_SHA, HookOutcome, MalformedPayloadError, is_skip_ci
+from app.forges.base import HookOutcome, MalformedPayloadError, ZERO_SHA, is_skip_ci, payload_field
 from app.runs.events import make_event
 
 # Pull request actions that bring new code to test.
 RUN_ACTIONS = {"opened", "synchronize", "reopened", "ready_for_review"}
-
-
-def _field(document: dict, *path: str):
-    value = document
-    for key in path:
-        if not isinstance(value, dict) or key not in value:
-            raise MalformedPayloadError(f"the payload has no {'.'.join(path)!r} field")
-        value = value[key]
-    return value
 
 
 def repository_name(payload: dict) -> str | None:
@@ -23,8 +14,8 @@ def repository_name(payload: dict) -> str | None:
 
 def push(payload: dict) -> HookOutcome:
     """Convert a `push` payload: branch push, tag push, or deletion of either."""
-    ref, after = _field(payload, "ref"), _field(payload, "after")
-    repository = _field(payload, "repository", "full_name")
+    ref, after = payload_field(payload, "ref"), payload_field(payload, "after")
+    repository = payload_field(payload, "repository", "full_name")
     kind, _, name = ref.removeprefix("refs/").partition("/")
     if kind not in ("heads", "tags") or not name:
         return HookOutcome.ignored(f"push to {ref!r} is neither a branch nor a tag", repository)
@@ -48,10 +39,10 @@ def push(payload: dict) -> HookOutcome:
 
 def pull_request(payload: dict) -> HookOutcome:
     """Convert a `pull_request` payload: opened, updated, reopened, merged or closed."""
-    action, number = _field(payload, "action"), _field(payload, "number")
-    pull = _field(payload, "pull_request")
-    repository = _field(payload, "repository", "full_name")
-    base_branch = _field(pull, "base", "ref")
+    action, number = payload_field(payload, "action"), payload_field(payload, "number")
+    pull = payload_field(payload, "pull_request")
+    repository = payload_field(payload, "repository", "full_name")
+    base_branch = payload_field(pull, "base", "ref")
     if action == "closed" and pull.get("merged"):
         return _merged(pull, number, repository, base_branch)
     if action == "closed":
@@ -59,9 +50,9 @@ def pull_request(payload: dict) -> HookOutcome:
     if action not in RUN_ACTIONS:
         return HookOutcome.ignored(f"pull request action {action!r} starts no run", repository)
     fork = _from_fork(pull)
-    source = {"number": number, "sourceBranch": _field(pull, "head", "ref"), "targetBranch": base_branch, "fork": fork,
+    source = {"number": number, "sourceBranch": payload_field(pull, "head", "ref"), "targetBranch": base_branch, "fork": fork,
               "title": pull.get("title"), "url": pull.get("html_url")}
-    event = make_event("pull_request", branch=source["sourceBranch"], commit=_field(pull, "head", "sha"),
+    event = make_event("pull_request", branch=source["sourceBranch"], commit=payload_field(pull, "head", "sha"),
                        before=payload.get("before"), pull_request=source,
                        author=(pull.get("user") or {}).get("login"), message=pull.get("title"))
     event.update(forge="github", repository=repository)
@@ -73,14 +64,14 @@ def pull_request(payload: dict) -> HookOutcome:
 def _from_fork(pull: dict) -> bool:
     head_repo = (pull.get("head") or {}).get("repo")
     # A fork that was deleted leaves head.repo null; its commits live only under the pull request's ref.
-    return not head_repo or head_repo.get("full_name") != _field(pull, "base", "repo", "full_name")
+    return not head_repo or head_repo.get("full_name") != payload_field(pull, "base", "repo", "full_name")
 
 
 def _merged(pull: dict, number: int, repository: str, base_branch: str) -> HookOutcome:
     commit = pull.get("merge_commit_sha")
     if not commit:
         raise MalformedPayloadError(f"merged pull request #{number} has no merge_commit_sha")
-    source = {"number": number, "sourceBranch": _field(pull, "head", "ref"), "targetBranch": base_branch,
+    source = {"number": number, "sourceBranch": payload_field(pull, "head", "ref"), "targetBranch": base_branch,
               "fork": _from_fork(pull), "title": pull.get("title"), "url": pull.get("html_url")}
     author = (pull.get("merged_by") or pull.get("user") or {}).get("login")
     event = make_event("merge", branch=base_branch, commit=commit, pull_request=source, author=author,

@@ -1,18 +1,9 @@
 """GitLab payloads to normalised events. Pure functions: no I/O, no Flask."""
 
-from app.forges.base import ZERO_SHA, HookOutcome, MalformedPayloadError, is_skip_ci
+from app.forges.base import HookOutcome, ZERO_SHA, is_skip_ci, payload_field
 from app.runs.events import make_event
 
 RUN_ACTIONS = {"open", "reopen", "update"}
-
-
-def _field(document: dict, *path: str):
-    value = document
-    for key in path:
-        if not isinstance(value, dict) or key not in value:
-            raise MalformedPayloadError(f"the payload has no {'.'.join(path)!r} field")
-        value = value[key]
-    return value
 
 
 def repository_name(payload: dict) -> str | None:
@@ -28,8 +19,8 @@ def _head_commit(payload: dict, after: str) -> dict:
 
 def push(payload: dict) -> HookOutcome:
     """Convert a push or tag push payload, including deletions."""
-    ref, after = _field(payload, "ref"), _field(payload, "after")
-    repository = _field(payload, "project", "path_with_namespace")
+    ref, after = payload_field(payload, "ref"), payload_field(payload, "after")
+    repository = payload_field(payload, "project", "path_with_namespace")
     kind, _, name = ref.removeprefix("refs/").partition("/")
     if kind not in ("heads", "tags") or not name:
         return HookOutcome.ignored(f"push to {ref!r} is neither a branch nor a tag", repository)
@@ -52,18 +43,18 @@ def push(payload: dict) -> HookOutcome:
 
 def merge_request(payload: dict) -> HookOutcome:
     """Convert a merge request payload: opened, updated with commits, reopened, merged or closed."""
-    attributes = _field(payload, "object_attributes")
-    action, number = attributes.get("action"), _field(attributes, "iid")
-    repository = _field(payload, "project", "path_with_namespace")
-    target = _field(attributes, "target_branch")
+    attributes = payload_field(payload, "object_attributes")
+    action, number = attributes.get("action"), payload_field(attributes, "iid")
+    repository = payload_field(payload, "project", "path_with_namespace")
+    target = payload_field(attributes, "target_branch")
     source = {
-        "number": number, "sourceBranch": _field(attributes, "source_branch"), "targetBranch": target,
+        "number": number, "sourceBranch": payload_field(attributes, "source_branch"), "targetBranch": target,
         "fork": attributes.get("source_project_id") != attributes.get("target_project_id"),
         "title": attributes.get("title"), "url": attributes.get("url"),
     }
     author = (payload.get("user") or {}).get("username")
     if action == "merge":
-        commit = attributes.get("merge_commit_sha") or _field(attributes, "last_commit", "id")
+        commit = attributes.get("merge_commit_sha") or payload_field(attributes, "last_commit", "id")
         event = make_event("merge", branch=target, commit=commit, pull_request=source, author=author,
                            message=attributes.get("title"))
         event.update(forge="gitlab", repository=repository)
@@ -73,11 +64,11 @@ def merge_request(payload: dict) -> HookOutcome:
     # "update" also fires for a new title or label; only `oldrev` says that commits were pushed.
     if action not in RUN_ACTIONS or (action == "update" and not attributes.get("oldrev")):
         return HookOutcome.ignored(f"merge request action {action!r} brings no new commit", repository)
-    last_commit = _field(attributes, "last_commit")
+    last_commit = payload_field(attributes, "last_commit")
     message = last_commit.get("message")
     if is_skip_ci(message):
         return HookOutcome.nothing(f"the head commit message of merge request !{number} asks to skip CI", repository)
-    event = make_event("pull_request", branch=source["sourceBranch"], commit=_field(last_commit, "id"),
+    event = make_event("pull_request", branch=source["sourceBranch"], commit=payload_field(last_commit, "id"),
                        before=attributes.get("oldrev"), pull_request=source, author=author, message=message)
     event.update(forge="gitlab", repository=repository)
     if source["fork"]:
