@@ -194,7 +194,7 @@ def _run_stage(stage_id: int, attempt: int) -> None:
         # database restart during the stage cannot break this job's session.
         db.session.commit()
         outcome = execute_stage(plan_stage, context, workspace, deno_dir, on_log=sink.write, on_start=watchdog.watch)
-        test_results.collect_stage_reports(run.id, stage.id, workspace)
+        _retry_database(test_results.collect_stage_reports, run_id, stage_id, workspace)
         if outcome.status == StageStatus.SUCCESS:
             _retry_database(_collect_artifacts, run_id, stage_id, workspace, outcome)
         if outcome.status == StageStatus.SUCCESS:
