@@ -153,6 +153,10 @@ frontend web
         self.process = subprocess.Popen(["haproxy", "-db", "-f", str(self.config), "-f", str(self.backend_file)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_for_port(self.port)
+        # The frontend can accept connections a moment before the runtime API socket exists.
+        deadline = time.monotonic() + 10
+        while not self.socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def settings(self) -> dict:
         return {"socket": str(self.socket), "backend": "app", "backend_file": str(self.backend_file)}
