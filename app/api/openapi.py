@@ -162,6 +162,43 @@ def _redeliver_operation() -> dict:
     return operation
 
 
+def _deployment_paths() -> dict:
+    """Environments and deployments; docs/deployments.md describes the documents in detail."""
+    project, deployment = _path("name", NAME), _path("deployment_id", ID)
+    environment = _path("environment", {"type": "string", "minLength": 1, "maxLength": 100})
+    document = {"type": "object"}
+    errors = (400, 404, 409, 422)
+
+    def action(summary: str) -> dict:
+        return {"parameters": [deployment], "post": _operation(summary, {"200": _json(document)}, errors)}
+
+    return {
+        "/projects/{name}/environments": {
+            "parameters": [project],
+            "get": _operation("List a project's environments with what is live", {"200": _json(document)}, (404,)),
+        },
+        "/projects/{name}/environments/{environment}": {
+            "parameters": [project, environment],
+            "put": _operation("Create or change an environment (its credentials are write-only)",
+                              {"200": _json(document), "201": _json(document, "Created")}, errors, body=document),
+        },
+        "/projects/{name}/environments/{environment}/deployments": {
+            "parameters": [project, environment],
+            "get": _operation("List an environment's deployments, newest first", {"200": _json(document)}, (404,)),
+            "post": _operation("Deploy a release to the environment", {"201": _json(document, "Queued")}, errors,
+                               body=document),
+        },
+        "/deployments/{deployment_id}": {
+            "parameters": [deployment],
+            "get": _operation("Get a deployment with its steps, traffic and analysis results", {"200": _json(document)}, (404,)),
+        },
+        "/deployments/{deployment_id}/promote": action("Promote a paused canary to its next step"),
+        "/deployments/{deployment_id}/abort": action("Abort a deployment and roll its traffic back"),
+        "/deployments/{deployment_id}/approve": action("Approve a deployment waiting at an approval gate"),
+        "/deployments/{deployment_id}/rollback": action("Roll back to the release that was live before"),
+    }
+
+
 def _paths() -> dict:
     project = _path("name", NAME)
     run = _path("run_id", ID)
@@ -239,6 +276,7 @@ def _paths() -> dict:
             "post": _operation("Approve a run of a pull request from a fork, so that its stages get secrets",
                                {"200": _json(_ref("Approval"))}, (400, 404, 409)),
         },
+        **_deployment_paths(),
         "/runs/{run_id}/stages": {
             "parameters": [run],
             "get": _operation("List a run's stages", {"200": _json(_object({"stages": {"type": "array", "items": _ref("Stage")}}))}, (404,)),
