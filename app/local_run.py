@@ -94,6 +94,7 @@ class LocalRun:
         self.pipeline_path = pipeline_path
         self.event = event
         self.executor = get_executor(executor_name)
+        self.settings = Config()
         self.out = out
         self.scratch = Path(tempfile.mkdtemp(prefix="deno-ci-run-"))
         local_id = "local-" + hashlib.sha256(str(self.directory).encode()).hexdigest()[:16]
@@ -154,9 +155,8 @@ class LocalRun:
     def _run_stage(self, stage: dict, report: StageReport) -> StageOutcome:
         started = time.monotonic()
         retries = int(stage["options"].get("retries") or 0)
-        settings = Config()
         context = StageContext(run_id="local", pipeline_path=self.pipeline_path, event=self.event, executor=self.executor,
-                               default_timeout=settings.STAGE_TIMEOUT, max_output_bytes=settings.STAGE_MAX_OUTPUT)
+                               default_timeout=self.settings.STAGE_TIMEOUT, max_output_bytes=self.settings.STAGE_MAX_OUTPUT)
         name = stage["name"]
         outcome = StageOutcome(StageStatus.ERROR, error="never started")
         for attempt in range(1, retries + 2):

@@ -1,8 +1,8 @@
 """RQ jobs: prepare a run (checkout, plan) and run one stage attempt.
 
-Both take ids, reload their rows, and are safe to run twice: `prepare_run` does
-nothing for a run that has a plan or has ended, and `run_stage` claims its stage
-with a conditional update, so a second delivery of the same attempt exits at once.
+Both take ids, reload their rows, and are safe to run twice. `prepare_run` does
+nothing for a run that has a plan or has ended. `run_stage` claims its stage with a
+conditional update, so a second delivery of the same attempt exits at once.
 """
 
 import logging
@@ -228,9 +228,9 @@ def _run_stage(stage_id: int, attempt: int) -> None:
 def cache_scope(run: Run) -> str:
     """Return the cache folder name for a run: runs of pull requests from forks get their own.
 
-    A fork's code could write anything into the dependency cache, and a run of the
-    default branch with secrets would then execute it, so fork runs neither read nor
-    write the project's own caches (GitHub Actions keeps fork caches apart likewise).
+    A fork's code could write anything into the dependency cache, which a run of the
+    default branch with secrets would then execute. So fork runs neither read nor
+    write the project's own caches, as GitHub Actions keeps fork caches apart too.
     """
     fork = bool((run.event_data or {}).get("pullRequest") and run.event_data["pullRequest"].get("fork"))
     return f"{run.project_id}-forks" if fork else str(run.project_id)

@@ -14,7 +14,11 @@ def repository_name(payload: dict) -> str | None:
 def _head_commit(payload: dict, after: str) -> dict:
     commits = payload.get("commits") or []
     matching = [commit for commit in commits if isinstance(commit, dict) and commit.get("id") == after]
-    return matching[0] if matching else (commits[-1] if commits and isinstance(commits[-1], dict) else {})
+    if matching:
+        return matching[0]
+    if commits and isinstance(commits[-1], dict):
+        return commits[-1]
+    return {}
 
 
 def push(payload: dict) -> HookOutcome:
