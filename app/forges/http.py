@@ -1,10 +1,12 @@
 """The HTTP client that forge API modules share: timeouts, errors without tokens, pagination."""
 
 import logging
+from datetime import timedelta
 
 import requests
 
-from app.forges.base import ForgeError
+from app.forges.base import ForgeError, TokenSet
+from app.models._columns import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -37,3 +39,19 @@ def json_of(response: requests.Response):
         return response.json()
     except ValueError as error:
         raise ForgeError(f"{response.request.method} {response.url} returned a body that is not JSON") from error
+
+
+def token_set(document: dict, forge_label: str, scopes_key: str = "scope") -> TokenSet:
+    """Read an OAuth token response; raise ForgeError with the forge's own reason when it holds no token.
+
+    GitHub reports a refused exchange with status 200 and an `error` field, so the
+    field is checked whatever the status was.
+    """
+    if "error" in document or "access_token" not in document:
+        reason = document.get("error_description") or document.get("error")
+        raise ForgeError(f"{forge_label} rejected the token request: {reason}")
+    expires = document.get("expires_in")
+    return TokenSet(
+        access_token=document["access_token"], refresh_token=document.get("refresh_token"),
+        expires_at=utcnow() + timedelta(seconds=int(expires)) if expires else None, scopes=document.get(scopes_key),
+    )

@@ -5,12 +5,10 @@ Endpoints: `/site/oauth2/authorize` and `/site/oauth2/access_token` on the web a
 `/repositories/{workspace}/{slug}/commit/{sha}/statuses/build` on the API address.
 """
 
-from datetime import timedelta
 from urllib.parse import quote, urlencode, urlsplit
 
 from app.forges import http
-from app.forges.base import CommitState, ForgeError, ForgeUser, Repository, TokenSet
-from app.models._columns import utcnow
+from app.forges.base import CommitState, ForgeUser, Repository, TokenSet
 
 STATES = {
     CommitState.PENDING: "INPROGRESS", CommitState.RUNNING: "INPROGRESS", CommitState.SUCCESS: "SUCCESSFUL",
@@ -24,15 +22,6 @@ def repository_path(full_name: str) -> str:
     workspace, _, slug = full_name.partition("/")
     return f"{quote(workspace, safe='')}/{quote(slug, safe='')}"
 
-
-def _token_set(document: dict) -> TokenSet:
-    if "access_token" not in document:
-        raise ForgeError(f"Bitbucket refused the token request: {document.get('error_description') or document.get('error')}")
-    expires = document.get("expires_in")
-    return TokenSet(
-        access_token=document["access_token"], refresh_token=document.get("refresh_token"),
-        expires_at=utcnow() + timedelta(seconds=int(expires)) if expires else None, scopes=document.get("scopes"),
-    )
 
 
 class Client:
@@ -58,7 +47,7 @@ class Client:
         response = http.request("POST", f"{self.settings.web_url}/site/oauth2/access_token", data=fields,
                                 auth=(self.settings.client_id, self.settings.client_secret),
                                 headers={"Accept": "application/json"})
-        return _token_set(http.json_of(response))
+        return http.token_set(http.json_of(response), "Bitbucket", scopes_key="scopes")
 
     def current_user(self, token: str) -> ForgeUser:
         document = http.json_of(http.request("GET", f"{self.settings.api_url}/user", token=token))

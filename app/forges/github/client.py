@@ -6,12 +6,10 @@ Endpoints: `/login/oauth/authorize` and `/login/oauth/access_token` on the web a
 `https://HOST/api/v3` for GitHub Enterprise Server).
 """
 
-from datetime import timedelta
 from urllib.parse import quote, urlencode, urlsplit
 
 from app.forges import http
-from app.forges.base import CommitState, ForgeError, ForgeUser, Repository, TokenSet
-from app.models._columns import utcnow
+from app.forges.base import CommitState, ForgeUser, Repository, TokenSet
 
 API_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 # repo: statuses and private clones; admin:repo_hook: creating webhooks.
@@ -29,15 +27,6 @@ def repository_path(full_name: str) -> str:
     owner, _, name = full_name.partition("/")
     return f"{quote(owner, safe='')}/{quote(name, safe='')}"
 
-
-def _token_set(document: dict) -> TokenSet:
-    if "error" in document or "access_token" not in document:
-        raise ForgeError(f"GitHub refused the token request: {document.get('error_description') or document.get('error')}")
-    expires = document.get("expires_in")
-    return TokenSet(
-        access_token=document["access_token"], refresh_token=document.get("refresh_token"),
-        expires_at=utcnow() + timedelta(seconds=int(expires)) if expires else None, scopes=document.get("scope"),
-    )
 
 
 class Client:
@@ -62,7 +51,7 @@ class Client:
                                 headers={"Accept": "application/json"},
                                 data={"client_id": self.settings.client_id,
                                       "client_secret": self.settings.client_secret, **fields})
-        return _token_set(http.json_of(response))
+        return http.token_set(http.json_of(response), "GitHub")
 
     def current_user(self, token: str) -> ForgeUser:
         document = http.json_of(http.request("GET", f"{self.settings.api_url}/user", token=token, headers=API_HEADERS))

@@ -5,12 +5,10 @@ Endpoints: `/oauth/authorize` and `/oauth/token` on the web address; `/user`,
 where `:id` is the URL-encoded "group/project" path.
 """
 
-from datetime import timedelta
 from urllib.parse import quote, urlencode, urlsplit
 
 from app.forges import http
-from app.forges.base import CommitState, ForgeError, ForgeUser, Repository, TokenSet
-from app.models._columns import utcnow
+from app.forges.base import CommitState, ForgeUser, Repository, TokenSet
 
 SCOPES = "api read_user"
 # Maintainer: the lowest role that may add webhooks.
@@ -25,15 +23,6 @@ def project_id(full_name: str) -> str:
     """Return the URL-encoded project path that GitLab accepts as `:id` ("group%2Fproject")."""
     return quote(full_name, safe="")
 
-
-def _token_set(document: dict) -> TokenSet:
-    if "access_token" not in document:
-        raise ForgeError(f"GitLab refused the token request: {document.get('error_description') or document.get('error')}")
-    expires = document.get("expires_in")
-    return TokenSet(
-        access_token=document["access_token"], refresh_token=document.get("refresh_token"),
-        expires_at=utcnow() + timedelta(seconds=int(expires)) if expires else None, scopes=document.get("scope"),
-    )
 
 
 class Client:
@@ -57,7 +46,7 @@ class Client:
         response = http.request("POST", f"{self.settings.web_url}/oauth/token", headers={"Accept": "application/json"},
                                 data={"client_id": self.settings.client_id,
                                       "client_secret": self.settings.client_secret, **fields})
-        return _token_set(http.json_of(response))
+        return http.token_set(http.json_of(response), "GitLab")
 
     def current_user(self, token: str) -> ForgeUser:
         document = http.json_of(http.request("GET", f"{self.settings.api_url}/user", token=token))
