@@ -1,10 +1,13 @@
 """Target types and the adapter class of each."""
 
+from app.deployments.adapters.azure_app_service import AzureAppServiceAdapter
 from app.deployments.adapters.base import Adapter, InvalidTargetError
+from app.deployments.adapters.gcp_cloud_run import CloudRunAdapter
 from app.deployments.adapters.haproxy import HaproxyAdapter
 from app.deployments.adapters.nginx import NginxAdapter
 
-ADAPTERS: dict[str, type[Adapter]] = {"nginx": NginxAdapter, "haproxy": HaproxyAdapter}
+ADAPTERS: dict[str, type[Adapter]] = {"nginx": NginxAdapter, "haproxy": HaproxyAdapter,
+                                      "azure_app_service": AzureAppServiceAdapter, "gcp_cloud_run": CloudRunAdapter}
 
 
 def register(kind: str, adapter_class: type[Adapter]) -> None:
