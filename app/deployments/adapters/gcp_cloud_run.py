@@ -283,7 +283,8 @@ class CloudRunAdapter(Adapter):
                     type_=TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION, revision=revision))
         for target in traffic:
             target.percent = percents.get(target.revision, 0)
-        # An entry with no traffic and no tag does nothing, and Cloud Run rejects untagged 0 % entries.
+        # An entry with no traffic and no tag does nothing, so it is dropped.
+        # NOTE: that Cloud Run rejects such entries is assumed (the fake server does); it was not checked live.
         kept = [target for target in traffic if target.percent > 0 or target.tag]
         service.traffic.clear()
         service.traffic.extend(kept)
