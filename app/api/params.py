@@ -12,6 +12,8 @@ from app.extensions import db
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
 MAX_PAGE = 100_000
+# Lists count their rows up to this many; GitLab's API stops counting at the same size.
+COUNT_LIMIT = 10_000
 BRANCH_NAME = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]{1,255}(?<!/)$")
 COMMIT_ID = re.compile(r"^[0-9a-fA-F]{4,64}$")
 
@@ -102,24 +104,36 @@ def body_bool(body: dict, field: str) -> bool | None:
 
 
 def paginate(query: Select, key: str, serialize, endpoint_args: dict | None = None):
-    """Run one page of `query` from `page`/`per_page`; return (document, headers) with `total` and a Link header."""
+    """Run one page of `query` from `page`/`per_page`; return (document, headers) with `total` and a Link header.
+
+    Counting stops after COUNT_LIMIT rows, because counting every run of a large
+    instance costs more than the page itself. Beyond that `total` is null, the
+    X-Total-Count header and the "last" link are left out, and "next" is still given.
+    """
     page = int_arg("page", 1, 1, MAX_PAGE)
     per_page = int_arg("per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    items = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
-    last = max(1, -(-total // per_page))
+    counted = db.session.scalar(select(func.count()).select_from(query.order_by(None).limit(COUNT_LIMIT + 1).subquery()))
+    total = counted if counted <= COUNT_LIMIT else None
+    rows = db.session.scalars(query.limit(per_page + 1).offset((page - 1) * per_page)).all()
+    items, more = rows[:per_page], len(rows) > per_page
+    last = max(1, -(-total // per_page)) if total is not None else None
     document = {key: [serialize(item) for item in items], "total": total, "page": page, "per_page": per_page}
-    return document, {"Link": _link_header(page, per_page, last), "X-Total-Count": str(total)}
+    headers = {"Link": _link_header(page, per_page, last, more)}
+    if total is not None:
+        headers["X-Total-Count"] = str(total)
+    return document, headers
 
 
-def _link_header(page: int, per_page: int, last: int) -> str:
+def _link_header(page: int, per_page: int, last: int | None, more: bool) -> str:
     def url(number: int) -> str:
         arguments = {**request.args.to_dict(), "page": number, "per_page": per_page}
         return f"<{request.base_url}?{urlencode(arguments)}>"
 
-    links = [f'{url(1)}; rel="first"', f'{url(last)}; rel="last"']
+    links = [f'{url(1)}; rel="first"']
+    if last is not None:
+        links.append(f'{url(last)}; rel="last"')
     if page > 1:
-        links.append(f'{url(min(page - 1, last))}; rel="prev"')
-    if page < last:
+        links.append(f'{url(page - 1 if last is None else min(page - 1, last))}; rel="prev"')
+    if more:
         links.append(f'{url(page + 1)}; rel="next"')
     return ", ".join(links)

@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 from flask import abort, jsonify, request, send_file, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.api import api
 from app.api.params import (BRANCH_NAME, COMMIT_ID, body_text, choice_arg, int_arg, json_body, paginate, text_arg,
@@ -25,7 +26,8 @@ TRIGGERS = ("cli", "api", "webhook", "schedule", "rerun")
 
 def _run_query(project: Project | None):
     """Build the filtered, newest-first run query from the request's parameters."""
-    query = select(Run).order_by(Run.id.desc())
+    # Every listed run names its project, so the project comes in the same query.
+    query = select(Run).options(joinedload(Run.project)).order_by(Run.id.desc())
     if project is not None:
         query = query.where(Run.project_id == project.id)
     else:

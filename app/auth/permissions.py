@@ -192,7 +192,11 @@ MAX_ID = 2**31 - 1
 
 def project_by_run(run_id: int, **_) -> Project:
     """Load the project of the route's run from its `run_id`; 404 when there is no such run."""
-    return load_run(run_id).project
+    run = load_run(run_id)
+    # The session's identity map keeps objects only weakly, so keeping the run for the request lets the
+    # view's own load_run() find it there instead of selecting it again.
+    g.route_run = run
+    return run.project
 
 
 def load_run(run_id: int) -> Run:

@@ -220,15 +220,20 @@ class BubblewrapExecutor:
         exits before the command starts. Nothing of the stage ran yet, so a new try is safe.
         """
         for attempt in range(1, LAUNCH_ATTEMPTS + 1):
-            process = self._launch_once(spec)
-            if not process.setup_error or attempt == LAUNCH_ATTEMPTS or not _exited(process.pid):
+            process, bwrap_failed = self._launch_once(spec)
+            if not bwrap_failed or attempt == LAUNCH_ATTEMPTS or not _exits(process.pid, EXIT_WAIT):
                 return process
             log.info("bwrap exited during sandbox setup (try %d of %d): %s", attempt, LAUNCH_ATTEMPTS, process.setup_error)
             _discard(process)
             time.sleep(0.05 * attempt)
         raise AssertionError("unreachable")
 
-    def _launch_once(self, spec: StageSpec) -> LaunchedProcess:
+    def _launch_once(self, spec: StageSpec) -> tuple[LaunchedProcess, bool]:
+        """Start bwrap once; return the process and whether bwrap itself failed during the setup.
+
+        A failure of the platform's own setup steps (the network helper, the limits) is
+        not bwrap's: trying again would fail the same way, only later.
+        """
         stdout_read, stdout_write = os.pipe()
         stderr_read, stderr_write = os.pipe()
         control_read, control_write = os.pipe()
@@ -247,8 +252,10 @@ class BubblewrapExecutor:
 
         sandbox = _Sandbox(pid)
         process = LaunchedProcess(pid, stdout_read, stderr_read, control_read, sandbox.kill, sandbox.release)
+        bwrap_failed = False
         try:
             self._prepare(spec, sandbox, info_read, process)
+            bwrap_failed = bool(process.setup_error)
         except (OSError, ExecutorError) as error:
             process.setup_error = f"Cannot set up the sandbox: {error}"
         except BaseException:
@@ -264,8 +271,9 @@ class BubblewrapExecutor:
                 os.write(block_write, b"1")
             except BrokenPipeError:
                 process.setup_error = "bubblewrap exited before the stage command started"
+                bwrap_failed = True
         close_quietly(block_write)
-        return process
+        return process, bwrap_failed
 
     def _prepare(self, spec: StageSpec, sandbox: _Sandbox, info_read: int, process: LaunchedProcess) -> None:
         """Attach the network and the limits to the sandbox while bwrap waits on --block-fd."""
@@ -285,12 +293,22 @@ class BubblewrapExecutor:
 LAUNCH_ATTEMPTS = 10
 
 
-def _exited(pid: int) -> bool:
-    """Return whether our child `pid` has ended, without reaping it."""
+# bwrap that failed its setup may still be exiting when the failure is seen (the block pipe
+# is closed before the process ends), so it gets this many seconds to end before it counts as alive.
+EXIT_WAIT = 2.0
+
+
+def _exits(pid: int, timeout: float) -> bool:
+    """Return whether our child `pid` ends within `timeout` seconds, without reaping it."""
     try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
         return True
+    try:
+        # A pidfd becomes readable when its process ends.
+        return bool(select.select([pidfd], [], [], timeout)[0])
+    finally:
+        os.close(pidfd)
 
 
 def _discard(process: LaunchedProcess) -> None:

@@ -47,6 +47,24 @@ def test_run_list_filters_and_pages(api, world):
     assert [run["number"] for run in api("admin", "GET", "/runs", query_string=window).get_json()["runs"]] == [3, 2, 1]
 
 
+def test_run_list_stops_counting_past_limit(api, world, monkeypatch):
+    from app.api import params
+
+    for number in range(2, 8):
+        make_run(world.alpha, number)
+    monkeypatch.setattr(params, "COUNT_LIMIT", 4)
+    first = api("admin", "GET", "/runs?per_page=3")
+    assert first.get_json()["total"] is None
+    assert "X-Total-Count" not in first.headers
+    assert 'rel="last"' not in first.headers["Link"]
+    assert 'rel="next"' in first.headers["Link"]
+    last = api("admin", "GET", "/runs?per_page=3&page=3")
+    assert [run["number"] for run in last.get_json()["runs"]] == [1]
+    assert 'rel="next"' not in last.headers["Link"]
+    assert 'rel="prev"' in last.headers["Link"]
+    assert api("admin", "GET", "/runs?per_page=3&project=alpha&branch=main&status=queued").get_json()["total"] is not None
+
+
 def test_run_list_shows_only_visible_projects(api, world):
     make_run(world.beta, 1)
     assert {run["project"] for run in api("viewer", "GET", "/runs").get_json()["runs"]} == {"alpha"}

@@ -178,3 +178,28 @@ def test_argv_translation_adds_resolv_conf_with_network(workspace):
     spec = StageSpec(argv=["true"], workspace=workspace, env={}, network=True)
     argv = build_bwrap_argv(spec, "/usr/bin/bwrap", Path("/etc-folder"))
     assert "/etc/resolv.conf" in argv
+
+
+def test_bwrap_failing_its_setup_is_tried_again(bubblewrap, run, tmp_path):
+    # bwrap sometimes fails to set up the sandbox's loopback device while another network
+    # namespace is being torn down. The stand-in fails the same way on its first call: it closes
+    # the descriptors the executor waits on, prints bwrap's message and lingers before exiting.
+    marker = tmp_path / "failed-once"
+    stand_in = tmp_path / "bwrap"
+    stand_in.write_text(
+        "#!/bin/sh\n"
+        f'if [ ! -e "{marker}" ]; then\n'
+        f'  touch "{marker}"\n'
+        '  exec 4>&- 5<&-\n'
+        '  echo "bwrap: loopback: Failed RTM_NEWADDR: No child processes" >&2\n'
+        "  sleep 1\n"
+        "  exit 1\n"
+        "fi\n"
+        f'exec "{bubblewrap.bwrap}" "$@"\n'
+    )
+    stand_in.chmod(0o755)
+    bubblewrap.bwrap = str(stand_in)
+    result = run(bubblewrap, ["/bin/echo", "started"])
+    assert marker.exists()
+    assert result.exit.code == 0, result.exit
+    assert "started" in result.stdout
