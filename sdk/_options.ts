@@ -167,10 +167,13 @@ function timeoutSeconds(value: unknown, problems: string[]): number | null {
   return seconds;
 }
 
+// The platform refuses more, so that a broken stage cannot keep a worker busy without end.
+const MAX_RETRIES = 10;
+
 function retryCount(value: unknown, problems: string[]): number {
   if (value === undefined || value === null) return 0;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
-    problems.push(`option 'retries' must be a whole number from 0, got ${JSON.stringify(value)}`);
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_RETRIES) {
+    problems.push(`option 'retries' must be a whole number from 0 to ${MAX_RETRIES}, got ${JSON.stringify(value)}`);
     return 0;
   }
   return value;

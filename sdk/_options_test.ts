@@ -60,7 +60,7 @@ Deno.test("normaliseOptions() reports every bad value", () => {
     "env name 'BAD NAME' is not a valid environment variable name",
     "env 'GOOD' must be a string, got 1",
     'option \'timeout\' must be positive seconds or a duration like "10m", got "soon"',
-    "option 'retries' must be a whole number from 0, got -1",
+    "option 'retries' must be a whole number from 0 to 10, got -1",
     "unknown permission 'network'; expected some of read, write, net, env, run, ffi, sys, import",
     "permission 'read' must be true, false or a list of strings, got 3",
     "cache path '/etc' must be relative to the workspace and stay inside it",

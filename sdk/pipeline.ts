@@ -384,6 +384,10 @@ function declareMatrix(
   return collection.stages;
 }
 
+const MAX_NAME_LENGTH = 200;
+// C0 and C1 control characters, DEL, and the bidirectional overrides and isolates.
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
 function createRecord(
   state: PipelineState,
   name: unknown,
@@ -399,6 +403,17 @@ function createRecord(
       location,
     });
     checkedName = typeof name === "string" ? name : String(name);
+  } else if (UNPRINTABLE.test(checkedName)) {
+    // Names appear in pages, logs and terminals, where control characters could rewrite what people see.
+    state.problems.push({
+      message: `Stage name ${describe(name)} contains control characters; use printable text`,
+      location,
+    });
+  } else if (checkedName.length > MAX_NAME_LENGTH) {
+    state.problems.push({
+      message: `Stage name ${describe(name)} is ${checkedName.length} characters long; use at most ${MAX_NAME_LENGTH}`,
+      location,
+    });
   }
   let checkedOptions = options;
   if (typeof options !== "object" || options === null || Array.isArray(options)) {

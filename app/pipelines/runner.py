@@ -14,6 +14,8 @@ from pathlib import Path
 
 import deno
 
+from app.pipelines.plan_check import plan_problems
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,6 +167,9 @@ def plan(workspace: Path, pipeline_path: str, event: dict | None = None, deno_di
     document = _last_json_line(result.stdout) if result.returncode == 0 else None
     if document is None or "stages" not in document:
         raise PipelineError(_problems_from(result, pipeline_path))
+    problems = plan_problems(document)
+    if problems:
+        raise PipelineError([Problem(pipeline_path, None, None, problem) for problem in problems])
     return document
 
 

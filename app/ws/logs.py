@@ -10,6 +10,11 @@ Messages sent: {"type": "lines", "lines": [...]}, {"type": "status", "run": {...
 whenever the run or a stage changes, and a last {"type": "end", "status": ...}
 once the run has ended and every line was sent.
 
+A browser sends the page's Origin with the handshake, and a socket opened from
+a page of another site is closed with 1008: the session cookie would otherwise let
+any site read the logs of a signed-in user (cross-site WebSocket hijacking).
+Clients that send no Origin (command-line tools) are not browsers and are let through.
+
 Access is checked when the socket opens and again with every status check
 (about once a second), so a user removed from the project, or deactivated,
 while watching is cut off with close code 1008.
@@ -18,9 +23,10 @@ while watching is cut off with close code 1008.
 import json
 import logging
 import time
+from urllib.parse import urlsplit
 
 import redis
-from flask import request
+from flask import current_app, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
@@ -89,9 +95,21 @@ def _may_watch(user_id: int, run: Run | None) -> bool:
     return run is not None and can(user, Action.VIEW_PROJECT, run.project)
 
 
+def _same_origin() -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    allowed = {request.host, urlsplit(current_app.config["BASE_URL"]).netloc}
+    return urlsplit(origin).netloc in allowed
+
+
 @sock.route("/ws/runs/<int:run_id>/logs", bp=ws)
 @checked_in_view(Action.VIEW_PROJECT)
 def run_log_socket(ws, run_id: int):
+    if not _same_origin():
+        log.info("run %s: refused a live log socket from origin %r", run_id, request.headers.get("Origin", "")[:200])
+        ws.close(POLICY_VIOLATION, "The page that opened this socket is not on this site.")
+        return
     if not current_user.is_authenticated:
         ws.close(POLICY_VIOLATION, "Sign in to watch logs.")
         return

@@ -80,6 +80,10 @@ SETUP_TIMEOUT = 10.0
 # bwrap's own descriptors in the spawned process, next to 0-2 and CONTROL_FD.
 _INFO_FD = 4
 _BLOCK_FD = 5
+# A shell inside the sandbox writes one byte here just before it executes the stage's command,
+# so the executor can tell bwrap failing its own setup from the command failing.
+_STARTED_FD = 6
+_STARTED_SHIM = ["/bin/sh", "-c", f'printf 1 >&{_STARTED_FD} && exec {_STARTED_FD}>&- "$@"', "sh"]
 
 
 def generated_etc_files() -> dict[str, str]:
@@ -163,6 +167,7 @@ def build_bwrap_argv(spec: StageSpec, bwrap: str, etc_folder: Path) -> list[str]
         "--info-fd", str(_INFO_FD),
         "--block-fd", str(_BLOCK_FD),
         "--",
+        *_STARTED_SHIM,
         *spec.argv,
     ]
     return arguments
@@ -239,16 +244,18 @@ class BubblewrapExecutor:
         control_read, control_write = os.pipe()
         info_read, info_write = os.pipe()
         block_read, block_write = os.pipe()
+        started_read, started_write = os.pipe()
         devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        fds = {0: devnull, 1: stdout_write, 2: stderr_write, CONTROL_FD: control_write, _INFO_FD: info_write, _BLOCK_FD: block_read}
+        fds = {0: devnull, 1: stdout_write, 2: stderr_write, CONTROL_FD: control_write, _INFO_FD: info_write,
+               _BLOCK_FD: block_read, _STARTED_FD: started_write}
         try:
             argv = build_bwrap_argv(spec, self.bwrap, self._etc_folder)
             pid = spawn(self.bwrap, argv, stage_environment(spec), fds)
         except OSError:
-            close_quietly(stdout_read, stderr_read, control_read, info_read, block_write)
+            close_quietly(stdout_read, stderr_read, control_read, info_read, block_write, started_read)
             raise
         finally:
-            close_quietly(devnull, stdout_write, stderr_write, control_write, info_write, block_read)
+            close_quietly(devnull, stdout_write, stderr_write, control_write, info_write, block_read, started_write)
 
         sandbox = _Sandbox(pid)
         process = LaunchedProcess(pid, stdout_read, stderr_read, control_read, sandbox.kill, sandbox.release)
@@ -269,10 +276,13 @@ class BubblewrapExecutor:
         else:
             try:
                 os.write(block_write, b"1")
+                bwrap_failed = not _command_started(started_read, SETUP_TIMEOUT)
             except BrokenPipeError:
-                process.setup_error = "bubblewrap exited before the stage command started"
                 bwrap_failed = True
-        close_quietly(block_write)
+            if bwrap_failed:
+                process.setup_error = "bubblewrap exited before the stage command started"
+                sandbox.kill()
+        close_quietly(block_write, started_read)
         return process, bwrap_failed
 
     def _prepare(self, spec: StageSpec, sandbox: _Sandbox, info_read: int, process: LaunchedProcess) -> None:
@@ -291,6 +301,16 @@ class BubblewrapExecutor:
 
 
 LAUNCH_ATTEMPTS = 10
+
+
+def _command_started(started_read: int, timeout: float) -> bool:
+    """Wait for the shim's byte on the started pipe; False when bwrap closed the pipe without it.
+
+    bwrap can still fail after reading --block-fd (setting up the sandbox's loopback device,
+    for one), so a successful write there does not prove that the command started.
+    """
+    readable, _, _ = select.select([started_read], [], [], timeout)
+    return bool(readable) and os.read(started_read, 1) == b"1"
 
 
 # bwrap that failed its setup may still be exiting when the failure is seen (the block pipe

@@ -12,12 +12,13 @@ from app.models import Membership
 from tests.people import PASSWORD
 
 
-def _open(live_server, username: str, run_id: int):
+def _open(live_server, username: str, run_id: int, origin: str | None = None):
     session = requests.Session()
     response = session.post(f"{live_server}/login", data={"username": username, "password": PASSWORD}, allow_redirects=False)
     assert response.status_code == 302
     cookie = "; ".join(f"{name}={value}" for name, value in session.cookies.items())
-    return websocket.create_connection(f"{live_server.replace('http', 'ws')}/ws/runs/{run_id}/logs", cookie=cookie, timeout=10)
+    return websocket.create_connection(f"{live_server.replace('http', 'ws')}/ws/runs/{run_id}/logs", cookie=cookie, timeout=10,
+                                       origin=origin or live_server)
 
 
 def _receive_until_closed(socket) -> tuple[list[dict], int | None]:
@@ -35,6 +36,19 @@ def test_member_of_other_project_is_refused(live_server, world):
     messages, code = _receive_until_closed(socket)
     assert messages == []
     assert code == 1008
+
+
+def test_socket_from_other_site_is_refused(live_server, world):
+    socket = _open(live_server, "viewer", world.run.id, origin="http://attacker.example")
+    messages, code = _receive_until_closed(socket)
+    assert messages == []
+    assert code == 1008
+
+
+def test_socket_from_same_site_is_served(live_server, world):
+    socket = _open(live_server, "viewer", world.run.id)
+    assert json.loads(socket.recv())["type"] == "status"
+    socket.close()
 
 
 def test_removed_member_is_cut_off_while_watching(live_server, world):

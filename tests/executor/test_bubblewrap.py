@@ -169,7 +169,8 @@ def test_argv_translation_keeps_secrets_out_of_argv(workspace):
     spec = StageSpec(argv=["deno", "task", "test"], workspace=workspace, env={"TOKEN": "s3cret"}, network=False)
     argv = build_bwrap_argv(spec, "/usr/bin/bwrap", Path("/etc-folder"))
     assert "s3cret" not in " ".join(argv)
-    assert argv[-4:] == ["--", "deno", "task", "test"]
+    assert argv[-3:] == ["deno", "task", "test"]
+    assert argv[argv.index("--") + 1] == "/bin/sh"
     assert "/etc/resolv.conf" not in argv
     assert ["--bind", str(workspace), str(workspace)] == argv[argv.index("--bind") : argv.index("--bind") + 3]
 
@@ -203,3 +204,29 @@ def test_bwrap_failing_its_setup_is_tried_again(bubblewrap, run, tmp_path):
     assert marker.exists()
     assert result.exit.code == 0, result.exit
     assert "started" in result.stdout
+
+
+def test_bwrap_failing_after_block_fd_is_tried_again(bubblewrap, run, tmp_path):
+    # The same failure later in bwrap's setup: the sandbox's pid was reported and the go-ahead on
+    # --block-fd was read, but bwrap exits before the stage's command starts.
+    marker = tmp_path / "failed-once"
+    stand_in = tmp_path / "bwrap"
+    stand_in.write_text(
+        "#!/bin/sh\n"
+        f'if [ ! -e "{marker}" ]; then\n'
+        f'  touch "{marker}"\n'
+        '  printf \'{"child-pid": %d}\' $$ >&4\n'
+        "  exec 4>&-\n"
+        "  head -c 1 <&5 >/dev/null\n"
+        '  echo "bwrap: loopback: Failed RTM_NEWADDR: No child processes" >&2\n'
+        "  exit 1\n"
+        "fi\n"
+        f'exec "{bubblewrap.bwrap}" "$@"\n'
+    )
+    stand_in.chmod(0o755)
+    bubblewrap.bwrap = str(stand_in)
+    result = run(bubblewrap, ["/bin/echo", "started"])
+    assert marker.exists()
+    assert result.exit.code == 0, result.exit
+    assert "started" in result.stdout
+    assert not any("RTM_NEWADDR" in line for line in result.lines("stderr"))
