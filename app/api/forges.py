@@ -10,7 +10,7 @@ from app.api.serialize import run_json
 from app.auth.audit import audit
 from app.auth.permissions import Action, load_run, project_by_name, project_by_run, requires
 from app.extensions import db
-from app.forges import deliveries, get_forge
+from app.forges import delivery_log
 from app.models import Run, WebhookDelivery
 from app.models._columns import utcnow
 from app.runs.rerun import RerunError, rerun
@@ -71,7 +71,7 @@ def approve_run(run_id: int):
 
 
 @api.get("/projects/<name>/deliveries")
-@requires(Action.MANAGE_PROJECT, project_by_name)
+@requires(Action.VIEW_DELIVERIES, project_by_name)
 def list_deliveries(name: str):
     """List the project's webhook deliveries, newest first, with the answer each got."""
     project = project_by_name(name)
@@ -81,19 +81,17 @@ def list_deliveries(name: str):
 
 
 @api.post("/projects/<name>/deliveries/<int:delivery_id>/redeliver")
-@requires(Action.MANAGE_PROJECT, project_by_name)
+@requires(Action.REDELIVER, project_by_name)
 def redeliver(name: str, delivery_id: int):
     """Process a stored delivery again as a new delivery; a run event starts a new run even if one ran before."""
     project = project_by_name(name)
-    original = db.session.scalar(select(WebhookDelivery).where(
-        WebhookDelivery.id == delivery_id, WebhookDelivery.project_id == project.id))
+    original = delivery_log.find(project, delivery_id)
     if original is None:
         abort(404, f"Project {name!r} has no delivery {delivery_id}.")
-    if original.body is None:
-        abort(409, f"Delivery {delivery_id} cannot be redelivered: it was rejected ({original.status_code}) "
-                   "before its signature was verified, so its body was not kept.")
-    result = deliveries.process(get_forge(original.forge), project, dict(original.headers), original.body,
-                                redelivery_of=original)
+    try:
+        result = delivery_log.redeliver(project, original)
+    except delivery_log.RedeliveryError as error:
+        abort(409, str(error))
     audit("delivery_redeliver", target=f"delivery {delivery_id} of project {name}",
           detail=f"status {result.status_code}, new delivery {result.delivery_id}: {result.reason}")
     return jsonify(result.json()), result.status_code

@@ -35,21 +35,29 @@ class Action(StrEnum):
     MANAGE_PROJECT = "manage_project"  # change or delete the project's settings
     MANAGE_MEMBERS = "manage_members"  # add, remove and change the roles of the project's members
     MANAGE_SECRETS = "manage_secrets"  # set and delete secrets (their values are never shown)
+    VIEW_DELIVERIES = "view_deliveries"  # see the webhook deliveries the project received, headers and bodies
+    REDELIVER = "redeliver"  # process a stored webhook delivery again, which can start a run
     CREATE_PROJECT = "create_project"
     ADMIN = "admin"  # users, every token, the audit log
 
 
 DEVELOPER_ACTIONS = frozenset({
-    Action.VIEW_PROJECT, Action.TRIGGER_RUN, Action.CANCEL_RUN, Action.RERUN, Action.EDIT_PIPELINE, Action.DEPLOY,
+    Action.VIEW_PROJECT, Action.VIEW_DELIVERIES, Action.TRIGGER_RUN, Action.CANCEL_RUN, Action.RERUN,
+    Action.EDIT_PIPELINE, Action.DEPLOY,
 })
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
-    Role.VIEWER: frozenset({Action.VIEW_PROJECT}),
+    # Stored deliveries contain no secret (app/forges/deliveries.py drops signature headers), and their
+    # payloads tell no more than the runs they start, so viewers may read them.
+    Role.VIEWER: frozenset({Action.VIEW_PROJECT, Action.VIEW_DELIVERIES}),
     Role.DEVELOPER: DEVELOPER_ACTIONS,
-    Role.ADMIN: DEVELOPER_ACTIONS | {Action.MANAGE_PROJECT, Action.MANAGE_MEMBERS, Action.MANAGE_SECRETS},
+    # Redelivering replays a signed payload as if the forge sent it again, so it stays with project admins.
+    Role.ADMIN: DEVELOPER_ACTIONS | {Action.MANAGE_PROJECT, Action.MANAGE_MEMBERS, Action.MANAGE_SECRETS,
+                                     Action.REDELIVER},
 }
 # The API token scope an action needs, when the request is authenticated by a token.
 ACTION_SCOPES: dict[Action, str] = {
     Action.VIEW_PROJECT: "read",
+    Action.VIEW_DELIVERIES: "read",
     Action.ADMIN: "admin",
     Action.MANAGE_MEMBERS: "admin",
 }

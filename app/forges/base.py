@@ -20,6 +20,23 @@ class ForgeError(Exception):
     """A forge's API answered with an error or could not be reached."""
 
 
+class ForgeUnreachableError(ForgeError):
+    """The forge could not be reached, or the request timed out."""
+
+
+class ForgeResponseError(ForgeError):
+    """The forge returned an HTTP error status; `status_code` and `text` are from its response."""
+
+    def __init__(self, message: str, status_code: int, text: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.text = text
+
+
+class FileConflictError(ForgeResponseError):
+    """A commit was rejected because the file or branch changed since the commit the edit started from."""
+
+
 class MalformedPayloadError(ValueError):
     """A webhook body is valid JSON but lacks a field its event must have."""
 
@@ -110,6 +127,24 @@ class Repository:
 
 
 @dataclass(frozen=True)
+class FileChange:
+    """One file to commit on a branch through a forge's API.
+
+    `base_commit` is the commit the new content was edited from. The forge rejects the
+    commit when the file (GitHub, GitLab) or the branch (Bitbucket) changed since then;
+    None means no such check.
+    """
+
+    path: str
+    content: str
+    branch: str
+    message: str
+    author_name: str
+    author_email: str
+    base_commit: str | None = None
+
+
+@dataclass(frozen=True)
 class ForgeSettings:
     """Where a forge lives and which OAuth application the platform is registered as."""
 
@@ -195,6 +230,17 @@ class Forge(ABC):
     def report_status(self, token: str, repository: str, sha: str, state: CommitState, *,
                       target_url: str, description: str, context: str, ref: str | None = None) -> None:
         """Set the commit status named `context` on commit `sha`, replacing an earlier one of that name."""
+
+    @abstractmethod
+    def commit_file(self, token: str, repository: str, change: FileChange) -> str:
+        """Commit `change.content` as `change.path` on `change.branch` and return the new commit's id.
+
+        The commit's author is `change.author_name` and `change.author_email`; its committer is
+        the token's account. Raises FileConflictError when the forge reports that the file or
+        branch moved on since `change.base_commit`, ForgeResponseError for any other refusal
+        (403 when the token's account may not push to the branch) and ForgeUnreachableError
+        when the forge cannot be reached.
+        """
 
     @abstractmethod
     def clone_url(self, repository: str, token: str | None = None) -> str:

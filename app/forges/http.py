@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import requests
 
-from app.forges.base import ForgeError, TokenSet
+from app.forges.base import ForgeError, ForgeResponseError, ForgeUnreachableError, TokenSet
 from app.models._columns import utcnow
 
 log = logging.getLogger(__name__)
@@ -16,7 +16,7 @@ TIMEOUT = (5, 20)
 
 def request(method: str, url: str, *, token: str | None = None, auth_scheme: str = "Bearer",
             headers: dict | None = None, **options) -> requests.Response:
-    """Send one request; raise ForgeError for a network failure or a status of 400 or more.
+    """Send one request; raise ForgeUnreachableError for a network failure, ForgeResponseError for a status of 400 or more.
 
     The error message names the method, the URL and the forge's answer, never the token.
     """
@@ -26,10 +26,11 @@ def request(method: str, url: str, *, token: str | None = None, auth_scheme: str
     try:
         response = requests.request(method, url, headers=sent_headers, timeout=TIMEOUT, **options)
     except requests.RequestException as error:
-        raise ForgeError(f"{method} {url} failed: {type(error).__name__}") from error
+        raise ForgeUnreachableError(f"{method} {url} failed: {type(error).__name__}") from error
     log.debug("%s %s: %s", method, url, response.status_code)
     if response.status_code >= 400:
-        raise ForgeError(f"{method} {url} failed with HTTP {response.status_code}: {response.text[:300]}")
+        raise ForgeResponseError(f"{method} {url} failed with HTTP {response.status_code}: {response.text[:300]}",
+                                 response.status_code, response.text[:2000])
     return response
 
 

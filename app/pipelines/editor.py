@@ -17,8 +17,11 @@ from urllib.parse import urlparse
 
 from flask import current_app
 
+from app.forges import FORGES
 from app.models import Project, Run, User
 from app.pipelines import runner
+from app.pipelines.editor_errors import EditorError  # noqa: F401  (the views catch it as editor.EditorError)
+from app.pipelines.forge_save import author_email, commit_through_forge
 from app.runs import service
 from app.runs.events import make_event
 from jobs import workspace as git_workspace
@@ -28,10 +31,6 @@ log = logging.getLogger(__name__)
 MAX_PIPELINE_BYTES = 512 * 1024
 # Checkouts kept for validation, per project; older ones are removed.
 CHECKOUTS_KEPT = 3
-
-
-class EditorError(Exception):
-    """The editor cannot do what was asked; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -149,19 +148,26 @@ def local_repository(project: Project) -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def save_pipeline(project: Project, branch: str, text: str, user: User, message: str) -> str:
+def save_pipeline(project: Project, branch: str, text: str, user: User, message: str,
+                  base_commit: str | None = None) -> str:
     """Commit `text` as the pipeline file on `branch`; return the new commit.
 
-    Raises EditorError when the repository cannot take the commit.
+    A project connected to a forge is committed to through the forge's API, and
+    `base_commit` (the commit the text was edited from) lets the forge reject the commit
+    when someone changed the file meanwhile. A local repository is committed to with git.
+    Raises EditorError, or one of its subclasses, when the repository cannot take the commit.
     """
     check_text(text)
+    message = message or f"Update {project.pipeline_path}"
+    if project.forge in FORGES and project.forge_repo:
+        return commit_through_forge(project, branch, text, user, message, base_commit)
     folder = local_repository(project)
     if folder is None:
-        # TODO: commit through the forge's contents API (GitHub, GitLab, Bitbucket); the forge
-        # clients here have no call for writing files yet, so only local repositories can be saved.
-        raise EditorError(f"Saving to {project.forge} repositories is not supported yet: commit "
-                          f"{project.pipeline_path} from a clone of {project.clone_url}.")
-    return _commit_file(folder, branch, project.pipeline_path, text, user, message or "Update the pipeline")
+        raise EditorError(f"Cannot save to {project.clone_url}: the project is neither connected to a forge nor a "
+                          f"local repository. Commit {project.pipeline_path} from a clone, or connect the "
+                          "repository through a forge sign-in.")
+    # NOTE: `base_commit` is not checked here: the local commit replaces the file at the branch head.
+    return _commit_file(folder, branch, project.pipeline_path, text, user, message)
 
 
 def _git(folder: Path, *args: str, env: dict | None = None, stdin: str | None = None) -> str:
@@ -186,7 +192,7 @@ def _commit_file(folder: Path, branch: str, path: str, text: str, user: User, me
     if checked_out and _git(folder, "status", "--porcelain", "--untracked-files=no"):
         raise EditorError(f"Cannot commit to branch {branch!r}: it is checked out in {folder} with uncommitted "
                           "changes. Commit or stash them first.")
-    identity = {"GIT_AUTHOR_NAME": user.username, "GIT_AUTHOR_EMAIL": user.email or f"{user.username}@deno-ci.local"}
+    identity = {"GIT_AUTHOR_NAME": user.username, "GIT_AUTHOR_EMAIL": author_email(user)}
     identity |= {"GIT_COMMITTER_NAME": identity["GIT_AUTHOR_NAME"], "GIT_COMMITTER_EMAIL": identity["GIT_AUTHOR_EMAIL"]}
     with tempfile.TemporaryDirectory(prefix="deno-ci-save-") as scratch:
         index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}

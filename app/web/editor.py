@@ -5,6 +5,7 @@ markers are set from script; the stage graph preview comes back as HTML inside i
 """
 
 import logging
+import re
 import subprocess
 from functools import cache
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # The path the SDK's files get inside Monaco's TypeScript worker; the page maps "deno-ci" there.
 SDK_TYPES_ROOT = "file:///deno-ci/sdk"
+# A commit id as git prints it: SHA-1 or SHA-256, abbreviated to at least 7 digits.
+COMMIT_ID = re.compile(r"[0-9a-f]{7,64}")
 
 
 def _edit_request() -> tuple[str, str]:
@@ -33,8 +36,17 @@ def _edit_request() -> tuple[str, str]:
     return text, branch.strip()
 
 
-def _problem(error: Exception, status: int = 422):
-    return jsonify({"error": type(error).__name__, "detail": str(error)}), status
+def _base_commit() -> str | None:
+    base = (request.get_json(silent=True) or {}).get("base")
+    if base is None:
+        return None
+    if not isinstance(base, str) or not COMMIT_ID.fullmatch(base):
+        raise editor.EditorError(f"'base' is invalid: expected the commit id the text was edited from, got {str(base)[:80]!r}.")
+    return base
+
+
+def _problem(error: Exception, status: int | None = None):
+    return jsonify({"error": type(error).__name__, "detail": str(error)}), status or getattr(error, "status", 422)
 
 
 @web.get("/projects/<name>/editor")
@@ -86,12 +98,16 @@ def pipeline_run_edited(name: str):
 @web.post("/projects/<name>/editor/save")
 @requires(Action.EDIT_PIPELINE, project_by_name)
 def pipeline_save(name: str):
-    """Commit the edited text as the pipeline file on the branch."""
+    """Commit the edited text as the pipeline file on the branch, through the forge for forge projects.
+
+    JSON body: text, branch, message, and base (the commit the text was edited from), with
+    which the forge rejects the commit (409) when the file changed on the branch meanwhile.
+    """
     project = project_by_name(name)
     message = str((request.get_json(silent=True) or {}).get("message") or "").strip()
     try:
         text, branch = _edit_request()
-        commit = editor.save_pipeline(project, branch, text, current_user, message)
+        commit = editor.save_pipeline(project, branch, text, current_user, message, _base_commit())
     except editor.EditorError as error:
         return _problem(error)
     return jsonify({"commit": commit, "branch": branch})

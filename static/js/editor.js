@@ -13,12 +13,25 @@
       method: "POST",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
       body: JSON.stringify(body),
-    }).then(async (response) => ({ ok: response.ok, body: await response.json().catch(() => ({})) }));
+    }).then(async (response) => ({ ok: response.ok, status: response.status, body: await response.json().catch(() => ({})) }))
+      .catch(() => ({ ok: false, status: 0, body: { detail: "Deno CI could not be reached; your text is still here, try again." } }));
   }
 
   function say(text, kind) {
     message.textContent = text;
     message.className = `editor-message ${kind || ""}`;
+  }
+
+  // A conflict keeps the edited text, so the reload is the person's choice, with a button beside the message.
+  function sayWithReload(text) {
+    say(text, "bad");
+    const reload = document.createElement("button");
+    reload.type = "button";
+    reload.id = "reload-editor";
+    reload.className = "button-quiet";
+    reload.textContent = "Reload the editor";
+    reload.addEventListener("click", () => location.reload());
+    message.append(" ", reload);
   }
 
   function configureTypeScript(libs) {
@@ -116,10 +129,19 @@
       saveButton.addEventListener("click", async () => {
         saveButton.disabled = true;
         const commitMessage = document.getElementById("commit-message").value;
-        const { ok, body } = await post(host.dataset.saveUrl, { text: model.getValue(), branch: host.dataset.branch, message: commitMessage });
+        const request = { text: model.getValue(), branch: host.dataset.branch, message: commitMessage };
+        // The commit the text was loaded from, so that the forge rejects the save if someone pushed meanwhile.
+        if (host.dataset.baseCommit) request.base = host.dataset.baseCommit;
+        const { ok, status, body } = await post(host.dataset.saveUrl, request);
         saveButton.disabled = false;
-        if (ok) say(`Committed ${body.commit.slice(0, 10)} on ${body.branch}.`, "good");
-        else say(body.detail || "The pipeline could not be saved.", "bad");
+        if (ok) {
+          host.dataset.baseCommit = body.commit;
+          say(`Committed ${body.commit.slice(0, 10)} on ${body.branch}.`, "good");
+        } else if (status === 409) {
+          sayWithReload(body.detail || "Someone changed the pipeline file meanwhile: reload the editor.");
+        } else {
+          say(body.detail || `The pipeline could not be saved (HTTP ${status}).`, "bad");
+        }
       });
     }
   }

@@ -10,13 +10,13 @@ from app.auth.permissions import Action
 from tests.people import ROLES, client_for
 
 ALL_ACTIONS = set(Action)
-DEVELOPER = {Action.VIEW_PROJECT, Action.TRIGGER_RUN, Action.CANCEL_RUN, Action.RERUN, Action.EDIT_PIPELINE,
-             Action.DEPLOY, Action.CREATE_PROJECT}
+DEVELOPER = {Action.VIEW_PROJECT, Action.VIEW_DELIVERIES, Action.TRIGGER_RUN, Action.CANCEL_RUN, Action.RERUN,
+             Action.EDIT_PIPELINE, Action.DEPLOY, Action.CREATE_PROJECT}
 # What each role may do in project "alpha"; "outsider" is a developer of "beta" only.
 EXPECTED_ACTIONS = {
-    "viewer": {Action.VIEW_PROJECT},
+    "viewer": {Action.VIEW_PROJECT, Action.VIEW_DELIVERIES},
     "developer": DEVELOPER,
-    "project_admin": DEVELOPER | {Action.MANAGE_PROJECT, Action.MANAGE_MEMBERS, Action.MANAGE_SECRETS},
+    "project_admin": DEVELOPER | {Action.MANAGE_PROJECT, Action.MANAGE_MEMBERS, Action.MANAGE_SECRETS, Action.REDELIVER},
     "outsider": {Action.CREATE_PROJECT},
     "admin": ALL_ACTIONS,
 }
@@ -29,8 +29,11 @@ EXPECTED_RULES = {
     "web.connect_repository": Action.CREATE_PROJECT,
     "api.rerun_run": Action.RERUN,
     "api.approve_run": Action.MANAGE_PROJECT,
-    "api.list_deliveries": Action.MANAGE_PROJECT,
-    "api.redeliver": Action.MANAGE_PROJECT,
+    "api.list_deliveries": Action.VIEW_DELIVERIES,
+    "api.redeliver": Action.REDELIVER,
+    "web.webhook_deliveries": Action.VIEW_DELIVERIES,
+    "web.webhook_delivery": Action.VIEW_DELIVERIES,
+    "web.webhook_redeliver": Action.REDELIVER,
     "web.notification_settings": Action.VIEW_PROJECT,
     "web.notification_channel_fields": Action.MANAGE_PROJECT,
     "web.notification_channel_create": Action.MANAGE_PROJECT,

@@ -1,14 +1,16 @@
 """Bitbucket Cloud's REST API (2.0) and OAuth.
 
 Endpoints: `/site/oauth2/authorize` and `/site/oauth2/access_token` on the web address;
-`/user`, `/repositories?role=admin`, `/repositories/{workspace}/{slug}/hooks` and
-`/repositories/{workspace}/{slug}/commit/{sha}/statuses/build` on the API address.
+`/user`, `/repositories?role=admin`, `/repositories/{workspace}/{slug}/hooks`,
+`/repositories/{workspace}/{slug}/commit/{sha}/statuses/build` and
+`/repositories/{workspace}/{slug}/src` on the API address.
 """
 
 from urllib.parse import quote, urlencode, urlsplit
 
 from app.forges import http
-from app.forges.base import CommitState, ForgeUser, Repository, TokenSet
+from app.forges.base import (CommitState, FileChange, FileConflictError, ForgeError, ForgeResponseError, ForgeUser,
+                             Repository, TokenSet)
 
 STATES = {
     CommitState.PENDING: "INPROGRESS", CommitState.RUNNING: "INPROGRESS", CommitState.SUCCESS: "SUCCESSFUL",
@@ -78,6 +80,27 @@ class Client:
                 "description": description[:255]}
         path = f"repositories/{repository_path(repository)}/commit/{quote(sha, safe='')}/statuses/build"
         http.request("POST", f"{self.settings.api_url}/{path}", token=token, json=body)
+
+    def commit_file(self, token: str, repository: str, change: FileChange) -> str:
+        # The form field named by the file's path contains its content. The leading "/" keeps a file
+        # named like one of the other fields ("message", "branch") from being read as that field.
+        fields = {f"/{change.path.lstrip('/')}": change.content, "message": change.message, "branch": change.branch,
+                  "author": f"{change.author_name} <{change.author_email}>"}
+        if change.base_commit:
+            # With both `branch` and `parents`, Bitbucket returns 409 unless the parent is still the branch's head.
+            fields["parents"] = change.base_commit
+        url = f"{self.settings.api_url}/repositories/{repository_path(repository)}/src"
+        try:
+            response = http.request("POST", url, token=token, data=fields)
+        except ForgeResponseError as error:
+            if error.status_code == 409:
+                raise FileConflictError(str(error), error.status_code, error.text) from error
+            raise
+        # The response is 201 with the new commit's API address in Location and no body to read.
+        location = response.headers.get("Location", "").rstrip("/")
+        if "/commit/" not in location:
+            raise ForgeError(f"POST {url} returned {response.status_code} without the new commit's address in Location")
+        return location.rsplit("/", 1)[-1]
 
     def clone_url(self, repository: str, token: str | None = None) -> str:
         address = urlsplit(self.settings.web_url)

@@ -1,15 +1,17 @@
 """GitHub's REST API and OAuth web flow.
 
 Endpoints: `/login/oauth/authorize` and `/login/oauth/access_token` on the web address;
-`/user`, `/user/repos`, `/repos/{owner}/{repo}/hooks` and
-`/repos/{owner}/{repo}/statuses/{sha}` on the API address (api.github.com, or
+`/user`, `/user/repos`, `/repos/{owner}/{repo}/hooks`, `/repos/{owner}/{repo}/statuses/{sha}`
+and `/repos/{owner}/{repo}/contents/{path}` on the API address (api.github.com, or
 `https://HOST/api/v3` for GitHub Enterprise Server).
 """
 
+import base64
 from urllib.parse import quote, urlencode, urlsplit
 
 from app.forges import http
-from app.forges.base import CommitState, ForgeUser, Repository, TokenSet
+from app.forges.base import (CommitState, FileChange, FileConflictError, ForgeError, ForgeResponseError, ForgeUser,
+                             Repository, TokenSet)
 
 API_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 # repo: statuses and private clones; admin:repo_hook: creating webhooks.
@@ -81,6 +83,35 @@ class Client:
         body = {"state": STATES[state], "target_url": target_url, "description": description[:140], "context": context}
         http.request("POST", f"{self.settings.api_url}/repos/{repository_path(repository)}/statuses/{quote(sha, safe='')}",
                      token=token, headers=API_HEADERS, json=body)
+
+    def commit_file(self, token: str, repository: str, change: FileChange) -> str:
+        url = f"{self.settings.api_url}/repos/{repository_path(repository)}/contents/{quote(change.path)}"
+        # The blob id at the base commit, because GitHub returns 409 when the file on the branch is another blob.
+        current = self._blob_id(token, url, change.base_commit or change.branch)
+        body = {"message": change.message, "content": base64.b64encode(change.content.encode()).decode(),
+                "branch": change.branch, "author": {"name": change.author_name, "email": change.author_email}}
+        if current is not None:
+            body["sha"] = current
+        try:
+            response = http.request("PUT", url, token=token, headers=API_HEADERS, json=body)
+        except ForgeResponseError as error:
+            # 422 without a sha: someone created the file on the branch after the base commit.
+            if error.status_code == 409 or (error.status_code == 422 and current is None):
+                raise FileConflictError(str(error), error.status_code, error.text) from error
+            raise
+        return str(http.json_of(response)["commit"]["sha"])
+
+    def _blob_id(self, token: str, url: str, ref: str) -> str | None:
+        try:
+            response = http.request("GET", f"{url}?{urlencode({'ref': ref})}", token=token, headers=API_HEADERS)
+        except ForgeResponseError as error:
+            if error.status_code == 404:
+                return None
+            raise
+        document = http.json_of(response)
+        if not isinstance(document, dict) or document.get("type") != "file":
+            raise ForgeError(f"GET {url} at {ref!r} did not return a file: the path is a folder or a link")
+        return str(document["sha"])
 
     def clone_url(self, repository: str, token: str | None = None) -> str:
         address = urlsplit(self.settings.web_url)

@@ -1,18 +1,23 @@
 """GitLab's REST API (v4) and OAuth.
 
 Endpoints: `/oauth/authorize` and `/oauth/token` on the web address; `/user`,
-`/projects`, `/projects/:id/hooks` and `/projects/:id/statuses/:sha` under `/api/v4`,
-where `:id` is the URL-encoded "group/project" path.
+`/projects`, `/projects/:id/hooks`, `/projects/:id/statuses/:sha`,
+`/projects/:id/repository/files/:file_path` and `/projects/:id/repository/commits` under
+`/api/v4`, where `:id` is the URL-encoded "group/project" path.
 """
 
+import base64
 from urllib.parse import quote, urlencode, urlsplit
 
 from app.forges import http
-from app.forges.base import CommitState, ForgeUser, Repository, TokenSet
+from app.forges.base import CommitState, FileChange, FileConflictError, ForgeResponseError, ForgeUser, Repository, TokenSet
 
 SCOPES = "api read_user"
 # Maintainer: the lowest role that may add webhooks.
 MAINTAINER_ACCESS = 40
+# GitLab rejects a stale `last_commit_id`, or a create of a file that exists meanwhile, with
+# HTTP 400 and one of these phrases. Other 400 responses are not conflicts.
+CONFLICT_PHRASES = ("has changed since you started editing", "already exists")
 STATES = {
     CommitState.PENDING: "pending", CommitState.RUNNING: "running", CommitState.SUCCESS: "success",
     CommitState.FAILURE: "failed", CommitState.ERROR: "failed", CommitState.CANCELLED: "canceled",
@@ -80,6 +85,36 @@ class Client:
             body["ref"] = ref
         http.request("POST", f"{self.settings.api_url}/projects/{project_id(repository)}/statuses/{quote(sha, safe='')}",
                      token=token, json=body)
+
+    def commit_file(self, token: str, repository: str, change: FileChange) -> str:
+        base = f"{self.settings.api_url}/projects/{project_id(repository)}/repository"
+        last_commit = self._last_commit_of(token, base, change.path, change.base_commit or change.branch)
+        action = {"action": "update" if last_commit else "create", "file_path": change.path, "encoding": "base64",
+                  "content": base64.b64encode(change.content.encode()).decode()}
+        if last_commit:
+            # GitLab rejects the update when a later commit on the branch changed the file.
+            action["last_commit_id"] = last_commit
+        body = {"branch": change.branch, "commit_message": change.message, "author_name": change.author_name,
+                "author_email": change.author_email, "actions": [action]}
+        try:
+            response = http.request("POST", f"{base}/commits", token=token, json=body)
+        except ForgeResponseError as error:
+            conflict = error.status_code == 409 or (
+                error.status_code == 400 and any(phrase in error.text for phrase in CONFLICT_PHRASES))
+            if conflict:
+                raise FileConflictError(str(error), error.status_code, error.text) from error
+            raise
+        return str(http.json_of(response)["id"])
+
+    def _last_commit_of(self, token: str, base: str, path: str, ref: str) -> str | None:
+        """Return the id of the last commit that changed `path` as of `ref`, or None when the file is missing there."""
+        url = f"{base}/files/{quote(path, safe='')}?{urlencode({'ref': ref})}"
+        try:
+            return str(http.json_of(http.request("GET", url, token=token))["last_commit_id"])
+        except ForgeResponseError as error:
+            if error.status_code == 404:
+                return None
+            raise
 
     def clone_url(self, repository: str, token: str | None = None) -> str:
         address = urlsplit(self.settings.web_url)
