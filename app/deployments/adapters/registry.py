@@ -1,10 +1,13 @@
 """Target types and the adapter class of each."""
 
+from app.deployments.adapters.aws_alb import AwsAlbAdapter
+from app.deployments.adapters.aws_lambda import AwsLambdaAdapter
 from app.deployments.adapters.base import Adapter, InvalidTargetError
 from app.deployments.adapters.haproxy import HaproxyAdapter
 from app.deployments.adapters.nginx import NginxAdapter
 
-ADAPTERS: dict[str, type[Adapter]] = {"nginx": NginxAdapter, "haproxy": HaproxyAdapter}
+ADAPTERS: dict[str, type[Adapter]] = {"nginx": NginxAdapter, "haproxy": HaproxyAdapter,
+                                      "aws-alb": AwsAlbAdapter, "aws-lambda": AwsLambdaAdapter}
 
 
 def register(kind: str, adapter_class: type[Adapter]) -> None:
