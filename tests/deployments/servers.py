@@ -264,3 +264,37 @@ class Sshd:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+class MotoServer:
+    """moto in server mode on 127.0.0.1: AWS's APIs (ELBv2, EC2, Lambda, IAM...) in a process of its own.
+
+    With `auth=True` moto checks every request's keys and signature against its IAM users,
+    as AWS does, so wrong keys are refused; without it any keys are taken.
+    """
+
+    def __init__(self, folder: Path, *, auth: bool = False) -> None:
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+        if auth:
+            environment["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
+        self.log = open(folder / f"moto-{self.port}.log", "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self.log, stderr=subprocess.STDOUT, env=environment)
+        wait_for_port(self.port, 60)
+
+    def reset(self) -> None:
+        """Forget every resource, so a test starts from an empty account."""
+        requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()

@@ -1,5 +1,7 @@
 """Target types and the adapter class of each."""
 
+from app.deployments.adapters.aws_alb import AwsAlbAdapter
+from app.deployments.adapters.aws_lambda import AwsLambdaAdapter
 from app.deployments.adapters.azure_app_service import AzureAppServiceAdapter
 from app.deployments.adapters.base import Adapter, InvalidTargetError
 from app.deployments.adapters.gcp_cloud_run import CloudRunAdapter
@@ -7,6 +9,7 @@ from app.deployments.adapters.haproxy import HaproxyAdapter
 from app.deployments.adapters.nginx import NginxAdapter
 
 ADAPTERS: dict[str, type[Adapter]] = {"nginx": NginxAdapter, "haproxy": HaproxyAdapter,
+                                      "aws_alb": AwsAlbAdapter, "aws_lambda": AwsLambdaAdapter,
                                       "azure_app_service": AzureAppServiceAdapter, "gcp_cloud_run": CloudRunAdapter}
 
 
