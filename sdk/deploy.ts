@@ -156,7 +156,7 @@ export interface DeployOptions extends StageOptions {
   environment: string;
   /** The artifact (published by an earlier stage of the run) that becomes the release. */
   release: { artifact: string; name?: string };
-  /** Target settings merged over the environment's, such as `{ type: "nginx", ... }`; no credentials. */
+  /** Target settings for what the environment leaves unset, such as `{ type: "nginx", ... }`; settings a project admin gave the environment win. No credentials. */
   target?: Record<string, unknown>;
   /** The strategy (default all at once). */
   strategy?: DeployStrategy;

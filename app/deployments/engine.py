@@ -480,9 +480,17 @@ def _split_of(release: str, weight: int, stable: str | None) -> dict[str, int]:
 
 
 def adapter_for(deployment: Deployment) -> Adapter:
-    """Return the adapter of the deployment's target, with the environment's credentials."""
+    """Return the adapter of the deployment's target, with the environment's credentials.
+
+    A pipeline's target settings fill in what the environment leaves out, and never
+    replace a setting a project admin gave the environment: settings can name host
+    paths and commands that the platform runs with the environment's credentials.
+    """
     environment = deployment.environment
-    target = {**(environment.target or {}), **((deployment.spec or {}).get("target") or {})}
+    # TODO: an environment with no admin-set target takes every setting from the pipeline,
+    # commands and host paths included; the platform has no rule yet for which settings a
+    # pipeline may set on its own.
+    target = {**((deployment.spec or {}).get("target") or {}), **(environment.target or {})}
     return create_adapter(target, environment_credentials(environment))
 
 
