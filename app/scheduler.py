@@ -1,5 +1,9 @@
 """The periodic duties of the platform: cron schedules, lost workers, notification retries and expired artifacts.
 
+Lost workers include stalled deployments, and deploy stages that a job dying at the
+wrong moment left running after their deployment ended. A deploy stage that waits
+for a deployment still going on is not lost.
+
 Several schedulers may run at once (one per `deno-ci serve`); each duty is safe
 under that: a schedule slot is claimed with a conditional update, so it starts at
 most one run, and lost stages are taken with `SKIP LOCKED`.
@@ -13,6 +17,7 @@ from pathlib import Path
 from croniter import croniter
 from sqlalchemy import select, update
 
+from app.deployments.deploy_stages import finish_stages_of_ended_deployments
 from app.deployments.engine import reap_stalled_deployments
 from app.extensions import db
 from app.models import Artifact, Schedule
@@ -77,6 +82,7 @@ def run_forever(stop) -> None:
             run_due_schedules()
             service.reap_lost_stages()
             reap_stalled_deployments()
+            finish_stages_of_ended_deployments()
             enqueue_due_deliveries()
             if time.monotonic() - last_retention > RETENTION_EVERY_SECONDS:
                 delete_expired_artifacts()

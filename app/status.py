@@ -24,6 +24,13 @@ class StageStatus(StrEnum):
     ERROR = "error"  # the platform failed it: timeout, lost worker, sandbox failure
 
 
+class StageWait(StrEnum):
+    """The reason a stage waits without a worker; NULL for every other stage."""
+
+    APPROVAL = "approval"  # queued: a deploy stage of a fork's pull request run waits for a maintainer's approval
+    DEPLOYMENT = "deployment"  # running: a deploy stage waits for its deployment to end
+
+
 TERMINAL_RUN = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED, RunStatus.ERROR})
 TERMINAL_STAGE = frozenset(StageStatus) - {StageStatus.QUEUED, StageStatus.RUNNING}
 
@@ -37,3 +44,12 @@ STAGE_TRANSITIONS = {
     StageStatus.QUEUED: {StageStatus.RUNNING, StageStatus.CANCELLED, StageStatus.SKIPPED, StageStatus.ERROR},
     StageStatus.RUNNING: TERMINAL_STAGE - {StageStatus.SKIPPED} | {StageStatus.QUEUED},
 }
+
+
+def stage_label(status: str, waiting_for: str | None) -> str:
+    """Return the words the run page shows for a stage: "deploying" and "waiting for approval" name the waits."""
+    if status == StageStatus.RUNNING and waiting_for == StageWait.DEPLOYMENT:
+        return "deploying"
+    if status == StageStatus.QUEUED and waiting_for == StageWait.APPROVAL:
+        return "waiting for approval"
+    return status.replace("_", " ")

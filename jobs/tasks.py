@@ -33,7 +33,7 @@ from app.secret_store import secrets_for_stage, values_to_mask
 from jobs import workspace as git_workspace
 from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, cache_key
-from jobs.deploy_stage import start_deployment
+from jobs import deploy_stage
 from jobs.executor import get_executor
 from jobs.log_sink import LogSink
 from jobs.masking import SecretMasker
@@ -201,8 +201,6 @@ def _run_stage(stage_id: int, attempt: int) -> None:
             caches.save(key, deno_dir)
         # A stage's error text quotes its own output, which may contain a secret.
         outcome.error = masker.mask(outcome.error) if outcome.error else outcome.error
-        if outcome.status == StageStatus.SUCCESS and deploy_spec:
-            outcome.status, outcome.error = start_deployment(run, deploy_spec, sink.write)
     except git_workspace.GitError as error:
         outcome = None
         error_message = f"Cannot check out commit {run.commit_sha}: {error}"
@@ -217,6 +215,9 @@ def _run_stage(stage_id: int, attempt: int) -> None:
         sink.write("system", error_message)
         sink.close()
         _retry_database(service.finish_stage, stage_id, StageStatus.ERROR, None, error_message)
+        return
+    if outcome.status == StageStatus.SUCCESS and deploy_spec:
+        _finish_deploy_stage(stage_id, run, deploy_spec, sink)
         return
     if outcome.error and outcome.status != StageStatus.SUCCESS:
         sink.write("system", f"Stage {outcome.status}: {outcome.error}")
@@ -274,15 +275,44 @@ def _retry_database(action, *args):
 
 
 def _finish_deploy_stage(stage_id: int, run: Run, spec: dict, sink: LogSink) -> None:
+    """Record the deploy stage's release and deployment, then end this job with the stage still running.
+
+    From then on the deployment ends the stage (app/deployments/deploy_stages.py).
+    The sink is closed before the deployment is recorded, so the lines the engine
+    writes come after the stage's own in the log.
+    """
+    run_id = run.id
     try:
-        status, error = start_deployment(run, spec, sink.write)
+        request = deploy_stage.record_release(run, spec)
+    except deploy_stage.DeployStageError as error:
+        _end_deploy_stage(stage_id, sink, error.status, str(error))
+        return
     except Exception as failure:  # noqa: BLE001  (any failure here must end the stage, not leave it running)
-        log.exception("run %s stage %s: could not create the deployment", run.id, stage_id)
-        status, error = StageStatus.ERROR, f"The platform failed to create the deployment: {failure}"
-    if error:
-        sink.write("system", f"Stage {status}: {error}")
+        log.exception("run %s stage %s: could not record the release", run_id, stage_id)
+        _end_deploy_stage(stage_id, sink, StageStatus.ERROR, f"The platform failed to record the release: {failure}")
+        return
+    sink.write("system", f"Deploying release {request.release.name!r} to {request.environment.name!r}. "
+                         "This stage holds no worker from here on: it stays running until the deployment ends, "
+                         "and ends as the deployment does.")
     sink.close()
-    service.finish_stage(stage_id, status, None, error)
+    try:
+        deploy_stage.request_deployment(stage_id, run, spec, request)
+    except Exception as failure:  # noqa: BLE001  (any failure here must end the stage, not leave it running)
+        # TODO: a failure after the deployment was committed (Redis down while queuing it) leaves the
+        # deployment queued with nothing driving it until another deployment of the environment ends.
+        db.session.rollback()
+        log.exception("run %s stage %s: could not record the deployment", run_id, stage_id)
+        error = f"The platform failed to record the deployment: {failure}"
+        service.system_log(run_id, stage_id, f"Stage {StageStatus.ERROR}: {error}")
+        service.finish_stage(stage_id, StageStatus.ERROR, None, error)
+        return
+    log.info("run %s stage %s: waits for its deployment; the job ends", run_id, stage_id)
+
+
+def _end_deploy_stage(stage_id: int, sink: LogSink, status: StageStatus, error: str) -> None:
+    sink.write("system", f"Stage {status}: {error}")
+    sink.close()
+    _retry_database(service.finish_stage, stage_id, status, None, error)
 
 
 def _collect_artifacts(run_id: int, stage_id: int, workspace: Path, outcome) -> None:

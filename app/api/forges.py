@@ -14,6 +14,7 @@ from app.forges import delivery_log
 from app.models import Run, WebhookDelivery
 from app.models._columns import utcnow
 from app.runs.rerun import RerunError, rerun
+from app.runs.service import release_approved_stages
 
 MAX_DELIVERIES = 200
 
@@ -57,7 +58,7 @@ def rerun_run(run_id: int):
 # may approve: MANAGE_PROJECT, which project admins have and developers do not.
 @requires(Action.MANAGE_PROJECT, project_by_run)
 def approve_run(run_id: int):
-    """Approve a run of a pull request from a fork, so that it may get secrets and deploy stages."""
+    """Approve a run of a pull request from a fork, so that it may get secrets and its deploy stages start."""
     run = load_run(run_id)
     if not run.approval_required:
         audit("run_approve", target=_run_target(run), outcome="failure", detail="the run is not from a fork")
@@ -67,6 +68,8 @@ def approve_run(run_id: int):
         run.approved_by_id, run.approved_at = current_user.id, utcnow()
         db.session.commit()
         audit("run_approve", target=_run_target(run))
+    # Also on a repeated approval: it releases a stage that a failure left waiting after the first one.
+    release_approved_stages(run.id)
     return jsonify({"id": run.id, "approved_by": run.approved_by_id, "approved_at": run.approved_at.isoformat()})
 
 

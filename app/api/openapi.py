@@ -9,7 +9,7 @@ from flask import jsonify
 from app.api import api
 from app.auth.permissions import public
 from app.runs.events import EVENT_KINDS
-from app.status import RunStatus, StageStatus
+from app.status import RunStatus, StageStatus, StageWait
 
 
 def _nullable(kind: str, **extra) -> dict:
@@ -37,7 +37,11 @@ SCHEMAS = {
                         "default_branch": {"type": "string"}, "pipeline_path": {"type": "string"}}),
     "Stage": _object({"id": {"type": "integer"}, "name": {"type": "string"}, "position": {"type": "integer"},
                       "needs": {"type": "array", "items": {"type": "string"}},
-                      "status": {"type": "string", "enum": list(StageStatus)}, "attempt": {"type": "integer"},
+                      "status": {"type": "string", "enum": list(StageStatus)},
+                      "state": {"type": "string", "description": "The status in words, naming what a waiting stage "
+                                                                 "waits for: 'deploying', 'waiting for approval'"},
+                      "waiting_for": _nullable("string", enum=[*StageWait, None]),
+                      "deployment_id": _nullable("integer"), "attempt": {"type": "integer"},
                       "exit_code": _nullable("integer"), "error": _nullable("string"), "allow_failure": {"type": "boolean"},
                       "queued_at": TIME, "started_at": TIME, "finished_at": TIME, "duration": _nullable("number")}),
     "Run": _object({"id": {"type": "integer"}, "project": {"type": "string"}, "number": {"type": "integer"},
@@ -273,7 +277,8 @@ def _paths() -> dict:
         },
         "/runs/{run_id}/approve": {
             "parameters": [run],
-            "post": _operation("Approve a run of a pull request from a fork, so that its stages get secrets",
+            "post": _operation("Approve a run of a pull request from a fork, so that its stages get secrets "
+                               "and its deploy stages start",
                                {"200": _json(_ref("Approval"))}, (400, 404, 409)),
         },
         **_deployment_paths(),

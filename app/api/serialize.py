@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from app.models import Artifact, Project, Run, Stage
+from app.status import stage_label
 
 
 def _time(value: datetime | None) -> str | None:
@@ -23,6 +24,8 @@ def project_json(project: Project) -> dict:
 def stage_json(stage: Stage) -> dict:
     return {
         "id": stage.id, "name": stage.name, "position": stage.position, "needs": stage.needs, "status": stage.status,
+        "state": stage_label(stage.status, stage.waiting_for), "waiting_for": stage.waiting_for,
+        "deployment_id": stage.deployment_id,
         "attempt": stage.attempt, "exit_code": stage.exit_code, "error": stage.error,
         "allow_failure": bool(stage.options.get("allowFailure")),
         "queued_at": _time(stage.enqueued_at), "started_at": _time(stage.started_at),

@@ -30,7 +30,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from app.deployments import analysis
+from app.deployments import analysis, deploy_stages
 from app.deployments.adapters.base import Adapter, AdapterError
 from app.deployments.adapters.registry import create_adapter
 from app.deployments.history import record_event, record_traffic, transition
@@ -205,6 +205,7 @@ class _Driver:
         if active is not None:
             deployment.status_reason = f"Waits for deployment #{active.number} ({active.status}) to end"
             db.session.commit()
+            deploy_stages.announce(deployment, deployment.status_reason)
             return WAIT
         live = environment.live_deployment
         deployment.stable_release_id = live.release_id if live else None
@@ -225,6 +226,7 @@ class _Driver:
             if deployment.status_reason != reason:
                 deployment.status_reason = reason
                 db.session.commit()
+                deploy_stages.announce(deployment, reason)
             return WAIT
         transition(deployment, DeploymentStatus.QUEUED, "Approved for deployment")
         return GO_ON
@@ -298,7 +300,9 @@ class _Driver:
         if not passed:
             return self.roll_back(deployment, f"Analysis failed: {summary}")
         record_event(deployment, "analysis", summary, {"passed": True, "check": check["type"]})
-        return self.next_step(deployment, DeploymentStatus.PROGRESSING, None)
+        result = self.next_step(deployment, DeploymentStatus.PROGRESSING, None)
+        deploy_stages.announce(deployment, f"Analysis passed: {summary}")
+        return result
 
     def step_approval(self, deployment: Deployment, step: dict) -> str:
         rule = approval_rule(deployment, Gate.PROMOTE)

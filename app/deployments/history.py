@@ -4,6 +4,7 @@ import logging
 
 from flask import current_app
 
+from app.deployments import deploy_stages
 from app.deployments.status import TRANSITIONS, DeploymentStatus
 from app.extensions import db
 from app.models import Deployment, DeploymentEvent
@@ -48,6 +49,8 @@ def transition(deployment: Deployment, status: DeploymentStatus, reason: str | N
     record_event(deployment, "status", reason or status.replace("_", " "))
     db.session.commit()
     log.info("deployment %s: %s -> %s%s", deployment.id, previous, status, f" ({reason})" if reason else "")
+    if status != previous or reason:
+        deploy_stages.on_transition(deployment, status, reason)
     if status in NOTIFIED and status != previous:
         notify(deployment, NOTIFIED[status])
 
@@ -59,6 +62,11 @@ def record_traffic(deployment: Deployment, weight: int, split: dict[str, int], m
     record_event(deployment, "traffic", message)
     db.session.commit()
     log.info("deployment %s: traffic %s", deployment.id, split)
+    deploy_stages.announce(deployment, f"{message} (split {_format_split(split)})")
+
+
+def _format_split(split: dict[str, int]) -> str:
+    return ", ".join(f"{release} {weight} %" for release, weight in split.items()) or "no release"
 
 
 def notify(deployment: Deployment, event: str) -> None:

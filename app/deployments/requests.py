@@ -8,8 +8,9 @@ import json
 import logging
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from app.deployments import deploy_stages
 from app.deployments.adapters.base import InvalidTargetError
 from app.deployments.engine import (
     adapter_for, approval_rule, enqueue_drive, lock_environment,
@@ -20,8 +21,9 @@ from app.deployments.strategies import SpecError, expand_steps
 from app.extensions import db
 from app.forges import crypto
 from app.models import (
-    Artifact, Deployment, DeploymentApproval, Environment, Membership, Project, Release, Role, Run, User,
+    Artifact, Deployment, DeploymentApproval, Environment, Membership, Project, Release, Role, Run, Stage, User,
 )
+from app.status import StageWait
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +94,13 @@ def create_release(project: Project, name: str, artifact: str, *, commit_sha: st
 
 def create_deployment(environment: Environment, release: Release, spec: dict, *, requested_by: str | None,
                       user: User | None = None, run_id: int | None = None,
-                      rollback_of: Deployment | None = None) -> Deployment:
+                      rollback_of: Deployment | None = None, stage_id: int | None = None) -> Deployment:
     """Record a deployment of `release` and queue it; an invalid spec or target gives a failed deployment.
 
     A pending deployment of the same environment is superseded by the new one.
+    `stage_id` names the deploy stage that waits for it; the stage is linked in the
+    same transaction, before any job can move the deployment, so the stage hears
+    about every transition (app/deployments/deploy_stages.py).
     """
     lock_environment(environment.id)
     number = (db.session.scalar(select(func.max(Deployment.number)).where(
@@ -111,6 +116,9 @@ def create_deployment(environment: Environment, release: Release, spec: dict, *,
                             rollback_of_id=rollback_of.id if rollback_of else None, split={}, weight=0, step_index=0)
     db.session.add(deployment)
     db.session.flush()
+    if stage_id is not None:
+        db.session.execute(update(Stage).where(Stage.id == stage_id).values(
+            deployment_id=deployment.id, waiting_for=StageWait.DEPLOYMENT, worker=None))
     problems = _plan(deployment)
     if problems:
         transition(deployment, DeploymentStatus.FAILED, "Invalid deployment: " + "; ".join(problems) +
@@ -119,6 +127,8 @@ def create_deployment(environment: Environment, release: Release, spec: dict, *,
     record_event(deployment, "status", f"Queued by {requested_by or 'the platform'}")
     db.session.commit()
     log.info("deployment %s: #%s of %s to %s queued", deployment.id, number, release.name, environment.name)
+    deploy_stages.announce(deployment, f"queued: release {release.name!r} to {environment.name!r}, "
+                                       f"{len(deployment.steps)} step(s)")
     enqueue_drive(deployment.id)
     return deployment
 

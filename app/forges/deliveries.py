@@ -204,11 +204,9 @@ def _start_run(forge: Forge, project: Project, headers: dict, body: bytes, outco
         return DeliveryResult(503, str(error), row.id)
     row = db.session.get(WebhookDelivery, delivery.delivery_id)
     row.run_id = run.id
-    pull_request = outcome.event.get("pullRequest") or {}
-    # app/secret_store.py withholds secrets from such a run until it is approved. TODO: deploy
-    # stages are not withheld, because the platform has none yet; when it does, the stage executor
-    # must also check `run.approval_required and run.approved_at is None`.
-    run.approval_required = outcome.event["kind"] == "pull_request" and bool(pull_request.get("fork"))
+    # create_run marks a run of a pull request from a fork as needing approval: until a maintainer
+    # approves it, it gets no secrets (app/secret_store.py) and its deploy stages wait
+    # (app/runs/service.py, advance_run).
     db.session.commit()
     log.info("project %s: %s delivery %s queued run %s", project.id, forge.name, row.forge_delivery_id, run.id)
     return DeliveryResult(202, row.reason, row.id, run)

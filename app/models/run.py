@@ -80,6 +80,11 @@ class Stage(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     worker: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set while the stage waits without a worker (app/status.py StageWait); the reaper leaves such stages alone.
+    waiting_for: Mapped[str | None] = mapped_column(String(20))
+    # The deployment a deploy stage recorded; the stage ends when this deployment ends.
+    deployment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deployments.id", ondelete="SET NULL", use_alter=True, name="stages_deployment"), index=True)
 
     run = relationship("Run", back_populates="stages")
 

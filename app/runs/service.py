@@ -18,7 +18,7 @@ from app.forges.status import report_run_status
 from app.models import Project, Run, RunStatus, Stage, StageStatus
 from app.models._columns import utcnow
 from app.notifications import notify_run_finished
-from app.status import TERMINAL_RUN, TERMINAL_STAGE
+from app.status import TERMINAL_RUN, TERMINAL_STAGE, StageWait
 from app.pipelines import graph
 from app.queue import control_channel, redis_connection, run_queue
 from app.runs.logs import append_system_lines
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 JOB_TIMEOUT_MARGIN = 300
 # The error of a stage skipped because a stage it needs did not pass.
 NEED_FAILED = "a stage it needs did not pass"
+# The log line of a deploy stage that waits for a fork run's approval.
+APPROVAL_NEEDED = ("Waiting for approval: this run comes from a fork, so a maintainer (project admin) must approve "
+                   "the run on its page or with POST /api/v1/runs/<id>/approve before this stage deploys")
 
 
 class RunError(Exception):
@@ -62,6 +65,8 @@ def create_run(project: Project, *, trigger: str, event: dict, pipeline_override
         pull_request=(event.get("pullRequest") or {}).get("number"), event_data=event, status=RunStatus.QUEUED,
         pipeline_override=pipeline_override,
     )
+    # Set before the run is queued, so no stage can start before the run is known to need approval.
+    run.approval_required = event["kind"] == "pull_request" and bool((event.get("pullRequest") or {}).get("fork"))
     db.session.add(run)
     db.session.commit()
     log.info("run %s: queued #%s of project %s (%s, %s)", run.id, number, project.name, trigger, event["kind"])
@@ -130,6 +135,8 @@ def advance_run(run_id: int) -> None:
             stages[name].finished_at = utcnow()
         ready, skip = graph.next_moves(needs, statuses)
     to_queue = [stages[name] for name in ready if stages[name].enqueued_at is None]
+    held, newly_held = _hold_unapproved_deploy_stages(run, to_queue)
+    to_queue = [stage for stage in to_queue if stage not in held]
     for stage in to_queue:
         stage.enqueued_at = utcnow()
         stage.attempt = 1
@@ -137,10 +144,44 @@ def advance_run(run_id: int) -> None:
     if finished:
         _finish(run, [statuses[name] for name in needs])
     db.session.commit()
+    for stage in newly_held:
+        log.info("run %s stage %s: deploy stage waits for a maintainer to approve the run", run_id, stage.id)
+        system_log(run_id, stage.id, APPROVAL_NEEDED)
     for stage in to_queue:
         enqueue_stage(stage)
     if finished:
         announce_run_end(run_id)
+
+
+def _hold_unapproved_deploy_stages(run: Run, ready: list[Stage]) -> tuple[list[Stage], list[Stage]]:
+    """Keep the ready deploy stages of an unapproved fork run from the queue; return (held, newly held).
+
+    Code from a fork must not deploy before a maintainer has read it, so such a stage
+    stays queued, with no job and no worker, until `release_approved_stages`.
+    """
+    if not run.approval_required or run.approved_at is not None:
+        return [], []
+    deploy_stages = {entry["name"] for entry in (run.plan or {}).get("stages", []) if entry.get("deploy")}
+    held = [stage for stage in ready if stage.name in deploy_stages]
+    newly_held = [stage for stage in held if stage.waiting_for != StageWait.APPROVAL]
+    for stage in newly_held:
+        stage.waiting_for = StageWait.APPROVAL
+    return held, newly_held
+
+
+def release_approved_stages(run_id: int) -> int:
+    """Queue the deploy stages that waited for the run's approval; return how many."""
+    run = _locked_run(run_id)
+    waiting = [stage for stage in run.stages
+               if stage.status == StageStatus.QUEUED and stage.waiting_for == StageWait.APPROVAL]
+    for stage in waiting:
+        stage.waiting_for = None
+    db.session.commit()
+    for stage in waiting:
+        log.info("run %s stage %s: run approved, deploy stage released", run_id, stage.id)
+        system_log(run_id, stage.id, "The run was approved; the deploy stage is queued")
+    advance_run(run_id)
+    return len(waiting)
 
 
 def enqueue_stage(stage: Stage) -> None:
@@ -162,6 +203,7 @@ def _cancel_waiting(stages) -> None:
         if stage.status == StageStatus.QUEUED:
             stage.status = StageStatus.CANCELLED
             stage.finished_at = utcnow()
+            stage.waiting_for = None
 
 
 def start_stage(stage_id: int, attempt: int, worker: str) -> Stage | None:
@@ -174,7 +216,7 @@ def start_stage(stage_id: int, attempt: int, worker: str) -> Stage | None:
     claimed = db.session.execute(
         update(Stage).where(Stage.id == stage_id, Stage.status == StageStatus.QUEUED, Stage.attempt == attempt)
         .values(status=StageStatus.RUNNING, worker=worker, started_at=now, heartbeat_at=now,
-                finished_at=None, exit_code=None, error=None)
+                finished_at=None, exit_code=None, error=None, waiting_for=None)
         .returning(Stage.run_id)
     ).scalar_one_or_none()
     if claimed is None:
@@ -189,19 +231,25 @@ def start_stage(stage_id: int, attempt: int, worker: str) -> Stage | None:
     return db.session.get(Stage, stage_id)
 
 
-def finish_stage(stage_id: int, status: StageStatus, exit_code: int | None, error: str | None) -> None:
-    """Record how an attempt ended; retry it if its `retries` allow, else advance the run."""
+def finish_stage(stage_id: int, status: StageStatus, exit_code: int | None, error: str | None, *,
+                 retry: bool = True) -> bool:
+    """Record how an attempt ended; retry it if `retry` and its `retries` allow, else advance the run.
+
+    Returns False when the stage was not running (another call ended it first).
+    """
     stage = db.session.get(Stage, stage_id, with_for_update=True, populate_existing=True)
     if stage.status != StageStatus.RUNNING:
         db.session.rollback()
-        return
-    retries = int(stage.options.get("retries") or 0)
+        return False
+    retries = int(stage.options.get("retries") or 0) if retry else 0
     if status in (StageStatus.FAILED, StageStatus.ERROR) and stage.attempt <= retries and stage.run.status not in TERMINAL_RUN:
         requeue_stage(stage, f"attempt {stage.attempt} ended {status}: {error}; retrying")
-        return
+        return True
     stage.status, stage.exit_code, stage.error, stage.finished_at = status, exit_code, error, utcnow()
+    stage.waiting_for = None
     db.session.commit()
     advance_run(stage.run_id)
+    return True
 
 
 def requeue_stage(stage: Stage, reason: str) -> None:
@@ -219,8 +267,11 @@ def cancel_run(run_id: int, reason: str = "cancelled") -> bool:
     """Cancel a run that has not ended; return False if it had ended already.
 
     Queued stages are cancelled here; running ones are killed by their workers,
-    which hear about it on the run's control channel.
+    which hear about it on the run's control channel. A deploy stage waiting for its
+    deployment has no worker: its deployment is aborted, and its end cancels the stage.
     """
+    from app.deployments.deploy_stages import abort_for_cancelled_run
+
     run = _locked_run(run_id)
     if run.status in TERMINAL_RUN:
         db.session.rollback()
@@ -236,6 +287,7 @@ def cancel_run(run_id: int, reason: str = "cancelled") -> bool:
         except redis.RedisError as error:
             log.warning("run %s: could not publish the cancel, workers will see it on their next check: %s", run_id, error)
     system_log(run_id, None, f"Run cancelled: {reason}")
+    abort_for_cancelled_run(run_id, reason)
     announce_run_end(run_id)
     return True
 
@@ -261,8 +313,10 @@ def cancel_superseded_runs(run_id: int) -> list[int]:
 def reap_lost_stages() -> int:
     """Requeue or fail running stages whose worker stopped sending heartbeats; return how many."""
     limit = utcnow() - timedelta(seconds=current_app.config["STAGE_HEARTBEAT_TIMEOUT"])
+    # A deploy stage waiting for its deployment has no worker, so it sends no heartbeat.
     lost = db.session.scalars(
-        select(Stage).where(Stage.status == StageStatus.RUNNING, Stage.heartbeat_at < limit).with_for_update(skip_locked=True)
+        select(Stage).where(Stage.status == StageStatus.RUNNING, Stage.heartbeat_at < limit,
+                            Stage.waiting_for.is_(None)).with_for_update(skip_locked=True)
     ).all()
     for stage in lost:
         message = f"worker {stage.worker} stopped responding during attempt {stage.attempt}"

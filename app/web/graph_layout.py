@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from app.pipelines.graph import stage_levels
+from app.status import stage_label
 
 BOX_WIDTH = 168
 BOX_HEIGHT = 30
@@ -18,6 +19,8 @@ class Box:
     x: int
     y: int
     anchor: str
+    # The status in words, naming what a waiting stage waits for ("deploying").
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ def layout_graph(stages: list[dict]) -> GraphLayout:
         row = rows.get(column, 0)
         rows[column] = row + 1
         boxes[stage["name"]] = Box(stage["name"], stage["status"], PADDING + column * (BOX_WIDTH + COLUMN_GAP),
-                                   PADDING + row * (BOX_HEIGHT + ROW_GAP), stage.get("anchor", ""))
+                                   PADDING + row * (BOX_HEIGHT + ROW_GAP), stage.get("anchor", ""),
+                                   stage.get("label") or stage["status"].replace("_", " "))
     edges = []
     for stage in stages:
         target = boxes[stage["name"]]
@@ -58,6 +62,7 @@ def layout_graph(stages: list[dict]) -> GraphLayout:
 def run_graph(run) -> GraphLayout:
     """Lay out a run's stages with their statuses."""
     return layout_graph([{"name": stage.name, "needs": stage.needs or [], "status": stage.status,
+                          "label": stage_label(stage.status, stage.waiting_for),
                           "anchor": f"stage-{stage.id}"} for stage in run.stages])
 
 

@@ -22,6 +22,7 @@ def _summary_context(run: Run) -> dict:
     return {
         "run": run, "project": run.project, "graph": run_graph(run), "can_cancel": allowed(Action.CANCEL_RUN, run.project),
         "can_rerun": allowed(Action.RERUN, run.project),
+        "can_approve": run.approval_required and run.approved_at is None and allowed(Action.MANAGE_PROJECT, run.project),
         "active": run.status not in TERMINAL_RUN, "reports": reports, "coverage": run_coverage(reports),
         "failed_tests": sum(report.failures + report.errors for report in reports),
     }

@@ -111,7 +111,7 @@ export function drawGantt(svg, run, now) {
       }
     }
     const seconds = (moment) => (moment === null ? "–" : `${((moment) / 1000).toFixed(1)} s`);
-    group.append(element("title", {}, `${stage.name}: ${stage.status.replace("_", " ")} · queued ${seconds(started !== null && queued !== null ? started - queued : null)} · ran ${seconds(started !== null && finished !== null ? finished - started : null)}`));
+    group.append(element("title", {}, `${stage.name}: ${stage.state ?? stage.status.replace("_", " ")} · queued ${seconds(started !== null && queued !== null ? started - queued : null)} · ran ${seconds(started !== null && finished !== null ? finished - started : null)}`));
     svg.append(group);
   });
 }

@@ -126,7 +126,8 @@ export class LogView {
       const block = this.blocks.get(stage.id);
       if (block) {
         block.title.textContent = stage.name;
-        block.status.textContent = stage.status.replace("_", " ");
+        // `state` names what a waiting stage waits for ("deploying"); older servers send only `status`.
+        block.status.textContent = stage.state ?? stage.status.replace("_", " ");
         block.status.className = `log-stage-status status-text-${stage.status}`;
       }
     }

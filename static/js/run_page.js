@@ -109,7 +109,7 @@ document.querySelectorAll(".tab-bar .tab").forEach((tab) => {
   });
 });
 
-// Cancel and re-run call the JSON API; the summary fragment refreshes itself afterwards.
+// Approve, cancel and re-run call the JSON API; the summary fragment refreshes itself afterwards.
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("[data-run-action]");
   if (!button) return;
@@ -127,7 +127,7 @@ document.addEventListener("click", async (event) => {
     alert(body.detail || `The request failed (${response.status}).`);
     return;
   }
-  if (action === "cancel") htmx.trigger("#run-summary", "refresh");
+  if (action === "cancel" || action === "approve") htmx.trigger("#run-summary", "refresh");
   else location.href = body.url;
 });
 
