@@ -16,14 +16,14 @@ import copy
 import datetime
 import ipaddress
 import json
-import socket
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from tests.deployments import azure_description
+from tests.deployments.servers import serve_fake
 
 SUBSCRIPTION = "0b1f6471-1bf0-4dda-aec3-cb9272f09590"
 RESOURCE_GROUP = "web-rg"
@@ -51,26 +51,7 @@ class FakeAzure:
         self.ramp_up_rules: list[dict] = []
         self.ca_bundle = str(folder / "azure-ca.pem")
         context = _tls_context(folder)
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self):
-                super().setup()
-                # Headers and body go out in two writes; without this, delayed ACKs add 40 ms a request.
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def do_GET(self):  # noqa: N802  (the names http.server calls)
-                fake.handle(self)
-
-            do_PUT = do_PATCH = do_POST = do_DELETE = do_GET
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_fake(self)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.endpoint = f"https://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

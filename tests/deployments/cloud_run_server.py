@@ -18,12 +18,13 @@ import copy
 import importlib.resources
 import json
 import re
-import socket
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.deployments.servers import serve_fake
 
 PROJECT = "deno-ci-test"
 REGION = "europe-west4"
@@ -167,26 +168,7 @@ class FakeCloudRun:
             "latestCreatedRevision": f"{self.service_name}/revisions/{PLACEHOLDER_REVISION}",
             "reconciling": False,
         }
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self):
-                super().setup()
-                # Headers and body go out in two writes; without this, delayed ACKs add 40 ms a request.
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def do_GET(self):  # noqa: N802  (the names http.server calls)
-                fake.handle(self)
-
-            do_PATCH = do_POST = do_DELETE = do_PUT = do_GET
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_fake(self)
         self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
