@@ -265,6 +265,8 @@ class BubblewrapExecutor:
             bwrap_failed = bool(process.setup_error)
         except (OSError, ExecutorError) as error:
             process.setup_error = f"Cannot set up the sandbox: {error}"
+            # The sandbox's processes vanishing under the setup (ESRCH) means bwrap gave up by itself.
+            bwrap_failed = isinstance(error, ProcessLookupError) or _exits(pid, 0.2)
         except BaseException:
             sandbox.kill()
             raise

@@ -230,3 +230,27 @@ def test_bwrap_failing_after_block_fd_is_tried_again(bubblewrap, run, tmp_path):
     assert result.exit.code == 0, result.exit
     assert "started" in result.stdout
     assert not any("RTM_NEWADDR" in line for line in result.lines("stderr"))
+
+
+def test_sandbox_vanishing_during_setup_is_tried_again(bubblewrap, run, tmp_path):
+    # bwrap reports its sandbox's pid and then dies: the executor's own setup steps find no such process.
+    marker = tmp_path / "failed-once"
+    stand_in = tmp_path / "bwrap"
+    stand_in.write_text(
+        "#!/bin/sh\n"
+        f'if [ ! -e "{marker}" ]; then\n'
+        f'  touch "{marker}"\n'
+        "  true & wait\n"
+        "  printf '{\"child-pid\": %d}' $! >&4\n"
+        "  exec 4>&-\n"
+        "  sleep 1\n"
+        "  exit 1\n"
+        "fi\n"
+        f'exec "{bubblewrap.bwrap}" "$@"\n'
+    )
+    stand_in.chmod(0o755)
+    bubblewrap.bwrap = str(stand_in)
+    result = run(bubblewrap, ["/bin/echo", "started"])
+    assert marker.exists()
+    assert result.exit.code == 0, result.exit
+    assert "started" in result.stdout

@@ -35,7 +35,7 @@ const pipeline = new Pipeline();
 
 pipeline.stage("sleep", async () => {
   console.log("going to sleep");
-  await run("trap '' TERM; setsid sleep 300 & sleep 300");
+  await run("trap '' TERM; setsid sleep 301.5 & sleep 301.5");
 });
 
 pipeline.stage("after", async () => {
@@ -66,17 +66,21 @@ def texts(run_id: int) -> list[str]:
     return [line["text"] for line in read_lines(db.engine, run_id, 0, 100_000)]
 
 
+# A duration nobody else on the machine uses, so that other suites' sleepers are not counted.
+SLEEPER = ["sleep", "301.5"]
+
+
 def test_cancel_kills_stage_tree(workers, make_repo):
     run_id = start_run(make_repo, SLEEPING_PIPELINE)
     wait_for(lambda: "going to sleep" in texts(run_id), timeout=120)
-    wait_for(lambda: [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "300"]])
+    wait_for(lambda: [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == SLEEPER])
 
     assert service.cancel_run(run_id, "test cancel")
 
     wait_for(lambda: stage_of(run_id, "sleep").status == "cancelled", timeout=30)
     assert run_status(run_id) == "cancelled"
     assert stage_of(run_id, "after").status == "cancelled"
-    sleepers = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "300"]]
+    sleepers = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == SLEEPER]
     assert sleepers == []
     assert "never printed" not in texts(run_id)
 
