@@ -1,10 +1,13 @@
 """Limits on failed sign-ins, counted in Redis so that every web replica shares them.
 
-A fixed window per user name and per client address: after MAX_FAILURES_PER_NAME
-failed attempts on one name, or MAX_FAILURES_PER_ADDRESS from one address, within
-WINDOW_SECONDS, further attempts are rejected with 429 until the window ends.
-Successful sign-ins do not count, so a person who types their password right is
-never slowed down by their own earlier typos beyond the window.
+Fixed windows of WINDOW_SECONDS, three counters each: failures on one name from one
+address (MAX_FAILURES_PER_NAME), failures from one address on any name
+(MAX_FAILURES_PER_ADDRESS), and failures on one name from all addresses together
+(MAX_FAILURES_PER_NAME_EVERYWHERE). Once one of them is reached, further attempts
+that it counts get 429 until its window ends. A name is counted per address first, so
+somebody guessing from one address blocks only that address and cannot lock the
+account's owner out; the much higher count over all addresses still slows guessing
+spread over many addresses. Successful sign-ins do not count.
 """
 
 import logging
@@ -18,11 +21,14 @@ log = logging.getLogger(__name__)
 WINDOW_SECONDS = 300
 MAX_FAILURES_PER_NAME = 5
 MAX_FAILURES_PER_ADDRESS = 20
+MAX_FAILURES_PER_NAME_EVERYWHERE = 100
 
 
 def _keys(username: str, address: str) -> list[tuple[str, int]]:
-    return [(f"deno-ci:sign-in-failures:name:{username.lower()}", MAX_FAILURES_PER_NAME),
-            (f"deno-ci:sign-in-failures:addr:{address}", MAX_FAILURES_PER_ADDRESS)]
+    name = username.lower()
+    return [(f"deno-ci:sign-in-failures:name-addr:{name}:{address}", MAX_FAILURES_PER_NAME),
+            (f"deno-ci:sign-in-failures:addr:{address}", MAX_FAILURES_PER_ADDRESS),
+            (f"deno-ci:sign-in-failures:name:{name}", MAX_FAILURES_PER_NAME_EVERYWHERE)]
 
 
 def retry_after(username: str, address: str) -> int | None:
@@ -52,9 +58,9 @@ def record_failure(username: str, address: str) -> None:
         log.warning("failed sign-in not counted, Redis failed: %s", error)
 
 
-def reset(username: str) -> None:
-    """Forget the failures of a name (after a successful sign-in)."""
+def reset(username: str, address: str) -> None:
+    """Forget the failures of a name from this address (after a successful sign-in from it)."""
     try:
-        redis_connection().delete(_keys(username, "")[0][0])
+        redis_connection().delete(_keys(username, address)[0][0])
     except redis.RedisError:
         pass

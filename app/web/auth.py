@@ -50,7 +50,7 @@ def login():
         flash("Wrong user name or password.")
         return render_template("auth/login.html", username=username), 401
 
-    rate_limit.reset(username)
+    rate_limit.reset(username, address)
     login_user(user)
     audit("sign_in", target=f"user {username}", actor=user)
     log.info("user %s signed in", user.id)

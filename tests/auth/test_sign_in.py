@@ -49,6 +49,28 @@ def test_limit_is_per_name(db_app, world):
     assert client.post("/login", data={"username": "developer", "password": PASSWORD}).status_code == 302
 
 
+def test_guessing_from_one_address_does_not_lock_out_others(db_app, world):
+    attacker = db_app.test_client()
+    attacker.environ_base["REMOTE_ADDR"] = "127.0.0.9"
+    for _ in range(rate_limit.MAX_FAILURES_PER_NAME):
+        attacker.post("/login", data={"username": "viewer", "password": "wrong"})
+    assert attacker.post("/login", data={"username": "viewer", "password": PASSWORD}).status_code == 429
+    owner = db_app.test_client()
+    owner.environ_base["REMOTE_ADDR"] = "127.0.0.10"
+    assert owner.post("/login", data={"username": "viewer", "password": PASSWORD}).status_code == 302
+
+
+def test_guessing_from_many_addresses_is_limited(db_app, world, monkeypatch):
+    monkeypatch.setattr(rate_limit, "MAX_FAILURES_PER_NAME_EVERYWHERE", 6)
+    for index in range(6):
+        client = db_app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"127.0.1.{index}"
+        assert client.post("/login", data={"username": "viewer", "password": "wrong"}).status_code == 401
+    fresh = db_app.test_client()
+    fresh.environ_base["REMOTE_ADDR"] = "127.0.2.1"
+    assert fresh.post("/login", data={"username": "viewer", "password": PASSWORD}).status_code == 429
+
+
 def test_deactivated_user_cannot_sign_in(db_app, world):
     world.users["viewer"].active = False
     db.session.commit()
