@@ -66,6 +66,9 @@ class Config:
         self.EXECUTOR = os.environ.get("DENO_CI_EXECUTOR", "bubblewrap")
         # Public address of the web UI, used in links sent to forges and people.
         self.BASE_URL = os.environ.get("DENO_CI_BASE_URL", "http://127.0.0.1:8000")
+        # Reverse proxies in front of the web server (nginx, a load balancer) whose X-Forwarded-For,
+        # -Proto and -Host headers are trusted; 0 trusts none, so clients cannot fake their address.
+        self.TRUSTED_PROXIES = int(os.environ.get("DENO_CI_TRUSTED_PROXIES", "0"))
         # Days a run's artifacts are kept before the scheduler deletes them.
         self.ARTIFACT_RETENTION_DAYS = int(os.environ.get("DENO_CI_ARTIFACT_RETENTION_DAYS", "30"))
         # Seconds without a heartbeat after which a running stage counts as lost with its worker.

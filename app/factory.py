@@ -17,6 +17,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.from_object(Config())
     app.config.update(overrides or {})
     _resolve_service_urls(app)
+    proxies = app.config.get("TRUSTED_PROXIES", 0)
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Sign-in limits and the audit log use the client's address, not the proxy's.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))

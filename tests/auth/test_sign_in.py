@@ -71,6 +71,19 @@ def test_guessing_from_many_addresses_is_limited(db_app, world, monkeypatch):
     assert fresh.post("/login", data={"username": "viewer", "password": PASSWORD}).status_code == 429
 
 
+@pytest.mark.parametrize("proxies, seen", [(0, "127.0.0.1"), (1, "192.0.2.7")])
+def test_trusted_proxies_setting_decides_client_address(db_app, proxies, seen):
+    from flask import request
+
+    from app.factory import create_app
+
+    app = create_app({"TRUSTED_PROXIES": proxies, "SQLALCHEMY_DATABASE_URI": db_app.config["SQLALCHEMY_DATABASE_URI"]})
+    app.add_url_rule("/client-address", "client_address", lambda: request.remote_addr)
+    response = app.test_client().get("/client-address", headers={"X-Forwarded-For": "192.0.2.7"},
+                                     environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert response.get_data(as_text=True) == seen
+
+
 def test_deactivated_user_cannot_sign_in(db_app, world):
     world.users["viewer"].active = False
     db.session.commit()
