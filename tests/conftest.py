@@ -55,6 +55,8 @@ def db_app(app):
     with app.app_context():
         _empty_tables(db)
         redis_connection().delete("rq:queue:deno-ci")
+        for key in redis_connection().scan_iter("deno-ci:rejected-deliveries:*"):
+            redis_connection().delete(key)
         yield app
         db.session.remove()
 

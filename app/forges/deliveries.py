@@ -7,9 +7,11 @@ log with its status code and reason, including rejected ones.
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+import redis
 from sqlalchemy import select
 
 from app.extensions import db
@@ -18,6 +20,7 @@ from app.forges.base import Forge, HookOutcome, MalformedPayloadError, OutcomeKi
 from app.forges.crypto import SecretDecryptionError, decrypt
 from app.models import Project, Run, WebhookDelivery
 from app.models._columns import utcnow
+from app.queue import redis_connection
 from app.runs.service import RunError, create_run
 
 log = logging.getLogger(__name__)
@@ -212,6 +215,22 @@ def _start_run(forge: Forge, project: Project, headers: dict, body: bytes, outco
     return DeliveryResult(202, row.reason, row.id, run)
 
 
+# Anyone can post to a project's hook address; without a cap, unsigned requests could fill the delivery log.
+MAX_LOGGED_REJECTIONS_PER_MINUTE = 60
+
+
+def _may_log_rejection(project_id: int) -> bool:
+    """Count a rejected delivery of the project in this minute; return whether it is within the cap."""
+    key = f"deno-ci:rejected-deliveries:{project_id}:{int(time.time() // 60)}"
+    try:
+        connection = redis_connection()
+        count, _ = connection.pipeline().incr(key).expire(key, 120).execute()
+    except redis.RedisError as error:
+        log.warning("project %s: rejected deliveries not counted, Redis failed: %s", project_id, error)
+        return True
+    return count <= MAX_LOGGED_REJECTIONS_PER_MINUTE
+
+
 def _reject(forge: Forge, project: Project | None, headers: dict, status_code: int, reason: str) -> DeliveryResult:
     """Log a delivery rejected before its signature was verified: without its body or delivery id.
 
@@ -219,6 +238,10 @@ def _reject(forge: Forge, project: Project | None, headers: dict, status_code: i
     """
     if project is None:
         log.info("%s delivery to an unknown project: %s", forge.name, reason)
+        return DeliveryResult(status_code, reason)
+    if not _may_log_rejection(project.id):
+        log.warning("project %s: %s delivery rejected (%s); not logged, over %d rejections a minute",
+                    project.id, forge.name, reason, MAX_LOGGED_REJECTIONS_PER_MINUTE)
         return DeliveryResult(status_code, reason)
     row = WebhookDelivery(project_id=project.id, forge=forge.name, event=(headers.get(forge.event_header) or "")[:100] or None,
                           headers=kept_headers(headers), status_code=status_code, reason=reason)

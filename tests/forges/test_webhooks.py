@@ -234,6 +234,18 @@ def test_missing_signature_rejected(hook_client, forge_project, forge, name, eve
     assert logged[0].body is None
 
 
+def test_rejected_deliveries_logged_up_to_cap(hook_client, forge_project, monkeypatch):
+    from app.forges import deliveries as delivery_log
+
+    monkeypatch.setattr(delivery_log, "MAX_LOGGED_REJECTIONS_PER_MINUTE", 3)
+    forge_project("github")
+    for _ in range(5):
+        response = post_hook(hook_client, "github", "web", own_payload("github", "push"), "push", secret="not-the-secret")
+        assert response.status_code == 401
+    assert len(deliveries()) == 3
+    assert runs() == []
+
+
 @pytest.mark.parametrize("forge, name, event", OWN_PUSHES)
 def test_wrong_secret_rejected(hook_client, forge_project, forge, name, event):
     forge_project(forge)
