@@ -33,7 +33,7 @@ from app.secret_store import secrets_for_stage, values_to_mask
 from jobs import workspace as git_workspace
 from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, cache_key
-from jobs import deploy_stage
+from jobs import deploy_stage, spare_workspace
 from jobs.executor import get_executor
 from jobs.log_sink import LogSink
 from jobs.masking import SecretMasker
@@ -96,11 +96,14 @@ def _prepare(run_id: int) -> None:
     # 30 ms). The lock keeps two workers of one machine out of each other's way.
     folder = _data_dir() / "plan-workspaces" / str(project.id)
     plan_deno_dir = _data_dir() / "plan-caches" / cache_scope(run)
+    spare = None
     try:
         mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         revision = run.commit_sha or run.tag or run.branch or project.default_branch
         sha = git_workspace.resolve_commit(mirror, revision)
         event = _complete_event(run, mirror, sha)
+        spare = spare_workspace.SpareMaker(run_workspace(run_id), mirror, sha, project.clone_url, project.pipeline_path,
+                                           run.pipeline_override, CacheStore(_data_dir(), cache_scope(run))).start()
         with git_workspace.locked(folder.with_suffix(".lock")):
             git_workspace.refresh_checkout(mirror, sha, folder, project.clone_url)
             git_workspace.write_pipeline_override(folder, project.pipeline_path, run.pipeline_override)
@@ -108,13 +111,23 @@ def _prepare(run_id: int) -> None:
             executor = get_executor(current_app.config["EXECUTOR"])
             plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir, executor)
     except git_workspace.GitError as error:
+        _discard_spare(spare)
         service.fail_run(run_id, f"Cannot check out the commit: {error}")
         return
     except runner.PipelineError as error:
+        _discard_spare(spare)
         service.system_log(run_id, None, *[f"pipeline error: {problem}" for problem in error.problems])
         service.fail_run(run_id, f"The pipeline {project.pipeline_path!r} is invalid: {error.problems[0]}")
         return
+    # The spare must be in place before the first stage is queued, or that stage misses it.
+    spare.finish(keep=True)
     _record_plan(run_id, plan, event)
+    _remove_ended_run_folder(run_id)
+
+
+def _discard_spare(spare: spare_workspace.SpareMaker | None) -> None:
+    if spare is not None:
+        spare.finish(keep=False)
 
 
 def _complete_event(run: Run, mirror: Path, sha: str) -> dict:
@@ -224,6 +237,15 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     sink.close()
     log.info("run %s stage %s: attempt %s ended %s", run_id, stage_id, attempt, outcome.status)
     _retry_database(service.finish_stage, stage_id, outcome.status, outcome.exit_code, outcome.error)
+    _remove_ended_run_folder(run_id)
+
+
+def _remove_ended_run_folder(run_id: int) -> None:
+    """Remove the run's folder on this machine once the run has ended: a spare workspace no stage took is left there."""
+    db.session.expire_all()
+    run = db.session.get(Run, run_id)
+    if run is None or run.status in TERMINAL_RUN:
+        shutil.rmtree(run_workspace(run_id), ignore_errors=True)
 
 
 def cache_scope(run: Run) -> str:
@@ -240,18 +262,20 @@ def cache_scope(run: Run) -> str:
 def _prepare_workspace(run: Run, stage: Stage, caches: CacheStore, workspace: Path, deno_dir: Path) -> tuple[str, str | None]:
     """Check the run's commit out, unpack the run's artifacts and the dependency cache; return (cache key, restored key)."""
     project = run.project
-    # The commit is usually in the mirror already: prepare_run fetched it moments ago.
-    if git_workspace.has_commit(_data_dir(), project.id, run.commit_sha):
-        mirror = _data_dir() / "mirrors" / f"{project.id}.git"
-    else:
-        mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
-    # The cache key needs the checkout, but the newest archive is nearly always the
-    # right one, so it is unpacked while git checks out and replaced if it is not.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        guessed = pool.submit(caches.restore_newest, deno_dir)
-        git_workspace.checkout(mirror, run.commit_sha, workspace, project.clone_url)
-        git_workspace.write_pipeline_override(workspace, project.pipeline_path, run.pipeline_override)
-        guessed_key = guessed.result()
+    taken, guessed_key = spare_workspace.take(run_workspace(run.id), workspace, deno_dir)
+    if not taken:
+        # The commit is usually in the mirror already: prepare_run fetched it moments ago.
+        if git_workspace.has_commit(_data_dir(), project.id, run.commit_sha):
+            mirror = _data_dir() / "mirrors" / f"{project.id}.git"
+        else:
+            mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
+        # The cache key needs the checkout, but the newest archive is nearly always the
+        # right one, so it is unpacked while git checks out and replaced if it is not.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            guessed = pool.submit(caches.restore_newest, deno_dir)
+            git_workspace.checkout(mirror, run.commit_sha, workspace, project.clone_url)
+            git_workspace.write_pipeline_override(workspace, project.pipeline_path, run.pipeline_override)
+            guessed_key = guessed.result()
     artifact_store(run.id).restore_all(workspace)
     key = cache_key(workspace, (stage.options.get("cache") or {}).get("key") or [])
     restored = guessed_key if guessed_key == key else caches.restore(key, deno_dir)

@@ -4,6 +4,10 @@ import os
 import re
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+from flask import current_app
 
 from app.extensions import db
 from app.models import Run
@@ -49,6 +53,12 @@ def test_prd_sample_run_succeeds_with_test_output(workers, make_repo):
     assert "add sums two numbers ... ok" in text
     assert "deploying release" in text
     assert "[Test]" in result.stdout
+    # Workers remove the run's folder, with any spare workspace no stage took, once the run ended.
+    run_folder = Path(current_app.config["DATA_DIR"]) / "workspaces" / f"run-{run.id}"
+    deadline = time.monotonic() + 10
+    while run_folder.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not run_folder.exists()
 
 
 def test_failing_test_stops_before_deploy(workers, make_repo):

@@ -1,0 +1,74 @@
+"""The workspace made beside planning, taken by the first stage that starts on the machine."""
+
+from jobs import spare_workspace
+from jobs import workspace as git_workspace
+from jobs.cache import CacheStore
+
+
+def _mirror_and_sha(make_repo, data_dir):
+    repo = make_repo({"deno-pipeline.ts": "export default 1;\n", "deno.json": "{}\n"})
+    mirror = git_workspace.update_mirror(data_dir, 1, str(repo))
+    return mirror, git_workspace.resolve_commit(mirror, "main"), str(repo)
+
+
+def _cache_with_archive(tmp_path, data_dir) -> CacheStore:
+    caches = CacheStore(data_dir, "1")
+    source = tmp_path / "cached-deno-dir"
+    (source / "deps").mkdir(parents=True)
+    (source / "deps" / "module.js").write_text("cached")
+    assert caches.save("deno-abc", source)
+    return caches
+
+
+def test_spare_is_taken_once(make_repo, tmp_path):
+    data_dir = tmp_path / "data"
+    mirror, sha, clone_url = _mirror_and_sha(make_repo, data_dir)
+    run_folder = tmp_path / "run-1"
+    maker = spare_workspace.SpareMaker(run_folder, mirror, sha, clone_url, "deno-pipeline.ts", None,
+                                       _cache_with_archive(tmp_path, data_dir)).start()
+    maker.finish(keep=True)
+
+    first = tmp_path / "run-1" / "stage-1-1"
+    taken, key = spare_workspace.take(run_folder, first / "workspace", first / "deno-dir")
+    assert taken
+    assert key == "deno-abc"
+    assert (first / "workspace" / "deno-pipeline.ts").read_text() == "export default 1;\n"
+    assert git_workspace.git("rev-parse", "HEAD", cwd=first / "workspace").strip() == sha
+    assert (first / "deno-dir" / "deps" / "module.js").read_text() == "cached"
+    assert not (run_folder / spare_workspace.SPARE).exists()
+
+    second = tmp_path / "run-1" / "stage-2-1"
+    assert spare_workspace.take(run_folder, second / "workspace", second / "deno-dir") == (False, None)
+
+
+def test_spare_carries_pipeline_override(make_repo, tmp_path):
+    data_dir = tmp_path / "data"
+    mirror, sha, clone_url = _mirror_and_sha(make_repo, data_dir)
+    run_folder = tmp_path / "run-2"
+    spare_workspace.SpareMaker(run_folder, mirror, sha, clone_url, "deno-pipeline.ts", "export default 2;\n",
+                               CacheStore(data_dir, "1")).start().finish(keep=True)
+    stage = run_folder / "stage-1-1"
+    taken, key = spare_workspace.take(run_folder, stage / "workspace", stage / "deno-dir")
+    assert taken
+    assert key is None
+    assert (stage / "workspace" / "deno-pipeline.ts").read_text() == "export default 2;\n"
+    assert (stage / "deno-dir").is_dir()
+
+
+def test_spare_of_failed_plan_is_removed(make_repo, tmp_path):
+    data_dir = tmp_path / "data"
+    mirror, sha, clone_url = _mirror_and_sha(make_repo, data_dir)
+    run_folder = tmp_path / "run-3"
+    spare_workspace.SpareMaker(run_folder, mirror, sha, clone_url, "deno-pipeline.ts", None,
+                               CacheStore(data_dir, "1")).start().finish(keep=False)
+    assert not (run_folder / spare_workspace.SPARE).exists()
+
+
+def test_missing_commit_leaves_no_spare(make_repo, tmp_path):
+    data_dir = tmp_path / "data"
+    mirror, _, clone_url = _mirror_and_sha(make_repo, data_dir)
+    run_folder = tmp_path / "run-4"
+    spare_workspace.SpareMaker(run_folder, mirror, "0" * 40, clone_url, "deno-pipeline.ts", None,
+                               CacheStore(data_dir, "1")).start().finish(keep=True)
+    assert not (run_folder / spare_workspace.SPARE).exists()
+    assert not (run_folder / f"{spare_workspace.SPARE}.building").exists()
