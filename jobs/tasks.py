@@ -101,12 +101,14 @@ def _prepare(run_id: int) -> None:
         mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         revision = run.commit_sha or run.tag or run.branch or project.default_branch
         sha = git_workspace.resolve_commit(mirror, revision)
-        event = _complete_event(run, mirror, sha)
         spare = spare_workspace.SpareMaker(run_workspace(run_id), mirror, sha, project.clone_url, project.pipeline_path,
                                            run.pipeline_override, CacheStore(_data_dir(), cache_scope(run))).start()
-        with git_workspace.locked(folder.with_suffix(".lock")):
+        with git_workspace.locked(folder.with_suffix(".lock")), ThreadPoolExecutor(max_workers=1) as pool:
+            # The commit's facts and the planning checkout are both read from the mirror: side by side.
+            facts = pool.submit(_commit_facts, mirror, sha, (run.event_data or {}).get("before"))
             git_workspace.refresh_checkout(mirror, sha, folder, project.clone_url)
             git_workspace.write_pipeline_override(folder, project.pipeline_path, run.pipeline_override)
+            event = _complete_event(run, sha, facts.result())
             # Planning imports the repository's code: it runs in the stages' sandbox.
             executor = get_executor(current_app.config["EXECUTOR"])
             plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir, executor)
@@ -130,13 +132,17 @@ def _discard_spare(spare: spare_workspace.SpareMaker | None) -> None:
         spare.finish(keep=False)
 
 
-def _complete_event(run: Run, mirror: Path, sha: str) -> dict:
-    details = git_workspace.commit_details(mirror, sha)
+def _commit_facts(mirror: Path, sha: str, before: str | None) -> dict:
+    """Return the commit's author and message, and the files the push changed."""
+    return {**git_workspace.commit_details(mirror, sha), "changedFiles": git_workspace.changed_files(mirror, before, sha)}
+
+
+def _complete_event(run: Run, sha: str, facts: dict) -> dict:
     event = dict(run.event_data or {}) or make_event(run.event, branch=run.branch, tag=run.tag)
     event["commit"] = sha
-    event["author"] = event.get("author") or details["author"]
-    event["message"] = event.get("message") or details["message"]
-    event["changedFiles"] = git_workspace.changed_files(mirror, event.get("before"), sha)
+    event["author"] = event.get("author") or facts["author"]
+    event["message"] = event.get("message") or facts["message"]
+    event["changedFiles"] = facts["changedFiles"]
     run.commit_sha, run.author, run.message, run.event_data = sha, event["author"], event["message"], event
     db.session.commit()
     return event
