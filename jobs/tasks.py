@@ -111,7 +111,9 @@ def _prepare(run_id: int) -> None:
             event = _complete_event(run, sha, facts.result())
             # Planning imports the repository's code: it runs in the stages' sandbox.
             executor = get_executor(current_app.config["EXECUTOR"])
-            plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir, executor)
+            # An edited pipeline from the editor is not the commit's tree, so it is always checked.
+            tree = facts.result()["tree"] if run.pipeline_override is None else None
+            plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir, executor, source_key=tree)
     except git_workspace.GitError as error:
         _discard_spare(spare)
         service.fail_run(run_id, f"Cannot check out the commit: {error}")

@@ -114,10 +114,11 @@ def resolve_commit(mirror: Path, revision: str) -> str:
 
 
 def commit_details(mirror: Path, sha: str) -> dict:
-    """Return the author and message of a commit."""
-    output = git("log", "-1", "--format=%an <%ae>%x00%B", sha, cwd=mirror)
-    author, _, message = output.partition("\x00")
-    return {"author": author, "message": message.strip()}
+    """Return the author, message and tree id of a commit."""
+    output = git("log", "-1", "--format=%T%x00%an <%ae>%x00%B", sha, cwd=mirror)
+    tree, _, rest = output.partition("\x00")
+    author, _, message = rest.partition("\x00")
+    return {"author": author, "message": message.strip(), "tree": tree}
 
 
 def changed_files(mirror: Path, before: str | None, after: str) -> list[str]:
