@@ -67,6 +67,17 @@ def copy_working_tree(source: Path, destination: Path) -> None:
         shutil.copy2(origin, target, follow_symlinks=False)
 
 
+def clean_tree_id(directory: Path) -> str | None:
+    """Return the tree id of HEAD when the directory holds exactly that tree (nothing changed or untracked), else None.
+
+    Ignored files are not looked at: a pipeline that imports one is checked against the
+    version that was there when its tree first passed.
+    """
+    if _git(directory, "status", "--porcelain", "--untracked-files=normal") != "":
+        return None
+    return _git(directory, "rev-parse", "HEAD^{tree}") or None
+
+
 def local_event(directory: Path, kind: str, branch: str | None, tag: str | None) -> dict:
     """Describe the directory's current state as an event of `kind`."""
     branch = branch if branch is not None else (_git(directory, "rev-parse", "--abbrev-ref", "HEAD") or None)
@@ -115,7 +126,8 @@ class LocalRun:
 
     def plan(self) -> dict:
         """Plan and type-check the pipeline; raise PipelineError with every problem found."""
-        return runner.plan_and_check(self.directory, self.pipeline_path, self.event, self.plan_deno_dir)
+        return runner.plan_and_check(self.directory, self.pipeline_path, self.event, self.plan_deno_dir,
+                                     source_key=clean_tree_id(self.directory))
 
     def execute(self, plan: dict) -> tuple[RunStatus, list[StageReport]]:
         """Run the selected stages, in parallel where the graph allows; return the run's status and a report per stage."""

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +102,14 @@ def test_validate_reports_unknown_need(make_repo, local_data):
     assert result.returncode == 1
     assert "deno-pipeline.ts:5:" in result.stderr
     assert "bild" in result.stderr
+
+
+def test_clean_tree_is_type_checked_once(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": PARALLEL_PIPELINE, "main.ts": LIBRARY_MAIN, "main_test.ts": PASSING_TEST})
+    assert deno_ci("--data", local_data, "run", str(repo)).returncode == 0
+    markers = list(Path(local_data, "plan-caches").glob("*.checked/*"))
+    assert len(markers) == 1
+
+    (repo / "notes.txt").write_text("not committed")
+    assert deno_ci("--data", local_data, "run", str(repo)).returncode == 0
+    assert list(Path(local_data, "plan-caches").glob("*.checked/*")) == markers
