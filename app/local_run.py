@@ -68,7 +68,7 @@ def copy_working_tree(source: Path, destination: Path) -> None:
 
 
 def clean_tree_id(directory: Path) -> str | None:
-    """Return the tree id of HEAD when the directory holds exactly that tree (nothing changed or untracked), else None.
+    """Return the tree id of HEAD when the directory contains exactly that tree (nothing changed or untracked), else None.
 
     Ignored files are not looked at: a pipeline that imports one is checked against the
     version that was there when its tree first passed.
