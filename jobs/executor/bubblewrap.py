@@ -43,7 +43,7 @@ from pathlib import Path
 from ._process import CONTROL_FD, LaunchedProcess, PipeExecution, close_quietly, spawn
 from .base import ExecutorError, ExecutorUnavailableError, StageSpec
 from .cgroups import StageCgroup
-from .network import SANDBOX_DNS, UserModeNetwork, find_slirp4netns
+from .network import METADATA_NETWORKS, SANDBOX_DNS, UserModeNetwork, find_slirp4netns, host_addresses, reject_routes
 from .validation import check_spec
 
 log = logging.getLogger(__name__)
@@ -300,6 +300,8 @@ class BubblewrapExecutor:
         sandbox.limit_tasks(spec.max_processes, process)
         if sandbox.network is not None:
             sandbox.network.wait_ready()
+            blocked = (*METADATA_NETWORKS, *(f"{address}/32" for address in host_addresses()))
+            reject_routes(init_pid, blocked)
 
 
 LAUNCH_ATTEMPTS = 10

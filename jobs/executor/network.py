@@ -6,13 +6,17 @@ through ordinary sockets of the host. `--disable-host-loopback` makes it reject
 connections to 10.0.2.2 and to the host's 127.0.0.0/8, so a stage cannot reach
 services that listen on the host's loopback.
 
-NOTE: a service that listens on a non-loopback address of the host (0.0.0.0 or
-the host's LAN address) is reachable from a stage like any other host on the
-network. Bind the platform's own PostgreSQL and Redis to 127.0.0.1.
+Before the stage starts, its namespace also gets "unreachable" routes to the host's
+own addresses and to the cloud metadata services (`reject_routes`), so a stage can
+reach neither a service that listens on 0.0.0.0 of the host nor the credentials
+of the machine's cloud role. Other hosts of the network stay reachable, as for any
+client on it.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 import select
@@ -148,3 +152,36 @@ class UserModeNetwork:
         self._errors.seek(0)
         text = self._errors.read(4096).decode("utf-8", "replace").strip().replace("\n", "; ")
         return f"exit status {code}, {text or 'no error output'}"
+
+
+# Link-local addresses, where AWS, Azure and GCP serve instance metadata and role credentials
+# (169.254.169.254), and Azure's WireServer.
+METADATA_NETWORKS = ("169.254.0.0/16", "168.63.129.16/32")
+# The host's routes tools: the worker's PATH may lack the sbin folders.
+_TOOL_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@functools.cache
+def host_addresses() -> tuple[str, ...]:
+    """Return the host's own IPv4 addresses other than loopback, read once per process."""
+    ip = shutil.which("ip", path=_TOOL_PATH)
+    if ip is None:
+        raise ExecutorUnavailableError("Cannot isolate stage networks: ip is not installed (Debian: apt-get install iproute2)")
+    output = subprocess.run([ip, "-j", "-4", "address", "show"], capture_output=True, text=True, check=True).stdout
+    return tuple(sorted({entry["local"] for device in json.loads(output) for entry in device.get("addr_info", [])
+                         if not entry["local"].startswith("127.")}))
+
+
+def reject_routes(sandbox_pid: int, networks: tuple[str, ...]) -> None:
+    """Make `networks` unreachable from the sandbox's network namespace; raise `ExecutorError` on failure.
+
+    The stage cannot remove the routes: it has no capabilities in its namespaces.
+    """
+    nsenter, ip = shutil.which("nsenter", path=_TOOL_PATH), shutil.which("ip", path=_TOOL_PATH)
+    if nsenter is None or ip is None:
+        raise ExecutorUnavailableError("Cannot isolate stage networks: nsenter (util-linux) or ip (iproute2) is missing")
+    commands = "".join(f"route add unreachable {network}\n" for network in networks)
+    result = subprocess.run([nsenter, f"--net=/proc/{sandbox_pid}/ns/net", ip, "-batch", "-"], input=commands,
+                            capture_output=True, text=True, timeout=READY_TIMEOUT)
+    if result.returncode != 0:
+        raise ExecutorError(f"Cannot isolate the stage network: ip failed: {result.stderr.strip()[:500]}")

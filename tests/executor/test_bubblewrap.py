@@ -254,3 +254,20 @@ def test_sandbox_vanishing_during_setup_is_tried_again(bubblewrap, run, tmp_path
     assert marker.exists()
     assert result.exit.code == 0, result.exit
     assert "started" in result.stdout
+
+
+def test_host_addresses_and_metadata_are_unreachable(bubblewrap, run):
+    from jobs.executor.network import host_addresses
+
+    # Read from inside: the routing table, so that no test packet leaves for another host.
+    result = run(bubblewrap, ["/usr/sbin/ip", "route", "show"], network=True)
+    assert result.exit.code == 0, result.stderr
+    routes = "\n".join(result.stdout)
+    assert "unreachable 169.254.0.0/16" in routes
+    assert "unreachable 168.63.129.16" in routes
+    for address in host_addresses():
+        assert f"unreachable {address}" in routes
+    assert "default via 10.0.2.2" in routes
+    removal = run(bubblewrap, ["/usr/sbin/ip", "route", "del", "unreachable", "169.254.0.0/16"], network=True)
+    assert removal.exit.code != 0
+    assert any("Operation not permitted" in line for line in removal.lines("stderr")), removal.lines("stderr")
