@@ -168,7 +168,8 @@ class LocalRun:
         started = time.monotonic()
         retries = int(stage["options"].get("retries") or 0)
         context = StageContext(run_id="local", pipeline_path=self.pipeline_path, event=self.event, executor=self.executor,
-                               default_timeout=self.settings.STAGE_TIMEOUT, max_output_bytes=self.settings.STAGE_MAX_OUTPUT)
+                               default_timeout=self.settings.STAGE_TIMEOUT, max_output_bytes=self.settings.STAGE_MAX_OUTPUT,
+                               tmp_bytes=self.settings.STAGE_TMP_BYTES)
         name = stage["name"]
         outcome = StageOutcome(StageStatus.ERROR, error="never started")
         for attempt in range(1, retries + 2):

@@ -32,6 +32,7 @@ class StageContext:
     default_timeout: float = 3600.0
     max_output_bytes: int = 50 * 1024 * 1024
     secrets: dict[str, str] = field(default_factory=dict)
+    tmp_bytes: int = 1024 * 1024 * 1024
 
 
 @dataclass
@@ -83,6 +84,7 @@ def stage_spec(stage: dict, context: StageContext, workspace: Path, deno_dir: Pa
         network=permissions.get("net", True) is not False,
         timeout=float(options.get("timeout") or context.default_timeout),
         max_output_bytes=context.max_output_bytes,
+        tmp_bytes=context.tmp_bytes,
         mounts=(Mount(DENO), Mount(SDK_DIR), Mount(import_map), Mount(deno_dir, writable=True)),
     )
 

@@ -209,7 +209,7 @@ def _run_stage(stage_id: int, attempt: int) -> None:
             run_id=str(run.id), pipeline_path=project.pipeline_path, event=run.event_data,
             executor=get_executor(current_app.config["EXECUTOR"]),
             default_timeout=current_app.config["STAGE_TIMEOUT"], max_output_bytes=current_app.config["STAGE_MAX_OUTPUT"],
-            secrets=secrets_for_stage(run, plan_stage.get("options") or {}),
+            secrets=secrets_for_stage(run, plan_stage.get("options") or {}), tmp_bytes=current_app.config["STAGE_TMP_BYTES"],
         )
         # A stage may run for an hour: hold no database connection meanwhile, so a
         # database restart during the stage cannot break this job's session.

@@ -66,6 +66,8 @@ class StageSpec:
     max_output_bytes: int = 50 * 1024 * 1024
     max_processes: int = 512
     mounts: tuple[Mount, ...] = ()
+    # Size of the sandbox's own /tmp, which lives in memory (bubblewrap's tmpfs).
+    tmp_bytes: int = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,7 @@ def build_bwrap_argv(spec: StageSpec, bwrap: str, etc_folder: Path) -> list[str]
     etc_files = ["passwd", "group", "hosts", "hostname"] + (["resolv.conf"] if spec.network else [])
     for name in etc_files:
         arguments += ["--ro-bind", str(etc_folder / name), f"/etc/{name}"]
-    arguments += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    arguments += ["--proc", "/proc", "--dev", "/dev", "--size", str(spec.tmp_bytes), "--tmpfs", "/tmp"]
     for mount in spec.mounts:
         arguments += ["--bind" if mount.writable else "--ro-bind", str(mount.path), str(mount.path)]
     arguments += [

@@ -271,3 +271,10 @@ def test_host_addresses_and_metadata_are_unreachable(bubblewrap, run):
     removal = run(bubblewrap, ["/usr/sbin/ip", "route", "del", "unreachable", "169.254.0.0/16"], network=True)
     assert removal.exit.code != 0
     assert any("Operation not permitted" in line for line in removal.lines("stderr")), removal.lines("stderr")
+
+
+def test_tmp_is_limited_to_its_size(bubblewrap, run):
+    script = "head -c 3145728 /dev/zero > /tmp/big; echo exit=$?; df -k /tmp | tail -1"
+    result = run(bubblewrap, ["/bin/sh", "-c", script], tmp_bytes=2 * 1024 * 1024)
+    assert "exit=1" in result.stdout, result.stdout
+    assert any("No space left on device" in line for line in result.lines("stderr")), result.lines("stderr")
