@@ -85,9 +85,32 @@ def stage_cgroup_parent() -> Path | None:
             continue
         if parent is not None:
             log.info("stage process limits use the cgroup folder %s", parent)
+            remove_stale_cgroups(parent)
             return parent
     log.warning("no writable cgroup with the pids controller: stage process limits rely on RLIMIT_NPROC, which does not apply to host root")
     return None
+
+
+def remove_stale_cgroups(parent: Path) -> None:
+    """Kill and remove the stage cgroups of workers that no longer run (killed with SIGKILL, say).
+
+    A cgroup is named after its worker's pid; while a process with that pid exists the
+    cgroup is left alone, even if the pid now belongs to another program.
+    """
+    for path in parent.glob("stage-*-*"):
+        try:
+            worker_pid = int(path.name.split("-")[1])
+        except ValueError:
+            continue
+        if Path(f"/proc/{worker_pid}").exists():
+            continue
+        stale = StageCgroup(path)
+        try:
+            stale.kill()
+            path.rmdir()
+            log.info("removed the stage cgroup %s of worker %s, which no longer runs", path, worker_pid)
+        except OSError as error:
+            log.warning("cannot remove the stale stage cgroup %s: %s", path, error)
 
 
 class StageCgroup:

@@ -1,5 +1,6 @@
 """Behaviour that the bubblewrap and the unsandboxed executors share, with real processes."""
 
+import os
 import threading
 import time
 
@@ -217,3 +218,24 @@ def test_abandoned_events_generator_cancels(any_executor, workspace, python_argv
 def test_control_event_types(any_executor, run):
     result = run(any_executor, ["sh", "-c", "echo '{\"n\": 1}' >&3"])
     assert [type(event) for event in result.events if not isinstance(event, LogChunk)] == [ControlEvent, Exit]
+
+
+def test_stale_stage_cgroups_are_removed():
+    from jobs.executor.cgroups import remove_stale_cgroups, stage_cgroup_parent
+
+    parent = stage_cgroup_parent()
+    if parent is None:
+        pytest.skip("no writable pids cgroup on this machine")
+    # A pid above the kernel's pid_max cannot belong to a running worker.
+    stale = parent / f"stage-{2**22 + 1}-0"
+    stale.mkdir()
+    own = parent / f"stage-{os.getpid()}-999999"
+    own.mkdir()
+    try:
+        remove_stale_cgroups(parent)
+        assert not stale.exists()
+        assert own.exists()
+    finally:
+        for path in (stale, own):
+            if path.exists():
+                path.rmdir()
