@@ -17,6 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.cli.terminal import printable
 from app.status import RunStatus, StageStatus
 from app.pipelines import graph, runner
 from app.runs.events import make_event
@@ -121,7 +122,7 @@ class LocalRun:
 
     def emit(self, stage: str, text: str) -> None:
         with self._print_lock:
-            self.out.write(f"[{stage}] {text}\n")
+            self.out.write(f"[{printable(stage)}] {printable(text)}\n")
             self.out.flush()
 
     def plan(self) -> dict:

@@ -233,6 +233,7 @@ def follow_run(run_id: int) -> str:
     from app.extensions import db
     from app.models import Run, Stage
     from app.status import TERMINAL_RUN
+    from app.cli.terminal import printable
     from app.runs.logs import read_lines
 
     after = 0
@@ -244,7 +245,7 @@ def follow_run(run_id: int) -> str:
         for line in lines:
             if line["stage_id"] is not None and line["stage_id"] not in names:
                 names[line["stage_id"]] = db.session.get(Stage, line["stage_id"]).name
-            click.echo(f"[{names.get(line['stage_id'], 'run')}] {line['text']}")
+            click.echo(f"[{printable(names.get(line['stage_id'], 'run'))}] {printable(line['text'])}")
             after = line["seq"]
         db.session.commit()
         if ended and not lines:
