@@ -1,11 +1,14 @@
 """Connecting repositories as projects."""
 
+import os
 import re
+from pathlib import Path
+from urllib.parse import urlparse
 
 from sqlalchemy import delete, select
 
 from app.extensions import db
-from app.models import Project
+from app.models import Project, User
 
 VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -16,6 +19,10 @@ class ProjectError(ValueError):
 
 class ProjectExistsError(ProjectError):
     """A project of that name exists already."""
+
+
+class ProjectAccessError(ProjectError):
+    """The user may not connect this repository."""
 
 
 def add_project(name: str, clone_url: str, default_branch: str = "main", pipeline_path: str = "deno-pipeline.ts",
@@ -38,6 +45,29 @@ def add_project(name: str, clone_url: str, default_branch: str = "main", pipelin
 VALID_BRANCH = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]{1,255}(?<!/)$")
 # A clone URL is a URL of a transport git speaks, scp-like "user@host:path", or an absolute path.
 VALID_CLONE_URL = re.compile(r"^((https?|ssh|git|file)://[^\s<>\"']+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s<>\"']+|/[^\s<>\"']*)$")
+
+
+def is_local_clone_url(clone_url: str) -> bool:
+    """Return whether `clone_url` names a repository on this server's file system (a path or a file URL)."""
+    return clone_url.startswith("/") or clone_url.lower().startswith("file:")
+
+
+def check_local_clone_url(clone_url: str, user: User, data_dir: Path) -> None:
+    """Raise ProjectAccessError unless `user` may connect the repository at local `clone_url`.
+
+    A local path reads and, through the editor, writes any repository the server can
+    reach, other projects' included, so only administrators may connect one. Nobody
+    may point a project into the platform's data folder (its mirrors and caches).
+    """
+    if not is_local_clone_url(clone_url):
+        return
+    if not user.is_admin:
+        raise ProjectAccessError(f"Only administrators may connect a repository on the server's file system "
+                                 f"({clone_url[:200]!r}). Use the repository's http(s) or ssh address.")
+    location = urlparse(clone_url).path if clone_url.lower().startswith("file:") else clone_url
+    if Path(os.path.realpath(location)).is_relative_to(os.path.realpath(data_dir)):
+        raise ProjectError(f"Clone URL {clone_url[:200]!r} is inside the platform's data folder; "
+                           "use the repository's own location.")
 
 
 def check_settings(clone_url: str | None = None, default_branch: str | None = None, pipeline_path: str | None = None) -> None:

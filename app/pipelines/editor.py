@@ -20,7 +20,7 @@ from flask import current_app
 from app.forges import FORGES
 from app.models import Project, Run, User
 from app.pipelines import runner
-from app.pipelines.editor_errors import EditorError  # noqa: F401  (the views catch it as editor.EditorError)
+from app.pipelines.editor_errors import EditorError, SaveForbiddenError  # noqa: F401  (the views catch EditorError as editor.EditorError)
 from app.pipelines.forge_save import author_email, commit_through_forge
 from app.runs import service
 from app.runs.events import make_event
@@ -166,6 +166,10 @@ def save_pipeline(project: Project, branch: str, text: str, user: User, message:
         raise EditorError(f"Cannot save to {project.clone_url}: the project is neither connected to a forge nor a "
                           f"local repository. Commit {project.pipeline_path} from a clone, or connect the "
                           "repository through a forge sign-in.")
+    if not user.is_admin:
+        # Committing writes into a folder of the server, which only administrators may change.
+        raise SaveForbiddenError(f"Only administrators may save to a repository on the server's file system "
+                                       f"({folder}). Commit {project.pipeline_path} from a clone instead.")
     # NOTE: `base_commit` is not checked here: the local commit replaces the file at the branch head.
     return _commit_file(folder, branch, project.pipeline_path, text, user, message)
 

@@ -14,7 +14,7 @@ class SaveConflictError(EditorError):
 
 
 class SaveForbiddenError(EditorError):
-    """The forge refused the commit because the account whose token was used may not push to the branch."""
+    """The commit was refused: the user, or the forge account whose token was used, may not write to the branch."""
 
     status = 403
 

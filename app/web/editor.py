@@ -16,6 +16,7 @@ from app.pipelines import editor
 from app.pipelines.runner import DENO, SDK_DIR
 from app.runs.service import RunError
 from app.web import web
+from app.auth.audit import audit
 from app.auth.permissions import Action, project_by_name, requires, signed_in
 from app.web.access import allowed
 from app.web.graph_layout import plan_graph
@@ -109,7 +110,9 @@ def pipeline_save(name: str):
         text, branch = _edit_request()
         commit = editor.save_pipeline(project, branch, text, current_user, message, _base_commit())
     except editor.EditorError as error:
+        audit("pipeline_save", target=f"project {project.name}", outcome="failure", detail=str(error)[:500])
         return _problem(error)
+    audit("pipeline_save", target=f"project {project.name}", detail=f"commit {commit} on branch {branch}")
     return jsonify({"commit": commit, "branch": branch})
 
 

@@ -129,7 +129,7 @@ def test_project_lifecycle(api, world):
     assert created.status_code == 201
     assert api("developer", "GET", "/projects/gamma/members").get_json()["members"][0]["role"] == "admin"
     assert api("developer", "PATCH", "/projects/gamma", json={"default_branch": "trunk"}).get_json()["default_branch"] == "trunk"
-    assert api("developer", "POST", "/projects", json={"name": "gamma", "clone_url": "/srv/x"}).status_code == 409
+    assert api("developer", "POST", "/projects", json={"name": "gamma", "clone_url": "https://git.example.com/x.git"}).status_code == 409
     assert api("developer", "DELETE", "/projects/gamma").status_code == 204
     assert api("developer", "GET", "/projects/gamma").status_code == 404
 

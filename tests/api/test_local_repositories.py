@@ -1,0 +1,74 @@
+"""Only administrators connect repositories on the server's file system, and nobody points into the data folder."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from flask import current_app
+
+from app.projects import add_project
+from tests.people import client_for
+
+
+@pytest.fixture
+def api(db_app, world):
+    client = db_app.test_client()
+
+    def call(role: str, method: str, path: str, **kwargs):
+        return client.open(f"/api/v1{path}", method=method, headers={"Authorization": f"Bearer {world.token(role)}"},
+                           **kwargs)
+
+    return call
+
+
+@pytest.mark.parametrize("clone_url", ["/srv/git/other-team", "file:///srv/git/other-team", "FILE:/srv/git/other-team"])
+def test_developer_cannot_connect_local_path(api, clone_url):
+    response = api("developer", "POST", "/projects", json={"name": "hijack", "clone_url": clone_url})
+    assert response.status_code == 403
+    assert "Only administrators" in response.get_json()["detail"]
+
+
+def test_developer_connects_remote_repository(api):
+    response = api("developer", "POST", "/projects", json={"name": "remote", "clone_url": "https://git.example.com/team/app.git"})
+    assert response.status_code == 201
+
+
+def test_project_admin_cannot_move_project_to_local_path(api, world):
+    response = api("project_admin", "PATCH", f"/projects/{world.alpha.name}", json={"clone_url": "/srv/git/other-team"})
+    assert response.status_code == 403
+
+
+def test_nobody_points_into_data_folder(api):
+    mirror = Path(current_app.config["DATA_DIR"]) / "mirrors" / "1.git"
+    response = api("admin", "POST", "/projects", json={"name": "mirror", "clone_url": str(mirror)})
+    assert response.status_code == 422
+    assert "data folder" in response.get_json()["detail"]
+
+
+def test_admin_connects_local_path(api, tmp_path):
+    response = api("admin", "POST", "/projects", json={"name": "local", "clone_url": str(tmp_path)})
+    assert response.status_code == 201
+
+
+def test_only_admin_saves_into_local_repository(db_app, world, make_repo):
+    repo = make_repo({"deno-pipeline.ts": "export default 1;\n"})
+    project = add_project("on-disk", str(repo))
+    from app.extensions import db
+    from app.models import Membership, Role
+
+    db.session.add(Membership(user_id=world.users["developer"].id, project_id=project.id, role=Role.ADMIN))
+    db.session.commit()
+    before = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout
+
+    response = client_for(db_app, world, "developer").post(
+        "/projects/on-disk/editor/save", json={"text": "export default 2;\n", "branch": "main", "message": "edit"})
+
+    assert response.status_code == 403
+    assert "Only administrators" in response.get_json()["detail"]
+    assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout == before
+    from sqlalchemy import select
+
+    from app.models import AuditEntry
+
+    (entry,) = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "pipeline_save")).all()
+    assert entry.outcome == "failure"
