@@ -97,10 +97,16 @@ def _last_json_line(output: str) -> dict | None:
     return None
 
 
+# Raw runner output quoted in an error is cut to this many characters: it ends up in the run's reason.
+MAX_MESSAGE_CHARACTERS = 2000
+
+
 def _problems_from(result: subprocess.CompletedProcess, fallback_file: str) -> list[Problem]:
     document = _last_json_line(result.stdout)
     if not document or not document.get("errors"):
         message = (result.stderr or result.stdout).strip() or f"the runner exited with code {result.returncode}"
+        if len(message) > MAX_MESSAGE_CHARACTERS:
+            message = f"{message[:MAX_MESSAGE_CHARACTERS]}... ({len(message) - MAX_MESSAGE_CHARACTERS} more characters)"
         return [Problem(fallback_file, None, None, message)]
     return [
         Problem(error.get("file") or fallback_file, error.get("line"), error.get("column"), error.get("message", ""))
@@ -119,6 +125,10 @@ def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: fl
         raise PipelineError([Problem(file, None, None, f"the runner did not finish within {timeout:.0f} s")]) from error
 
 
+# The plan of 256 stages with long options and environments stays well below this.
+PLAN_MAX_OUTPUT_BYTES = 32 * 1024 * 1024
+
+
 def _run_sandboxed(executor, command: list[str], workspace: Path, deno_dir: Path | None, timeout: float, file: str,
                    mounts: tuple[Path, ...]) -> subprocess.CompletedProcess:
     """Run a runner command in the stage sandbox: the pipeline's imports see only the checkout."""
@@ -129,7 +139,8 @@ def _run_sandboxed(executor, command: list[str], workspace: Path, deno_dir: Path
         deno_dir.mkdir(parents=True, exist_ok=True)
         sandbox_mounts.append(Mount(deno_dir, writable=True))
     spec = StageSpec(argv=command, workspace=workspace, env=deno_env(deno_dir, {"HOME": "/tmp"}), network=True,
-                     timeout=timeout, mounts=tuple(sandbox_mounts))
+                     timeout=timeout, mounts=tuple(sandbox_mounts), max_output_bytes=PLAN_MAX_OUTPUT_BYTES,
+                     max_line_bytes=PLAN_MAX_OUTPUT_BYTES)
     streams: dict[str, list[str]] = {"stdout": [], "stderr": [], "system": []}
     code = 1
     for event in executor.start(spec).events():

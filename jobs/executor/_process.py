@@ -241,7 +241,7 @@ class PipeExecution(QueuedExecution):
         return self._exit_event(process, status)
 
     def _read_until_exit(self, process: LaunchedProcess) -> None:
-        output = OutputDecoder(self.spec.max_output_bytes)
+        output = OutputDecoder(self.spec.max_output_bytes, self.spec.max_line_bytes)
         control = ControlDecoder()
         streams = {process.stdout: "stdout", process.stderr: "stderr", process.control: "control"}
         pidfd = os.pidfd_open(process.pid)

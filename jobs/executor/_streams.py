@@ -65,11 +65,11 @@ class OutputDecoder:
     counted, so a stage that floods its output costs no memory and keeps running.
     """
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, max_line: int = MAX_LINE_BYTES) -> None:
         self.max_bytes = max_bytes
         self.total_bytes = 0
         self.discarding = False
-        self._splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
+        self._splitters = {"stdout": LineSplitter(max_line), "stderr": LineSplitter(max_line)}
 
     def feed(self, stream: str, data: bytes) -> list[LogChunk]:
         """Return the chunks that `data`, read from `stream`, completes."""

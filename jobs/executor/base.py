@@ -68,6 +68,8 @@ class StageSpec:
     mounts: tuple[Mount, ...] = ()
     # Size of the sandbox's own /tmp, which lives in memory (bubblewrap's tmpfs).
     tmp_bytes: int = 1024 * 1024 * 1024
+    # Longer output lines are split; planning raises it, since the plan is one line of JSON.
+    max_line_bytes: int = MAX_LINE_BYTES
 
 
 @dataclass(frozen=True)

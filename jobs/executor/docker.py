@@ -165,7 +165,7 @@ class DockerExecution(QueuedExecution):
         return self._stopped_exit() or Exit(int(status.get("StatusCode", -1)), ExitReason.EXITED)
 
     def _read_output(self, stream) -> None:
-        output = OutputDecoder(self.spec.max_output_bytes)
+        output = OutputDecoder(self.spec.max_output_bytes, self.spec.max_line_bytes)
         for stdout, stderr in stream:
             if stdout:
                 self._emit_all(output.feed("stdout", stdout))

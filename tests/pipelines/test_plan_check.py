@@ -79,3 +79,32 @@ def test_forged_plan_from_pipeline_is_rejected(make_repo, tmp_path):
     messages = [problem.message for problem in raised.value.problems]
     assert any("control characters" in message for message in messages), messages
     assert any("--allow-* and --deny-*" in message for message in messages), messages
+
+
+def _many_stages(count: int) -> str:
+    return f'''import {{ Pipeline }} from "deno-ci";
+
+const pipeline = new Pipeline();
+for (let index = 0; index < {count}; index++) {{
+  pipeline.stage(`leg ${{index}}`, {{ env: {{ NOTE: "x".repeat(400) }} }}, () => {{}});
+}}
+export default pipeline;
+'''
+
+
+def test_large_plan_passes_through_sandbox(make_repo, tmp_path):
+    from jobs.executor import get_executor
+
+    repo = make_repo({"deno-pipeline.ts": _many_stages(200)})
+    plan = runner.plan(repo, "deno-pipeline.ts", deno_dir=tmp_path / "deno-dir", executor=get_executor("bubblewrap"))
+    assert len(plan["stages"]) == 200
+
+
+def test_too_many_stages_get_a_short_reason_from_sandbox(make_repo, tmp_path):
+    from jobs.executor import get_executor
+
+    repo = make_repo({"deno-pipeline.ts": _many_stages(MAX_STAGES + 44)})
+    with pytest.raises(runner.PipelineError) as raised:
+        runner.plan(repo, "deno-pipeline.ts", deno_dir=tmp_path / "deno-dir", executor=get_executor("bubblewrap"))
+    messages = [problem.message for problem in raised.value.problems]
+    assert messages == [f"the pipeline declares {MAX_STAGES + 44} stages; at most {MAX_STAGES} are allowed in one run"]
