@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from flask import current_app
 
+from app.extensions import db
 from app.forges import FORGES
 from app.models import Project, Run, User
 from app.pipelines import runner
@@ -25,6 +26,7 @@ from app.pipelines.forge_save import author_email, commit_through_forge
 from app.runs import service
 from app.runs.events import make_event
 from jobs import workspace as git_workspace
+from jobs.executor import get_executor
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +116,20 @@ def validate(project: Project, branch: str, text: str) -> Validation:
     source = _checkout(project, mirror, sha)
     event = make_event("push", branch=branch, commit=sha)
     deno_dir = _data_dir() / "plan-caches" / str(project.id)
+    pipeline_path = project.pipeline_path
+    # Planning may take up to a minute; the request must not hold a database connection meanwhile.
+    db.session.close()
     with tempfile.TemporaryDirectory(prefix="deno-ci-editor-") as scratch:
         workspace = Path(scratch) / "workspace"
         shutil.copytree(source, workspace, ignore=shutil.ignore_patterns(".git"), symlinks=True)
-        pipeline_file = workspace / project.pipeline_path
-        git_workspace.write_pipeline_override(workspace, project.pipeline_path, text)
+        pipeline_file = workspace / pipeline_path
+        git_workspace.write_pipeline_override(workspace, pipeline_path, text)
+        # The edited text is the user's code: it is planned in the stages' sandbox, like a run's pipeline.
+        executor = get_executor(current_app.config["EXECUTOR"])
         try:
-            plan = runner.plan_and_check(workspace, project.pipeline_path, event, deno_dir)
+            plan = runner.plan_and_check(workspace, pipeline_path, event, deno_dir, executor)
         except runner.PipelineError as error:
-            problems = [_problem_json(problem, pipeline_file, project.pipeline_path) for problem in error.problems]
+            problems = [_problem_json(problem, pipeline_file, pipeline_path) for problem in error.problems]
             return Validation(sha, problems, [])
     return Validation(sha, [], plan["stages"])
 

@@ -7,6 +7,7 @@ markers are set from script; the stage graph preview comes back as HTML inside i
 import logging
 import re
 import subprocess
+import threading
 from functools import cache
 
 from flask import jsonify, render_template, request, url_for
@@ -18,6 +19,7 @@ from app.runs.service import RunError
 from app.web import web
 from app.auth.audit import audit
 from app.auth.permissions import Action, project_by_name, requires, signed_in
+from app.queue import redis_connection
 from app.web.access import allowed
 from app.web.graph_layout import plan_graph
 
@@ -66,16 +68,42 @@ def pipeline_editor(name: str):
                            problem=problem, sdk_root=SDK_TYPES_ROOT)
 
 
+# Checks each web process runs at once: each runs two sandboxed Deno processes for up to a minute.
+MAX_CONCURRENT_VALIDATIONS = 4
+_validation_slots = threading.BoundedSemaphore(MAX_CONCURRENT_VALIDATIONS)
+# A user's check holds this Redis key; it expires on its own if the process dies.
+VALIDATION_KEY_SECONDS = 90
+
+
 @web.post("/projects/<name>/editor/validate")
-@requires(Action.VIEW_PROJECT, project_by_name)
+@requires(Action.EDIT_PIPELINE, project_by_name)
 def pipeline_validate(name: str):
-    """Plan and type-check edited text at the branch head; return problems and the stage graph preview."""
+    """Plan and type-check edited text at the branch head; return problems and the stage graph preview.
+
+    One check per user runs at a time (429 otherwise), and at most MAX_CONCURRENT_VALIDATIONS
+    per web process (503), so that editors cannot take the web server's threads.
+    """
     project = project_by_name(name)
+    user_key = f"deno-ci:editor-validation:{current_user.id}"
     try:
         text, branch = _edit_request()
-        result = editor.validate(project, branch, text)
     except editor.EditorError as error:
         return _problem(error)
+    if not redis_connection().set(user_key, "1", nx=True, ex=VALIDATION_KEY_SECONDS):
+        return jsonify({"error": "Too Many Requests", "detail": "An earlier check of yours is still running; "
+                        "the editor checks the text again when you next change it."}), 429, {"Retry-After": "2"}
+    try:
+        if not _validation_slots.acquire(blocking=False):
+            return jsonify({"error": "Service Unavailable", "detail": "The server is checking too many pipelines at once; "
+                            "change the text again in a few seconds."}), 503, {"Retry-After": "5"}
+        try:
+            result = editor.validate(project, branch, text)
+        finally:
+            _validation_slots.release()
+    except editor.EditorError as error:
+        return _problem(error)
+    finally:
+        redis_connection().delete(user_key)
     preview = render_template("editor/_preview.html", graph=plan_graph(result.stages), problems=result.problems,
                               stages=result.stages)
     return jsonify({"commit": result.commit, "problems": result.problems, "stages": result.stages,

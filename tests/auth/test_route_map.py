@@ -52,7 +52,7 @@ EXPECTED_RULES = {
     "web.run_log_text": Action.VIEW_PROJECT,
     "web.artifact_download": Action.VIEW_PROJECT,
     "web.pipeline_editor": Action.VIEW_PROJECT,
-    "web.pipeline_validate": Action.VIEW_PROJECT,
+    "web.pipeline_validate": Action.EDIT_PIPELINE,
     "web.pipeline_run_edited": Action.EDIT_PIPELINE,
     "web.pipeline_save": Action.EDIT_PIPELINE,
     "hooks.deployment_alarm": None,

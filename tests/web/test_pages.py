@@ -186,6 +186,35 @@ def test_editor_validation_reports_line(client, make_repo):
     assert {problem["line"] for problem in bad["problems"]} == {3}
 
 
+def test_editor_validation_runs_in_sandbox(client, make_repo, tmp_path):
+    host_file = tmp_path / "host-only.json"
+    host_file.write_text('{"secret": "kept-on-the-host"}')
+    add_project("edited", str(make_repo({"deno-pipeline.ts": PIPELINE})))
+    reading = ('import { Pipeline } from "deno-ci";\n'
+               f'import data from "{host_file}" with {{ type: "json" }};\n'
+               'export default new Pipeline().stage(data.secret, () => {});\n')
+
+    response = client.post("/projects/edited/editor/validate", json={"text": reading, "branch": "main"})
+
+    assert response.status_code == 200
+    assert response.get_json()["problems"]
+    assert "kept-on-the-host" not in response.get_data(as_text=True)
+
+
+def test_editor_validation_one_at_a_time_per_user(client, make_repo, admin):
+    from app.queue import redis_connection
+
+    add_project("edited", str(make_repo({"deno-pipeline.ts": PIPELINE})))
+    redis_connection().set(f"deno-ci:editor-validation:{admin.id}", "1", ex=30)
+    try:
+        busy = client.post("/projects/edited/editor/validate", json={"text": PIPELINE, "branch": "main"})
+    finally:
+        redis_connection().delete(f"deno-ci:editor-validation:{admin.id}")
+    assert busy.status_code == 429
+    assert "still running" in busy.get_json()["detail"]
+    assert client.post("/projects/edited/editor/validate", json={"text": PIPELINE, "branch": "main"}).status_code == 200
+
+
 def test_editor_run_stores_override(client, make_repo):
     add_project("edited", str(make_repo({"deno-pipeline.ts": PIPELINE})))
     edited = PIPELINE.replace("build", "assemble")
