@@ -46,6 +46,17 @@ def _forge_settings(name: str, web_url: str, api_url: str | None) -> dict:
     }
 
 
+SERVED_URL_FILE = "served-url"
+
+
+def _served_url(folder: Path) -> str | None:
+    """Return the address `deno-ci serve` last served this data folder on, so other commands print the same links."""
+    try:
+        return (folder / SERVED_URL_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
 class Config:
     """Settings as attributes, so that Flask's `app.config.from_object` takes them."""
 
@@ -65,7 +76,7 @@ class Config:
         # Stage executor: "bubblewrap" (default), "docker" or "unsandboxed" (local development only).
         self.EXECUTOR = os.environ.get("DENO_CI_EXECUTOR", "bubblewrap")
         # Public address of the web UI, used in links sent to forges and people.
-        self.BASE_URL = os.environ.get("DENO_CI_BASE_URL", "http://127.0.0.1:8000")
+        self.BASE_URL = os.environ.get("DENO_CI_BASE_URL") or _served_url(folder) or "http://127.0.0.1:8000"
         # Reverse proxies in front of the web server (nginx, a load balancer) whose X-Forwarded-For,
         # -Proto and -Host headers are trusted; 0 trusts none, so clients cannot fake their address.
         self.TRUSTED_PROXIES = int(os.environ.get("DENO_CI_TRUSTED_PROXIES", "0"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from app.cli import main
-from config import Config
+from config import SERVED_URL_FILE, Config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,8 +90,12 @@ def serve(host: str, port: int, workers: int | None) -> None:
     from app.supervisor import Supervisor
 
     _log_lifecycle()
-    # Links printed and sent to forges must name the port actually served.
+    # Links printed and sent to forges must name the port actually served, also when other
+    # commands (project add, trigger) print them: they read it from the data folder.
     os.environ.setdefault("DENO_CI_BASE_URL", f"http://{host}:{port}")
+    folder = Path(Config().DATA_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / SERVED_URL_FILE).write_text(os.environ["DENO_CI_BASE_URL"] + "\n")
     with platform_app() as app:
         user, password = ensure_first_admin()
         url = f"http://{host}:{port}/"

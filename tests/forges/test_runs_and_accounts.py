@@ -323,3 +323,20 @@ def test_cli_project_add_prints_webhook(db_app, data_dir):
     project = db.session.scalar(db.select(Project).where(Project.name == "cli-web"))
     assert (project.forge, project.forge_repo) == ("gitlab", "acme/web")
     assert decrypt(project.webhook_secret_encrypted) == "pasted"
+
+
+def test_cli_links_use_port_serve_last_used(db_app, data_dir, monkeypatch):
+    from app.cli import main
+    from config import SERVED_URL_FILE
+
+    monkeypatch.delenv("DENO_CI_BASE_URL", raising=False)
+    # The data folder is the session's: the file must not outlive this test.
+    served = data_dir / SERVED_URL_FILE
+    served.write_text("http://127.0.0.1:8741\n")
+    try:
+        result = CliRunner().invoke(main, ["--data", str(data_dir), "project", "add", "served", "--repo", "/nowhere",
+                                           "--forge", "github", "--forge-repo", "acme/served"])
+    finally:
+        served.unlink()
+    assert result.exit_code == 0, result.output
+    assert "Webhook URL:    http://127.0.0.1:8741/hooks/github/served" in result.output
