@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.auth.accounts import AccountError, UserExistsError
 from app.pipelines.runner import PipelineError
-from app.projects import ProjectAccessError, ProjectError, ProjectExistsError
+from app.projects import ProjectAccessError, ProjectBusyError, ProjectError, ProjectExistsError
 from app.forges import UnknownForgeError
 from app.forges.base import ForgeError
 from app.runs.rerun import RerunError
@@ -18,7 +18,7 @@ from app.deployments.requests import ApprovalError, DeploymentConflictError, Dep
 from app.secret_store import SecretError
 
 DOMAIN_STATUSES = {
-    ProjectError: 422, ProjectExistsError: 409, ProjectAccessError: 403, PipelineError: 422, RunError: 503,
+    ProjectError: 422, ProjectExistsError: 409, ProjectAccessError: 403, ProjectBusyError: 409, PipelineError: 422, RunError: 503,
     AccountError: 422, UserExistsError: 409, SecretError: 422,
     RerunError: 409, UnknownForgeError: 404, ForgeError: 502,
     DeploymentError: 422, DeploymentConflictError: 409, ApprovalError: 403,

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlparse
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from app.extensions import db
 from app.models import Project, User
@@ -95,8 +95,21 @@ def update_project(project: Project, **settings: str) -> Project:
     return project
 
 
+class ProjectBusyError(ProjectError):
+    """The project has runs that are still going on."""
+
+
 def delete_project(project: Project) -> None:
-    """Delete a project with its runs, logs, secrets and memberships."""
+    """Delete a project with its runs, logs, secrets and memberships; raise ProjectBusyError while runs go on."""
+    from app.models import Run
+    from app.status import TERMINAL_RUN
+
+    active = db.session.scalar(select(func.count()).select_from(Run).where(Run.project_id == project.id,
+                                                                        Run.status.not_in(list(TERMINAL_RUN))))
+    if active:
+        # Workers would go on running stages whose rows were gone, and fail on every write.
+        raise ProjectBusyError(f"Project {project.name!r} has {active} run(s) queued or running. "
+                               "Cancel them, or wait until they end, then delete the project.")
     # A bulk DELETE lets PostgreSQL's ON DELETE CASCADE remove the rows; the ORM would try to unlink runs one by one.
     db.session.execute(delete(Project).where(Project.id == project.id))
     db.session.commit()

@@ -215,3 +215,11 @@ def test_errors_have_error_and_detail(api, world):
     for response in (api("admin", "GET", "/runs/999999"), api("admin", "GET", "/projects/nope"),
                      api("admin", "POST", "/projects", data="not json", content_type="application/json")):
         assert set(response.get_json()) == {"error", "detail"}
+
+
+def test_project_with_running_run_is_not_deleted(api, world):
+    make_run(world.alpha, 2, status="running")
+    response = api("admin", "DELETE", "/projects/alpha")
+    assert response.status_code == 409
+    assert "Cancel them" in response.get_json()["detail"]
+    assert api("admin", "GET", "/projects/alpha").status_code == 200
