@@ -5,19 +5,16 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.api import api
-from app.api.params import json_body
+from app.api.params import json_body, paginate
 from app.api.serialize import run_json
 from app.auth.audit import audit
-from app.auth.permissions import Action, load_run, project_by_name, project_by_run, requires
+from app.auth.permissions import MAX_ID, Action, load_run, project_by_name, project_by_run, requires
 from app.extensions import db
 from app.forges import delivery_log
 from app.models import Run, WebhookDelivery
 from app.models._columns import utcnow
 from app.runs.rerun import RerunError, rerun
 from app.runs.service import release_approved_stages
-
-MAX_DELIVERIES = 200
-
 
 def delivery_json(delivery: WebhookDelivery) -> dict:
     return {
@@ -76,11 +73,11 @@ def approve_run(run_id: int):
 @api.get("/projects/<name>/deliveries")
 @requires(Action.VIEW_DELIVERIES, project_by_name)
 def list_deliveries(name: str):
-    """List the project's webhook deliveries, newest first, with the answer each got."""
+    """List the project's webhook deliveries with their status and reason, newest first, a page at a time."""
     project = project_by_name(name)
-    rows = db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.project_id == project.id)
-                              .order_by(WebhookDelivery.id.desc()).limit(MAX_DELIVERIES))
-    return jsonify({"deliveries": [delivery_json(row) for row in rows]})
+    query = select(WebhookDelivery).where(WebhookDelivery.project_id == project.id).order_by(WebhookDelivery.id.desc())
+    document, headers = paginate(query, "deliveries", delivery_json)
+    return jsonify(document), 200, headers
 
 
 @api.post("/projects/<name>/deliveries/<int:delivery_id>/redeliver")
@@ -88,7 +85,7 @@ def list_deliveries(name: str):
 def redeliver(name: str, delivery_id: int):
     """Process a stored delivery again as a new delivery; a run event starts a new run even if one ran before."""
     project = project_by_name(name)
-    original = delivery_log.find(project, delivery_id)
+    original = delivery_log.find(project, delivery_id) if 0 < delivery_id <= MAX_ID else None
     if original is None:
         abort(404, f"Project {name!r} has no delivery {delivery_id}.")
     try:

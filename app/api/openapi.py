@@ -252,8 +252,8 @@ def _paths() -> dict:
         },
         "/projects/{name}/deliveries": {
             "parameters": [project],
-            "get": _operation("List a project's latest 200 webhook deliveries, newest first",
-                              {"200": _json(_object({"deliveries": {"type": "array", "items": _ref("Delivery")}}))}, (404,)),
+            "get": _operation("List a project's webhook deliveries, newest first", _listed("deliveries", "Delivery"),
+                              (404, 422), PAGING),
         },
         "/projects/{name}/deliveries/{delivery_id}/redeliver": {
             "parameters": [project, _path("delivery_id", ID)],

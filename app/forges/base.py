@@ -5,6 +5,8 @@ repositories, creates webhooks and reports commit statuses. Nothing here knows F
 request or the database: the hooks blueprint and the run service do that.
 """
 
+import hashlib
+import hmac
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -14,6 +16,8 @@ from enum import StrEnum
 # GitHub, GitLab and Bitbucket all honour these two spellings, in any case.
 SKIP_CI = re.compile(r"\[(skip ci|ci skip)\]", re.IGNORECASE)
 ZERO_SHA = "0" * 40
+# An HMAC-SHA256 signature header as GitHub and Bitbucket send it.
+SHA256_SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")
 
 
 class ForgeError(Exception):
@@ -38,17 +42,40 @@ class FileConflictError(ForgeResponseError):
 
 
 class MalformedPayloadError(ValueError):
-    """A webhook body is valid JSON but lacks a field its event must have."""
+    """A webhook body is not the JSON object its event must be; the message is a sentence naming the field."""
 
 
-def payload_field(document: dict, *path: str):
-    """Return the value at `path` in a webhook payload; raise MalformedPayloadError naming the missing field."""
-    value = document
-    for key in path:
-        if not isinstance(value, dict) or key not in value:
-            raise MalformedPayloadError(f"the payload has no {'.'.join(path)!r} field")
-        value = value[key]
-    return value
+def header_bytes(value: str) -> bytes:
+    """Return a header value as the bytes the client sent.
+
+    WSGI servers decode header values as ISO-8859-1 (PEP 3333), so encoding them back
+    gives the original bytes. A value with other characters did not come through WSGI and
+    is encoded as UTF-8.
+    """
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass")
+
+
+def hmac_signature_problem(header: str, provided: str | None, body: bytes, secret: str) -> str | None:
+    """Return None if `provided`, the value of header `header`, is the HMAC-SHA256 of the body, else why not.
+
+    The prefix and the hex digits are compared case-insensitively, as proxies may change
+    either. The comparison is of bytes, because hmac.compare_digest raises TypeError for
+    strings with non-ASCII characters.
+    """
+    if not provided:
+        return f"The {header} header is missing; give the webhook the project's webhook secret, so the forge signs deliveries."
+    normalised = provided.strip().lower()
+    if not SHA256_SIGNATURE.fullmatch(normalised):
+        return (f"The {header} header is not 'sha256=' followed by 64 hexadecimal digits; give the webhook "
+                "the project's webhook secret, so the forge signs deliveries.")
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode("ascii"), normalised.encode("ascii")):
+        return (f"The {header} signature does not match the body signed with the project's webhook secret; "
+                "set the same secret on the forge and in the project.")
+    return None
 
 
 class OutcomeKind(StrEnum):
@@ -178,8 +205,9 @@ class Forge(ABC):
     def verify(self, headers: dict[str, str], body: bytes, secret: str) -> str | None:
         """Check the delivery's signature or token against the project's secret in constant time.
 
-        Returns None when it is valid, else the reason it is not ("the X-Hub-Signature-256
-        header is missing"), which the caller answers with 401.
+        Returns None when it is valid, else the reason it is not as a sentence ("The
+        X-Hub-Signature-256 header is missing; ..."), which the caller returns with status 401.
+        Never raises for any header value, non-ASCII ones included.
         """
 
     @abstractmethod

@@ -31,6 +31,9 @@ KEPT_HEADER_PREFIXES = ("x-github-", "x-gitlab-", "x-event-", "x-request-", "x-h
 KEPT_HEADERS = {"content-type", "user-agent", "idempotency-key", "x-event-key"}
 # Delivery ids are stored in a column of this width.
 MAX_DELIVERY_ID = 200
+# Objects and arrays nested deeper than this are rejected. The recorded payloads in the tests nest
+# at most 10 levels deep, and the delivery page's pretty-printer recurses once per level.
+MAX_JSON_DEPTH = 100
 
 
 @dataclass
@@ -73,15 +76,18 @@ def receive(forge_name: str, project_name: str, headers: dict[str, str], body: b
     invalid = forge.verify(headers, body, secret)
     if invalid:
         log.warning("project %s: rejected a %s delivery: %s", project.id, forge.name, invalid)
-        return _reject(forge, project, headers, 401, f"Signature check failed: {invalid}")
+        return _reject(forge, project, headers, 401, invalid)
     return process(forge, project, headers, body)
 
 
 def reject_oversized(forge_name: str, project_name: str, headers: dict[str, str], size: int | None, limit: int) -> DeliveryResult:
     """Log and answer a delivery whose body is larger than WEBHOOK_MAX_BYTES, without reading it."""
     project = db.session.scalar(select(Project).where(Project.name == project_name))
-    described = f"{size} bytes" if size is not None else "more than that"
-    reason = f"The body is too large: {described}, the limit is {limit} bytes (DENO_CI_WEBHOOK_MAX_BYTES)"
+    if size is not None:
+        reason = f"The body is too large: {size} bytes, over the limit of {limit} bytes. "
+    else:
+        reason = f"The body is too large: it was sent without a length and grew over the limit of {limit} bytes. "
+    reason += "Raise DENO_CI_WEBHOOK_MAX_BYTES if the forge's payloads need more."
     if forge_name not in FORGES or project is None:
         return DeliveryResult(413, reason)
     return _reject(get_forge(forge_name), project, headers, 413, reason)
@@ -110,13 +116,15 @@ def process(forge: Forge, project: Project, headers: dict[str, str], body: bytes
     try:
         outcome = forge.parse(headers, decode_payload(headers, body))
     except MalformedPayloadError as error:
-        return _record(forge, project, headers, body, 400, f"The payload is invalid: {error}", previous, redelivery_of)
+        log.info("project %s: %s delivery %s is invalid: %s", project.id, forge.name, delivery_id, error)
+        return _record(forge, project, headers, body, 400, str(error), previous, redelivery_of)
     except (AttributeError, KeyError, TypeError, ValueError) as error:
-        # A signed payload whose fields have unexpected types (a null ref, a list for an
-        # object): the parsers expect the documented shape, so the delivery is invalid.
+        # The parsers check the fields they read, so this is a shape they missed: the delivery
+        # is invalid, and the log has the Python error for a fix.
         log.warning("project %s: %s delivery %s has an unexpected shape: %r", project.id, forge.name, delivery_id, error)
         return _record(forge, project, headers, body, 400,
-                       f"The payload is invalid: a field has an unexpected type or is missing ({error})",
+                       "The payload has a field of an unexpected type or lacks one, so the event cannot be read; "
+                       "check that the webhook sends the forge's documented payload for this event.",
                        previous, redelivery_of)
     mismatch = _repository_mismatch(project, outcome)
     if mismatch:
@@ -133,20 +141,67 @@ def decode_payload(headers: dict[str, str], body: bytes) -> dict:
     GitHub can also send the JSON form-encoded as the `payload` field.
     """
     if not body.strip():
-        raise MalformedPayloadError("the body is empty")
+        raise MalformedPayloadError("The body is empty; expected the event's payload as a JSON object.")
     text = body
     if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         fields = parse_qs(body.decode("utf-8", "replace"))
         if "payload" not in fields:
-            raise MalformedPayloadError("the form-encoded body has no 'payload' field")
+            raise MalformedPayloadError("The form-encoded body has no 'payload' field; "
+                                        "set the webhook's content type to application/json.")
         text = fields["payload"][0]
+    payload = _parse_json(text)
+    if not isinstance(payload, dict):
+        raise MalformedPayloadError(f"The body is {_json_kind(payload)}; expected an object with the event's fields.")
+    return payload
+
+
+def _parse_json(text: str | bytes):
     try:
         payload = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise MalformedPayloadError(f"the body is not valid JSON ({error})") from error
-    if not isinstance(payload, dict):
-        raise MalformedPayloadError(f"the body is a JSON {type(payload).__name__}, expected an object")
+    except json.JSONDecodeError as error:
+        raise MalformedPayloadError(f"The body is malformed JSON: {error.msg} at line {error.lineno}, column "
+                                    f"{error.colno}. Expected the event's payload as a JSON object.") from error
+    except UnicodeDecodeError as error:
+        raise MalformedPayloadError(f"The body is malformed JSON: byte {error.start} is not valid UTF-8. "
+                                    "Expected the event's payload as UTF-8 JSON.") from error
+    except (RecursionError, ValueError) as error:
+        # RecursionError: nesting deeper than the interpreter's recursion limit. ValueError: a
+        # number of more than 4,300 digits (sys.int_info.default_max_str_digits).
+        raise MalformedPayloadError(_json_limit_reason(error)) from error
+    if _nesting_depth(payload) > MAX_JSON_DEPTH:
+        raise MalformedPayloadError(_json_limit_reason(RecursionError()))
     return payload
+
+
+def _json_kind(value) -> str:
+    if value is None or isinstance(value, bool):
+        return f"JSON {json.dumps(value)}"
+    kinds = {str: "a JSON string", int: "a JSON number", float: "a JSON number", list: "a JSON array"}
+    return kinds.get(type(value), "not a JSON object")
+
+
+def _json_limit_reason(error: Exception) -> str:
+    if isinstance(error, RecursionError):
+        return (f"The body is malformed JSON: its objects and arrays nest more than {MAX_JSON_DEPTH} levels deep. "
+                "Expected the event's payload, which nests far less.")
+    return "The body is malformed JSON: it has a number too long to read. Expected the event's payload."
+
+
+def _nesting_depth(document) -> int:
+    """Return how deep objects and arrays nest in a decoded document, without recursion."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children = list(value.values())
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_JSON_DEPTH:
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _sentence(outcome: HookOutcome) -> str:

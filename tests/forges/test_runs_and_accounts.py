@@ -213,7 +213,7 @@ def test_deliveries_listed_and_redelivered(client, forge_project):
 
     listed = client.get("/api/v1/projects/web/deliveries").json["deliveries"]
     assert [(row["status_code"], row["run_id"]) for row in listed] == [(400, None), (202, first.json["run_id"])]
-    assert "not valid JSON" in listed[0]["reason"]
+    assert "malformed JSON" in listed[0]["reason"]
 
     again = client.post(f"/api/v1/projects/web/deliveries/{listed[1]['id']}/redeliver")
     assert again.status_code == 202

@@ -1,6 +1,7 @@
 """Bitbucket Cloud payloads to normalised events. Pure functions: no I/O, no Flask."""
 
-from app.forges.base import HookOutcome, MalformedPayloadError, is_skip_ci, payload_field
+from app.forges.base import HookOutcome, MalformedPayloadError, is_skip_ci
+from app.forges.fields import commit_field, field, item_number, ref_field, ref_name
 from app.runs.events import make_event
 
 RUN_ACTIONS = {"created", "updated"}
@@ -10,12 +11,14 @@ BRANCH_TYPES = {"branch", "named_branch", "bookmark"}
 
 def repository_name(payload: dict) -> str | None:
     repository = payload.get("repository")
-    return repository.get("full_name") if isinstance(repository, dict) else None
+    name = repository.get("full_name") if isinstance(repository, dict) else None
+    return name if isinstance(name, str) else None
 
 
-def _author(commit: dict) -> str | None:
-    author = commit.get("author") or {}
-    return (author.get("user") or {}).get("nickname") or author.get("raw")
+def _author(payload: dict) -> str | None:
+    target = ("push", "changes", 0, "new", "target")
+    return (field(payload, *target, "author", "user", "nickname", optional=True)
+            or field(payload, *target, "author", "raw", optional=True))
 
 
 def push(payload: dict) -> HookOutcome:
@@ -24,27 +27,29 @@ def push(payload: dict) -> HookOutcome:
     NOTE: a push of several refs at once (`git push --all`) lists several changes; only
     the first starts a run.
     """
-    repository = payload_field(payload, "repository", "full_name")
-    changes = payload_field(payload, "push", "changes")
-    if not isinstance(changes, list) or not changes:
+    repository = field(payload, "repository", "full_name")
+    changes = field(payload, "push", "changes", kind=list, optional=True)
+    if not changes:
         return HookOutcome.nothing("the push lists no change", repository)
-    change = changes[0]
-    new, old = change.get("new"), change.get("old")
+    change = ("push", "changes", 0)
+    new = field(payload, *change, "new", kind=dict, optional=True)
     if not new:
-        ref_type, name = (old or {}).get("type"), (old or {}).get("name")
+        ref_type = field(payload, *change, "old", "type", optional=True)
+        name = field(payload, *change, "old", "name", optional=True)
         label = "tag" if ref_type == "tag" else "branch"
         return HookOutcome.nothing(f"{label} {name!r} was deleted", repository)
-    ref_type, name, target = payload_field(new, "type"), payload_field(new, "name"), payload_field(new, "target")
+    ref_type, name = field(payload, *change, "new", "type"), field(payload, *change, "new", "name")
     if ref_type not in BRANCH_TYPES | {"tag"}:
         return HookOutcome.ignored(f"push of a {ref_type!r} starts no run", repository)
     label = "tag" if ref_type == "tag" else "branch"
-    message = target.get("message")
+    ref_name(name, "push.changes.0.new.name", label)
+    message = field(payload, *change, "new", "target", "message", optional=True)
     if is_skip_ci(message):
         return HookOutcome.nothing(f"the head commit message of {label} {name!r} asks to skip CI", repository)
-    commit = payload_field(target, "hash")
-    author = _author(target) or (payload.get("actor") or {}).get("nickname")
+    commit = commit_field(payload, *change, "new", "target", "hash")
+    author = _author(payload) or field(payload, "actor", "nickname", optional=True)
     if label == "branch":
-        before = ((old or {}).get("target") or {}).get("hash")
+        before = commit_field(payload, *change, "old", "target", "hash", optional=True)
         event = make_event("push", branch=name, commit=commit, before=before, author=author, message=message)
     else:
         event = make_event("tag", tag=name, commit=commit, author=author, message=message)
@@ -54,32 +59,41 @@ def push(payload: dict) -> HookOutcome:
 
 def pull_request(action: str, payload: dict) -> HookOutcome:
     """Convert a `pullrequest:*` payload: created, updated, fulfilled (merged) or rejected (declined)."""
-    pull = payload_field(payload, "pullrequest")
-    number = payload_field(pull, "id")
-    repository = payload_field(payload, "repository", "full_name")
-    source_repository = (payload_field(pull, "source").get("repository") or {}).get("full_name")
-    target = payload_field(pull, "destination", "branch", "name")
+    field(payload, "pullrequest", kind=dict)
+    number = item_number(payload, "pullrequest", "id")
+    repository = field(payload, "repository", "full_name")
+    source_repository = field(payload, "pullrequest", "source", "repository", "full_name", optional=True)
+    target = ref_field(payload, "pullrequest", "destination", "branch", "name")
     source = {
-        "number": number, "sourceBranch": payload_field(pull, "source", "branch", "name"), "targetBranch": target,
-        "fork": source_repository != payload_field(pull, "destination", "repository", "full_name"),
-        "title": pull.get("title"), "url": ((pull.get("links") or {}).get("html") or {}).get("href"),
+        "number": number, "targetBranch": target,
+        "sourceBranch": ref_field(payload, "pullrequest", "source", "branch", "name"),
+        "fork": source_repository != field(payload, "pullrequest", "destination", "repository", "full_name"),
+        "title": field(payload, "pullrequest", "title", optional=True), "url": field(payload, "pullrequest", "links", "html", "href", optional=True),
     }
-    author = (pull.get("author") or {}).get("nickname") or (payload.get("actor") or {}).get("nickname")
+    author = field(payload, "pullrequest", "author", "nickname", optional=True) or field(payload, "actor", "nickname", optional=True)
     if action == "fulfilled":
-        commit = (pull.get("merge_commit") or {}).get("hash")
-        if not commit:
-            raise MalformedPayloadError(f"merged pull request #{number} has no merge_commit.hash")
-        event = make_event("merge", branch=target, commit=commit, pull_request=source, author=author, message=pull.get("title"))
-        event.update(forge="bitbucket", repository=repository)
-        return HookOutcome.run(event, repository, f"pull request #{number} merged into {target!r}")
+        return _merged(payload, number, repository, source, author)
     if action == "rejected":
         return HookOutcome.nothing(f"pull request #{number} was declined", repository)
     if action not in RUN_ACTIONS:
         return HookOutcome.ignored(f"pull request action {action!r} starts no run", repository)
-    event = make_event("pull_request", branch=source["sourceBranch"], commit=payload_field(pull, "source", "commit", "hash"),
-                       pull_request=source, author=author, message=pull.get("title"))
+    commit = commit_field(payload, "pullrequest", "source", "commit", "hash")
+    event = make_event("pull_request", branch=source["sourceBranch"], commit=commit, pull_request=source, author=author,
+                       message=source["title"])
     event.update(forge="bitbucket", repository=repository)
     if source["fork"]:
         # Bitbucket has no pull request ref: the commit is fetched from the fork's branch.
         event["fetchRef"] = {"repository": source_repository, "ref": f"refs/heads/{source['sourceBranch']}"}
     return HookOutcome.run(event, repository, f"pull request #{number} {action}")
+
+
+def _merged(payload: dict, number: int, repository: str, source: dict, author: str | None) -> HookOutcome:
+    commit = commit_field(payload, "pullrequest", "merge_commit", "hash", optional=True)
+    if not commit:
+        raise MalformedPayloadError(f"Merged pull request #{number} has no 'pullrequest.merge_commit.hash' field, "
+                                    "so the merge commit to run is unknown. Redeliver the event from Bitbucket's "
+                                    "webhook history.")
+    target = source["targetBranch"]
+    event = make_event("merge", branch=target, commit=commit, pull_request=source, author=author, message=source["title"])
+    event.update(forge="bitbucket", repository=repository)
+    return HookOutcome.run(event, repository, f"pull request #{number} merged into {target!r}")

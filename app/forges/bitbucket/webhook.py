@@ -1,9 +1,6 @@
 """Bitbucket Cloud webhooks: `X-Hub-Signature` verification and dispatch on `X-Event-Key`."""
 
-import hashlib
-import hmac
-
-from app.forges.base import HookOutcome, MalformedPayloadError
+from app.forges.base import HookOutcome, MalformedPayloadError, hmac_signature_problem
 from app.forges.bitbucket import convert
 
 SIGNATURE_HEADER = "x-hub-signature"
@@ -11,13 +8,7 @@ SIGNATURE_HEADER = "x-hub-signature"
 
 def signature_problem(headers: dict[str, str], body: bytes, secret: str) -> str | None:
     """Return None if the HMAC-SHA256 of the body matches the header, else why not."""
-    provided = headers.get(SIGNATURE_HEADER)
-    if not provided:
-        return "the X-Hub-Signature header is missing"
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, provided.strip().lower()):
-        return "the X-Hub-Signature signature does not match the project's webhook secret"
-    return None
+    return hmac_signature_problem("X-Hub-Signature", headers.get(SIGNATURE_HEADER), body, secret)
 
 
 class Webhooks:
@@ -39,5 +30,6 @@ class Webhooks:
         if event.startswith("pullrequest:"):
             return convert.pull_request(event.partition(":")[2], payload)
         if not event:
-            raise MalformedPayloadError("the X-Event-Key header is missing")
+            raise MalformedPayloadError("The X-Event-Key header is missing; Bitbucket sends it with every delivery, "
+                                        "so check that no proxy between it and Deno CI drops it.")
         return HookOutcome.ignored(f"Bitbucket event {event!r} starts no run", repository)

@@ -1,6 +1,7 @@
 """GitHub payloads to normalised events. Pure functions: no I/O, no Flask."""
 
-from app.forges.base import HookOutcome, MalformedPayloadError, ZERO_SHA, is_skip_ci, payload_field
+from app.forges.base import HookOutcome, MalformedPayloadError, ZERO_SHA, is_skip_ci
+from app.forges.fields import commit_field, field, item_number, ref_field, ref_name
 from app.runs.events import make_event
 
 # Pull request actions that bring new code to test.
@@ -9,28 +10,32 @@ RUN_ACTIONS = {"opened", "synchronize", "reopened", "ready_for_review"}
 
 def repository_name(payload: dict) -> str | None:
     repository = payload.get("repository")
-    return repository.get("full_name") if isinstance(repository, dict) else None
+    name = repository.get("full_name") if isinstance(repository, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def push(payload: dict) -> HookOutcome:
     """Convert a `push` payload: branch push, tag push, or deletion of either."""
-    ref, after = payload_field(payload, "ref"), payload_field(payload, "after")
-    repository = payload_field(payload, "repository", "full_name")
+    ref, after = field(payload, "ref"), field(payload, "after")
+    repository = field(payload, "repository", "full_name")
     kind, _, name = ref.removeprefix("refs/").partition("/")
     if kind not in ("heads", "tags") or not name:
         return HookOutcome.ignored(f"push to {ref!r} is neither a branch nor a tag", repository)
     label = "branch" if kind == "heads" else "tag"
+    ref_name(name, "ref", label)
     if payload.get("deleted") or after == ZERO_SHA:
         return HookOutcome.nothing(f"{label} {name!r} was deleted", repository)
-    head = payload.get("head_commit") or {}
-    message = head.get("message")
+    message = field(payload, "head_commit", "message", optional=True)
     if is_skip_ci(message):
         return HookOutcome.nothing(f"the head commit message of {label} {name!r} asks to skip CI", repository)
-    author = (head.get("author") or {}).get("username") or (payload.get("pusher") or {}).get("name")
+    author = (field(payload, "head_commit", "author", "username", optional=True)
+              or field(payload, "pusher", "name", optional=True))
     # An annotated tag's `after` is the tag object; head_commit.id is the commit it points at.
-    commit = head.get("id") or after
+    commit = commit_field(payload, "head_commit", "id", optional=True)
+    commit = commit or commit_field(payload, "after")
     if kind == "heads":
-        event = make_event("push", branch=name, commit=commit, before=payload.get("before"), author=author, message=message)
+        before = commit_field(payload, "before", optional=True)
+        event = make_event("push", branch=name, commit=commit, before=before, author=author, message=message)
     else:
         event = make_event("tag", tag=name, commit=commit, author=author, message=message)
     event.update(forge="github", repository=repository)
@@ -39,42 +44,51 @@ def push(payload: dict) -> HookOutcome:
 
 def pull_request(payload: dict) -> HookOutcome:
     """Convert a `pull_request` payload: opened, updated, reopened, merged or closed."""
-    action, number = payload_field(payload, "action"), payload_field(payload, "number")
-    pull = payload_field(payload, "pull_request")
-    repository = payload_field(payload, "repository", "full_name")
-    base_branch = payload_field(pull, "base", "ref")
-    if action == "closed" and pull.get("merged"):
-        return _merged(pull, number, repository, base_branch)
+    action, number = field(payload, "action"), item_number(payload, "number")
+    field(payload, "pull_request", kind=dict)
+    repository = field(payload, "repository", "full_name")
+    base_branch = ref_field(payload, "pull_request", "base", "ref")
+    if action == "closed" and payload["pull_request"].get("merged"):
+        return _merged(payload, number, repository, base_branch)
     if action == "closed":
         return HookOutcome.nothing(f"pull request #{number} was closed without merging", repository)
     if action not in RUN_ACTIONS:
         return HookOutcome.ignored(f"pull request action {action!r} starts no run", repository)
-    fork = _from_fork(pull)
-    source = {"number": number, "sourceBranch": payload_field(pull, "head", "ref"), "targetBranch": base_branch, "fork": fork,
-              "title": pull.get("title"), "url": pull.get("html_url")}
-    event = make_event("pull_request", branch=source["sourceBranch"], commit=payload_field(pull, "head", "sha"),
-                       before=payload.get("before"), pull_request=source,
-                       author=(pull.get("user") or {}).get("login"), message=pull.get("title"))
+    fork = _from_fork(payload)
+    source = _source(payload, number, base_branch, fork)
+    event = make_event("pull_request", branch=source["sourceBranch"],
+                       commit=commit_field(payload, "pull_request", "head", "sha"),
+                       before=commit_field(payload, "before", optional=True),
+                       pull_request=source, author=field(payload, "pull_request", "user", "login", optional=True),
+                       message=source["title"])
     event.update(forge="github", repository=repository)
     if fork:
         event["fetchRef"] = {"ref": f"refs/pull/{number}/head"}
     return HookOutcome.run(event, repository, f"pull request #{number} {action}")
 
 
-def _from_fork(pull: dict) -> bool:
-    head_repo = (pull.get("head") or {}).get("repo")
+def _source(payload: dict, number: int, base_branch: str, fork: bool) -> dict:
+    return {"number": number, "sourceBranch": ref_field(payload, "pull_request", "head", "ref"), "targetBranch": base_branch,
+            "fork": fork, "title": field(payload, "pull_request", "title", optional=True),
+            "url": field(payload, "pull_request", "html_url", optional=True)}
+
+
+def _from_fork(payload: dict) -> bool:
     # A fork that was deleted leaves head.repo null; its commits live only under the pull request's ref.
-    return not head_repo or head_repo.get("full_name") != payload_field(pull, "base", "repo", "full_name")
+    head_repo = field(payload, "pull_request", "head", "repo", "full_name", optional=True)
+    return not head_repo or head_repo != field(payload, "pull_request", "base", "repo", "full_name")
 
 
-def _merged(pull: dict, number: int, repository: str, base_branch: str) -> HookOutcome:
-    commit = pull.get("merge_commit_sha")
+def _merged(payload: dict, number: int, repository: str, base_branch: str) -> HookOutcome:
+    commit = commit_field(payload, "pull_request", "merge_commit_sha", optional=True)
     if not commit:
-        raise MalformedPayloadError(f"merged pull request #{number} has no merge_commit_sha")
-    source = {"number": number, "sourceBranch": payload_field(pull, "head", "ref"), "targetBranch": base_branch,
-              "fork": _from_fork(pull), "title": pull.get("title"), "url": pull.get("html_url")}
-    author = (pull.get("merged_by") or pull.get("user") or {}).get("login")
+        raise MalformedPayloadError(f"Merged pull request #{number} has no 'pull_request.merge_commit_sha' field, "
+                                    "so the merge commit to run is unknown. Redeliver the event once GitHub has "
+                                    "finished the merge.")
+    source = _source(payload, number, base_branch, _from_fork(payload))
+    author = (field(payload, "pull_request", "merged_by", "login", optional=True)
+              or field(payload, "pull_request", "user", "login", optional=True))
     event = make_event("merge", branch=base_branch, commit=commit, pull_request=source, author=author,
-                       message=pull.get("title"))
+                       message=source["title"])
     event.update(forge="github", repository=repository)
     return HookOutcome.run(event, repository, f"pull request #{number} merged into {base_branch!r}")

@@ -1,9 +1,6 @@
 """GitHub webhooks: `X-Hub-Signature-256` verification and dispatch on `X-GitHub-Event`."""
 
-import hashlib
-import hmac
-
-from app.forges.base import HookOutcome, MalformedPayloadError
+from app.forges.base import HookOutcome, MalformedPayloadError, hmac_signature_problem
 from app.forges.github import convert
 
 SIGNATURE_HEADER = "x-hub-signature-256"
@@ -11,14 +8,7 @@ SIGNATURE_HEADER = "x-hub-signature-256"
 
 def signature_problem(headers: dict[str, str], body: bytes, secret: str) -> str | None:
     """Return None if the HMAC-SHA256 of the body matches the header, else why not."""
-    provided = headers.get(SIGNATURE_HEADER)
-    if not provided:
-        return "the X-Hub-Signature-256 header is missing"
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    # The prefix and the hex digits are compared case-insensitively, as proxies may change either.
-    if not hmac.compare_digest(expected, provided.strip().lower()):
-        return "the X-Hub-Signature-256 signature does not match the project's webhook secret"
-    return None
+    return hmac_signature_problem("X-Hub-Signature-256", headers.get(SIGNATURE_HEADER), body, secret)
 
 
 class Webhooks:
@@ -40,5 +30,6 @@ class Webhooks:
         if event == "pull_request":
             return convert.pull_request(payload)
         if not event:
-            raise MalformedPayloadError("the X-GitHub-Event header is missing")
+            raise MalformedPayloadError("The X-GitHub-Event header is missing; GitHub sends it with every delivery, "
+                                        "so check that no proxy between it and Deno CI drops it.")
         return HookOutcome.ignored(f"GitHub event {event!r} starts no run", repository)

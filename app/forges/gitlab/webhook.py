@@ -2,7 +2,7 @@
 
 import hmac
 
-from app.forges.base import HookOutcome, MalformedPayloadError
+from app.forges.base import HookOutcome, MalformedPayloadError, header_bytes
 from app.forges.gitlab import convert
 
 TOKEN_HEADER = "x-gitlab-token"
@@ -15,9 +15,11 @@ def token_problem(headers: dict[str, str], secret: str) -> str | None:
     """
     provided = headers.get(TOKEN_HEADER)
     if not provided:
-        return "the X-Gitlab-Token header is missing"
-    if not hmac.compare_digest(provided.encode(), secret.encode()):
-        return "the X-Gitlab-Token header does not match the project's webhook secret"
+        return "The X-Gitlab-Token header is missing; set the webhook's secret token to the project's webhook secret."
+    # Bytes, because hmac.compare_digest raises TypeError for strings with non-ASCII characters.
+    if not hmac.compare_digest(header_bytes(provided), secret.encode()):
+        return ("The X-Gitlab-Token header does not match the project's webhook secret; "
+                "set the same secret token on GitLab and in the project.")
     return None
 
 
@@ -36,7 +38,8 @@ class Webhooks:
         kind = payload.get("object_kind")
         repository = convert.repository_name(payload)
         if not event:
-            raise MalformedPayloadError("the X-Gitlab-Event header is missing")
+            raise MalformedPayloadError("The X-Gitlab-Event header is missing; GitLab sends it with every delivery, "
+                                        "so check that no proxy between it and Deno CI drops it.")
         if event in ("Push Hook", "Tag Push Hook") and kind in ("push", "tag_push"):
             return convert.push(payload)
         if event == "Merge Request Hook" and kind == "merge_request":
