@@ -38,6 +38,7 @@ class ExitReason(StrEnum):
     TIMEOUT = "timeout"  # the wall-clock timeout passed and the platform killed the process tree
     CANCELLED = "cancelled"  # `Execution.cancel()` killed the process tree
     ERROR = "error"  # the sandbox could not be set up or the platform failed while running it
+    OUT_OF_MEMORY = "out_of_memory"  # the kernel's OOM killer stopped a process of the stage at `max_memory_bytes`
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class StageSpec:
     `env` is the whole environment of the process. Executors add only `PATH` and
     `HOME` when `env` does not set them (see each executor's module). Output past
     `max_output_bytes` (stdout and stderr together) is discarded after one "system"
-    notice, and the process keeps running.
+    notice, and the process keeps running. Processes that are still running when the
+    main process has exited are killed (see `_process.LEFTOVER_GRACE_SECONDS`).
     """
 
     argv: list[str]
@@ -68,6 +70,8 @@ class StageSpec:
     mounts: tuple[Mount, ...] = ()
     # Size of the sandbox's own /tmp, which lives in memory (bubblewrap's tmpfs).
     tmp_bytes: int = 1024 * 1024 * 1024
+    # Memory of all the stage's processes together, including its in-memory /tmp; swap is not allowed.
+    max_memory_bytes: int = 4 * 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)
