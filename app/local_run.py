@@ -170,7 +170,7 @@ class LocalRun:
         retries = int(stage["options"].get("retries") or 0)
         context = StageContext(run_id="local", pipeline_path=self.pipeline_path, event=self.event, executor=self.executor,
                                default_timeout=self.settings.STAGE_TIMEOUT, max_output_bytes=self.settings.STAGE_MAX_OUTPUT,
-                               tmp_bytes=self.settings.STAGE_TMP_BYTES)
+                               tmp_bytes=self.settings.STAGE_TMP_BYTES, max_memory_bytes=self.settings.STAGE_MEMORY_BYTES)
         name = stage["name"]
         outcome = StageOutcome(StageStatus.ERROR, error="never started")
         for attempt in range(1, retries + 2):

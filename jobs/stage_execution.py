@@ -33,6 +33,7 @@ class StageContext:
     max_output_bytes: int = 50 * 1024 * 1024
     secrets: dict[str, str] = field(default_factory=dict)
     tmp_bytes: int = 1024 * 1024 * 1024
+    max_memory_bytes: int = 4 * 1024 * 1024 * 1024
 
 
 @dataclass
@@ -85,6 +86,7 @@ def stage_spec(stage: dict, context: StageContext, workspace: Path, deno_dir: Pa
         timeout=float(options.get("timeout") or context.default_timeout),
         max_output_bytes=context.max_output_bytes,
         tmp_bytes=context.tmp_bytes,
+        max_memory_bytes=context.max_memory_bytes,
         mounts=(Mount(DENO), Mount(SDK_DIR), Mount(import_map), Mount(deno_dir, writable=True)),
     )
 
@@ -137,6 +139,8 @@ def _outcome(stage: dict, finished: dict | None, exit_event: Exit) -> StageOutco
         return StageOutcome(StageStatus.ERROR, exit_event.code, exit_event.message or "the sandbox failed")
     if exit_event.reason == "timeout":
         return _failed(stage, exit_event.code, exit_event.message or "the stage timed out")
+    if exit_event.reason == "out_of_memory":
+        return _failed(stage, exit_event.code, exit_event.message)
     if exit_event.code == 0:
         return StageOutcome(StageStatus.SUCCESS, 0)
     if finished and finished.get("status") == "failed":

@@ -113,7 +113,8 @@ def _prepare(run_id: int) -> None:
             executor = get_executor(current_app.config["EXECUTOR"])
             # An edited pipeline from the editor is not the commit's tree, so it is always checked.
             tree = facts.result()["tree"] if run.pipeline_override is None else None
-            plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir, executor, source_key=tree)
+            plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir, executor, source_key=tree,
+                                         max_memory_bytes=current_app.config["STAGE_MEMORY_BYTES"])
     except git_workspace.GitError as error:
         _discard_spare(spare)
         service.fail_run(run_id, f"Cannot check out the commit: {error}")
@@ -210,6 +211,7 @@ def _run_stage(stage_id: int, attempt: int) -> None:
             executor=get_executor(current_app.config["EXECUTOR"]),
             default_timeout=current_app.config["STAGE_TIMEOUT"], max_output_bytes=current_app.config["STAGE_MAX_OUTPUT"],
             secrets=secrets_for_stage(run, plan_stage.get("options") or {}), tmp_bytes=current_app.config["STAGE_TMP_BYTES"],
+            max_memory_bytes=current_app.config["STAGE_MEMORY_BYTES"],
         )
         # A stage may run for an hour: hold no database connection meanwhile, so a
         # database restart during the stage cannot break this job's session.

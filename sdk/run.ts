@@ -11,6 +11,13 @@ import { CommandError } from "./command_error.ts";
 const TAIL_LINES = 20;
 
 /**
+ * Milliseconds run() waits for the command's output to end after the command
+ * exited. A process it started in the background (`server &`) keeps the pipes
+ * open, and waiting for it would hang the stage until the background process ends.
+ */
+const OUTPUT_GRACE_MS = 2000;
+
+/**
  * Options for {@linkcode run}.
  *
  * @example
@@ -51,7 +58,9 @@ export interface RunResult {
 /**
  * Runs a command and waits for it. A list runs the program directly; a string
  * runs through `sh -c`, so pipes and `&&` work. The command's stdout and
- * stderr stream to the stage's as they come.
+ * stderr stream to the stage's as they come. run() returns at most 2 seconds
+ * after the command exits, even when a process it started in the background
+ * still holds its output open; that process's output goes on to the stage's.
  *
  * A bare program name that is not on PATH but is a file in the workspace root
  * runs from there.
@@ -87,15 +96,29 @@ export async function run(
   });
 
   const tail = new Tail(TAIL_LINES);
-  const [status] = await Promise.all([
-    child.status,
+  // The relays go on after run() returns, so a background server's output still reaches the log.
+  const relays = Promise.all([
     relay(child.stdout, Deno.stdout, tail),
     relay(child.stderr, Deno.stderr, tail),
   ]);
+  const status = await child.status;
+  await settleWithin(relays, OUTPUT_GRACE_MS);
 
   const lastLines = tail.lines();
   if (!status.success) throw new CommandError(argv, status.code, lastLines);
   return { command: argv, exitCode: 0, lastLines };
+}
+
+async function settleWithin(promise: Promise<unknown>, milliseconds: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, milliseconds);
+  });
+  try {
+    await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 class Tail {

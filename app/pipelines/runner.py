@@ -115,10 +115,14 @@ def _problems_from(result: subprocess.CompletedProcess, fallback_file: str) -> l
 
 
 def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: float, file: str,
-         executor=None, mounts: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
-    """Run a runner command on the host, or in `executor`'s sandbox when one is given."""
+         executor=None, mounts: tuple[Path, ...] = (), max_memory_bytes: int | None = None) -> subprocess.CompletedProcess:
+    """Run a runner command on the host, or in `executor`'s sandbox when one is given.
+
+    `max_memory_bytes` caps the sandbox's memory (None keeps `StageSpec`'s default); on
+    the host the runner has no memory limit.
+    """
     if executor is not None:
-        return _run_sandboxed(executor, command, workspace, deno_dir, timeout, file, mounts)
+        return _run_sandboxed(executor, command, workspace, deno_dir, timeout, file, mounts, max_memory_bytes)
     try:
         return subprocess.run(command, cwd=workspace, env=deno_env(deno_dir), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as error:
@@ -130,7 +134,7 @@ PLAN_MAX_OUTPUT_BYTES = 32 * 1024 * 1024
 
 
 def _run_sandboxed(executor, command: list[str], workspace: Path, deno_dir: Path | None, timeout: float, file: str,
-                   mounts: tuple[Path, ...]) -> subprocess.CompletedProcess:
+                   mounts: tuple[Path, ...], max_memory_bytes: int | None = None) -> subprocess.CompletedProcess:
     """Run a runner command in the stage sandbox: the pipeline's imports see only the checkout."""
     from jobs.executor import Exit, LogChunk, Mount, StageSpec
 
@@ -138,9 +142,10 @@ def _run_sandboxed(executor, command: list[str], workspace: Path, deno_dir: Path
     if deno_dir is not None:
         deno_dir.mkdir(parents=True, exist_ok=True)
         sandbox_mounts.append(Mount(deno_dir, writable=True))
+    limits = {} if max_memory_bytes is None else {"max_memory_bytes": max_memory_bytes}
     spec = StageSpec(argv=command, workspace=workspace, env=deno_env(deno_dir, {"HOME": "/tmp"}), network=True,
                      timeout=timeout, mounts=tuple(sandbox_mounts), max_output_bytes=PLAN_MAX_OUTPUT_BYTES,
-                     max_line_bytes=PLAN_MAX_OUTPUT_BYTES)
+                     max_line_bytes=PLAN_MAX_OUTPUT_BYTES, **limits)
     streams: dict[str, list[str]] = {"stdout": [], "stderr": [], "system": []}
     code = 1
     for event in executor.start(spec).events():
@@ -149,6 +154,8 @@ def _run_sandboxed(executor, command: list[str], workspace: Path, deno_dir: Path
         elif isinstance(event, Exit):
             if event.reason == "timeout":
                 raise PipelineError([Problem(file, None, None, f"the runner did not finish within {timeout:.0f} s")])
+            if event.reason == "out_of_memory":
+                raise PipelineError([Problem(file, None, None, f"planning the pipeline failed: {event.message}")])
             if event.reason != "exited":
                 raise PipelineError([Problem(file, None, None, f"the runner could not run in the sandbox: {event.message}")])
             code = event.code
@@ -156,7 +163,7 @@ def _run_sandboxed(executor, command: list[str], workspace: Path, deno_dir: Path
 
 
 def plan(workspace: Path, pipeline_path: str, event: dict | None = None, deno_dir: Path | None = None,
-         executor=None) -> dict:
+         executor=None, max_memory_bytes: int | None = None) -> dict:
     """Return the runner's plan of the pipeline, with each stage selected or not for `event`.
 
     The pipeline is imported with no Deno permissions, and inside `executor`'s sandbox
@@ -176,7 +183,8 @@ def plan(workspace: Path, pipeline_path: str, event: dict | None = None, deno_di
             event_file.write_text(json.dumps(event))
             command.append(f"--allow-read={event_file}")
             arguments += ["--event", str(event_file)]
-        result = _run(command + arguments, workspace, deno_dir, PLAN_TIMEOUT, pipeline_path, executor, (Path(scratch),))
+        result = _run(command + arguments, workspace, deno_dir, PLAN_TIMEOUT, pipeline_path, executor, (Path(scratch),),
+                      max_memory_bytes)
     document = _last_json_line(result.stdout) if result.returncode == 0 else None
     if document is None or "stages" not in document:
         raise PipelineError(_problems_from(result, pipeline_path))
@@ -186,7 +194,8 @@ def plan(workspace: Path, pipeline_path: str, event: dict | None = None, deno_di
     return document
 
 
-def type_check(workspace: Path, pipeline_path: str, deno_dir: Path | None = None, executor=None) -> list[Problem]:
+def type_check(workspace: Path, pipeline_path: str, deno_dir: Path | None = None, executor=None,
+               max_memory_bytes: int | None = None) -> list[Problem]:
     """Type-check the pipeline file against the SDK's types (in `executor`'s sandbox if given); return the problems."""
     pipeline_file = workspace / pipeline_path
     with tempfile.TemporaryDirectory(prefix="deno-ci-check-") as scratch:
@@ -194,14 +203,15 @@ def type_check(workspace: Path, pipeline_path: str, deno_dir: Path | None = None
         command = [str(DENO), *BASE_FLAGS, "--allow-read", "--allow-run", "--allow-env", f"--import-map={import_map}",
                    str(RUNNER), "check", str(pipeline_file), "--import-map", str(import_map)]
         try:
-            result = _run(command, workspace, deno_dir, CHECK_TIMEOUT, pipeline_path, executor, (Path(scratch),))
+            result = _run(command, workspace, deno_dir, CHECK_TIMEOUT, pipeline_path, executor, (Path(scratch),),
+                          max_memory_bytes)
         except PipelineError as error:
             return error.problems
     return [] if result.returncode == 0 else _problems_from(result, pipeline_path)
 
 
 def plan_and_check(workspace: Path, pipeline_path: str, event: dict | None, deno_dir: Path, executor=None,
-                   source_key: str | None = None) -> dict:
+                   source_key: str | None = None, max_memory_bytes: int | None = None) -> dict:
     """Plan and type-check the pipeline at once (two processes); raise PipelineError with every problem.
 
     Keep `deno_dir` between runs of a project: with a warm cache the type check takes
@@ -213,11 +223,11 @@ def plan_and_check(workspace: Path, pipeline_path: str, event: dict | None, deno
 
     passed = _passed_check_marker(deno_dir, source_key) if source_key else None
     if passed is not None and passed.exists():
-        return plan(workspace, pipeline_path, event, deno_dir, executor)
+        return plan(workspace, pipeline_path, event, deno_dir, executor, max_memory_bytes)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        checking = pool.submit(type_check, workspace, pipeline_path, deno_dir, executor)
+        checking = pool.submit(type_check, workspace, pipeline_path, deno_dir, executor, max_memory_bytes)
         try:
-            document = plan(workspace, pipeline_path, event, deno_dir, executor)
+            document = plan(workspace, pipeline_path, event, deno_dir, executor, max_memory_bytes)
         except PipelineError as error:
             problems = error.problems + [problem for problem in checking.result() if problem not in error.problems]
             raise PipelineError(problems) from None

@@ -30,8 +30,16 @@ CONTROL_FD = 3
 QUEUE_EVENTS = 256
 """Events buffered for a slow consumer before the pump stops reading the pipes."""
 
+LEFTOVER_GRACE_SECONDS = 2.0
+"""How long the pipes may stay open after the main process exited before the processes left are killed.
+
+Background processes (a server started with `&`) inherit stdout and stderr, so the
+pipes can stay open long after the stage ended. The grace period lets a process that
+is exiting anyway flush its output, and keeps the wait for the stage's end short.
+"""
+
 DRAIN_SECONDS = 2.0
-"""How long the pipes may stay open after the process ended before they are closed unread."""
+"""How long the pipes may stay open after the leftover processes were killed before they are closed unread."""
 
 _READ_BYTES = 64 * 1024
 
@@ -91,8 +99,11 @@ class LaunchedProcess:
 
     `pid` is our own child, reaped by the pump. `kill` kills the whole process tree
     and must be safe to call at any time from any thread. `release` frees helpers
-    (network, cgroup, temporary folders) once the process is reaped. `setup_error`
-    is set when the process was started but the sandbox around it failed.
+    (network, cgroup, temporary folders) once the process is reaped. `stop_leftovers`
+    kills the processes still running after `pid` exited and returns how many there
+    were. `oom_kills` returns how many processes the OOM killer killed at the memory
+    limit; it is called before `release`. `setup_error` is set when the process was
+    started but the sandbox around it failed.
     """
 
     pid: int
@@ -101,6 +112,8 @@ class LaunchedProcess:
     control: int
     kill: Callable[[], None]
     release: Callable[[], None] = lambda: None
+    stop_leftovers: Callable[[], int] = lambda: 0
+    oom_kills: Callable[[], int] = lambda: 0
     setup_error: str = ""
     notices: list[str] = field(default_factory=list)
 
@@ -234,13 +247,25 @@ class PipeExecution(QueuedExecution):
             self._emit(LogChunk("system", notice))
 
         try:
-            self._read_until_exit(process)
+            leftovers = self._read_until_exit(process)
             _, status = os.waitpid(process.pid, 0)
+            if leftovers is None and self._stop_reason_now() is None:
+                # The pipes closed before the main process exited, but processes that
+                # redirected or closed them may still run.
+                leftovers = process.stop_leftovers()
+            oom_kills = process.oom_kills()
         finally:
             process.release()
-        return self._exit_event(process, status)
+        if leftovers and self._stop_reason_now() is None:
+            self._emit(LogChunk("system", _leftover_notice(leftovers)))
+        return self._exit_event(process, status, oom_kills)
 
-    def _read_until_exit(self, process: LaunchedProcess) -> None:
+    def _read_until_exit(self, process: LaunchedProcess) -> int | None:
+        """Emit the output until the pipes close.
+
+        Return how many processes were left after the main process exited, or None when
+        the pipes closed while the main process still ran.
+        """
         output = OutputDecoder(self.spec.max_output_bytes, self.spec.max_line_bytes)
         control = ControlDecoder()
         streams = {process.stdout: "stdout", process.stderr: "stderr", process.control: "control"}
@@ -248,16 +273,19 @@ class PipeExecution(QueuedExecution):
         selector = selectors.DefaultSelector()
         for descriptor in (*streams, pidfd):
             selector.register(descriptor, selectors.EVENT_READ)
-        drain_deadline = None
+        grace_deadline = drain_deadline = None
+        leftovers = None
 
         try:
             while streams and (drain_deadline is None or time.monotonic() < drain_deadline):
-                for key, _ in selector.select(timeout=0.5):
+                if grace_deadline is not None and time.monotonic() >= grace_deadline:
+                    leftovers = process.stop_leftovers()
+                    grace_deadline = None
+                    drain_deadline = time.monotonic() + DRAIN_SECONDS
+                for key, _ in selector.select(timeout=0.2):
                     if key.fd == pidfd:
-                        # Leftover background processes must not keep the pipes open forever.
                         selector.unregister(pidfd)
-                        process.kill()
-                        drain_deadline = time.monotonic() + DRAIN_SECONDS
+                        grace_deadline = time.monotonic() + LEFTOVER_GRACE_SECONDS
                         continue
                     data = os.read(key.fd, _READ_BYTES)
                     name = streams[key.fd]
@@ -268,17 +296,33 @@ class PipeExecution(QueuedExecution):
                         self._emit_all(control.feed(data))
                     else:
                         self._emit_all(output.feed(name, data))
+            if grace_deadline is not None:
+                # The pipes closed in time, but a process that closed or redirected them may still run.
+                leftovers = process.stop_leftovers()
             self._emit_all(output.finish())
             self._emit_all(control.finish())
         finally:
             selector.close()
             close_quietly(pidfd, process.stdout, process.stderr, process.control)
+        return leftovers
 
-    def _exit_event(self, process: LaunchedProcess, status: int) -> Exit:
+    def _exit_event(self, process: LaunchedProcess, status: int, oom_kills: int) -> Exit:
         stopped = self._stopped_exit()
         if stopped is not None:
             return stopped
         code = exit_code_from_status(status)
         if process.setup_error:
             return Exit(code, ExitReason.ERROR, process.setup_error)
+        if oom_kills and code != 0:
+            memory_mib = self.spec.max_memory_bytes // (1024 * 1024)
+            return Exit(code, ExitReason.OUT_OF_MEMORY, (
+                f"The stage used more than {memory_mib} MiB of memory and was stopped. "
+                "Raise DENO_CI_STAGE_MEMORY_BYTES or use less memory"
+            ))
         return Exit(code, ExitReason.EXITED)
+
+
+def _leftover_notice(count: int) -> str:
+    if count == 1:
+        return "1 background process left by the stage was stopped when the stage's main process exited"
+    return f"{count} background processes left by the stage were stopped when the stage's main process exited"

@@ -38,6 +38,7 @@ class ExitReason(StrEnum):
     TIMEOUT = "timeout"  # the wall-clock timeout passed and the platform killed the process tree
     CANCELLED = "cancelled"  # `Execution.cancel()` killed the process tree
     ERROR = "error"  # the sandbox could not be set up or the platform failed while running it
+    OUT_OF_MEMORY = "out_of_memory"  # the kernel's OOM killer stopped a process of the stage at `max_memory_bytes`
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class StageSpec:
     `env` is the whole environment of the process. Executors add only `PATH` and
     `HOME` when `env` does not set them (see each executor's module). Output past
     `max_output_bytes` (stdout and stderr together) is discarded after one "system"
-    notice, and the process keeps running.
+    notice, and the process keeps running. Processes that are still running when the
+    main process has exited are killed (see `_process.LEFTOVER_GRACE_SECONDS`).
     """
 
     argv: list[str]
@@ -70,6 +72,8 @@ class StageSpec:
     tmp_bytes: int = 1024 * 1024 * 1024
     # Longer output lines are split; planning raises it, since the plan is one line of JSON.
     max_line_bytes: int = MAX_LINE_BYTES
+    # Memory of all the stage's processes together, including its in-memory /tmp; swap is not allowed.
+    max_memory_bytes: int = 4 * 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)

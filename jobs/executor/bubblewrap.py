@@ -19,9 +19,12 @@ What a stage gets:
   set them, and PWD, which bwrap sets to the workspace.
 - With `network=True`, a tap device served by slirp4netns (see network.py) that
   is configured before the command starts; with `network=False`, only `lo`.
-- A task cap from a per-stage cgroup (cgroups.py) and `RLIMIT_NPROC`, a
-  wall-clock timeout and an output cap. The PID namespace ends every process
-  of the stage when the command exits, is cancelled or times out.
+- A task cap and a memory cap from per-stage cgroups (cgroups.py), `RLIMIT_NPROC`,
+  a wall-clock timeout and an output cap. The PID namespace ends every process
+  of the stage when the command exits, is cancelled or times out. bubblewrap 0.8
+  with `--die-with-parent` ends it at once when the command exits, so processes
+  left in the background get no grace period. A shell around the command counts
+  them first, for the "system" line about them.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from pathlib import Path
 
 from ._process import CONTROL_FD, LaunchedProcess, PipeExecution, close_quietly, spawn
 from .base import ExecutorError, ExecutorUnavailableError, StageSpec
-from .cgroups import StageCgroup
+from .cgroups import StageCgroup, memory_limit_notice
 from .network import METADATA_NETWORKS, SANDBOX_DNS, UserModeNetwork, find_slirp4netns, host_addresses, reject_routes
 from .validation import check_spec
 
@@ -80,10 +83,22 @@ SETUP_TIMEOUT = 10.0
 # bwrap's own descriptors in the spawned process, next to 0-2 and CONTROL_FD.
 _INFO_FD = 4
 _BLOCK_FD = 5
-# A shell inside the sandbox writes one byte here just before it executes the stage's command,
+# A shell inside the sandbox writes one byte here just before it starts the stage's command,
 # so the executor can tell bwrap failing its own setup from the command failing.
 _STARTED_FD = 6
-_STARTED_SHIM = ["/bin/sh", "-c", f'printf 1 >&{_STARTED_FD} && exec {_STARTED_FD}>&- "$@"', "sh"]
+# After the command exits, the same shell writes here how many other processes are left in
+# the sandbox: bwrap ends the PID namespace as soon as the shell exits, so only a process
+# inside can still count them. `/proc/[0-9]*` is a shell glob, so counting starts no process,
+# and the count leaves out the shell and bwrap's init. /usr/bin/env runs the command as a
+# program even when its name is also a shell builtin (echo, test), as `exec` did before.
+_LEFTOVER_FD = 7
+_STARTED_SHIM = [
+    "/bin/sh",
+    "-c",
+    f'printf 1 >&{_STARTED_FD} || exit 126; exec {_STARTED_FD}>&-; /usr/bin/env -- "$@" {_LEFTOVER_FD}>&-; status=$?; '
+    f'count=-2; for entry in /proc/[0-9]*; do count=$((count + 1)); done; echo "$count" >&{_LEFTOVER_FD}; exit "$status"',
+    "sh",
+]
 
 
 def generated_etc_files() -> dict[str, str]:
@@ -245,20 +260,23 @@ class BubblewrapExecutor:
         info_read, info_write = os.pipe()
         block_read, block_write = os.pipe()
         started_read, started_write = os.pipe()
+        leftover_read, leftover_write = os.pipe()
         devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         fds = {0: devnull, 1: stdout_write, 2: stderr_write, CONTROL_FD: control_write, _INFO_FD: info_write,
-               _BLOCK_FD: block_read, _STARTED_FD: started_write}
+               _BLOCK_FD: block_read, _STARTED_FD: started_write, _LEFTOVER_FD: leftover_write}
         try:
             argv = build_bwrap_argv(spec, self.bwrap, self._etc_folder)
             pid = spawn(self.bwrap, argv, stage_environment(spec), fds)
         except OSError:
-            close_quietly(stdout_read, stderr_read, control_read, info_read, block_write, started_read)
+            close_quietly(stdout_read, stderr_read, control_read, info_read, block_write, started_read, leftover_read)
             raise
         finally:
-            close_quietly(devnull, stdout_write, stderr_write, control_write, info_write, block_read, started_write)
+            close_quietly(devnull, stdout_write, stderr_write, control_write, info_write, block_read, started_write,
+                          leftover_write)
 
-        sandbox = _Sandbox(pid)
-        process = LaunchedProcess(pid, stdout_read, stderr_read, control_read, sandbox.kill, sandbox.release)
+        sandbox = _Sandbox(pid, leftover_read)
+        process = LaunchedProcess(pid, stdout_read, stderr_read, control_read, sandbox.kill, sandbox.release,
+                                  stop_leftovers=sandbox.stop_leftovers, oom_kills=sandbox.oom_kills)
         bwrap_failed = False
         try:
             self._prepare(spec, sandbox, info_read, process)
@@ -297,7 +315,7 @@ class BubblewrapExecutor:
         if spec.network:
             # slirp4netns starts while the limits are set, to shorten the stage's start.
             sandbox.network = UserModeNetwork(self._slirp4netns, init_pid)
-        sandbox.limit_tasks(spec.max_processes, process)
+        sandbox.limit_resources(spec, process)
         if sandbox.network is not None:
             sandbox.network.wait_ready()
             blocked = (*METADATA_NETWORKS, *(f"{address}/32" for address in host_addresses()))
@@ -349,7 +367,7 @@ def _discard(process: LaunchedProcess) -> None:
 class _Sandbox:
     """The host-side handles of one running sandbox: its processes, network and cgroup."""
 
-    def __init__(self, bwrap_pid: int) -> None:
+    def __init__(self, bwrap_pid: int, leftover_report: int) -> None:
         # kill() runs on any thread while release() closes the descriptors it uses.
         self._lock = threading.Lock()
         self.bwrap_pidfd = os.pidfd_open(bwrap_pid)
@@ -357,6 +375,7 @@ class _Sandbox:
         self.init_pidfd: int | None = None
         self.network: UserModeNetwork | None = None
         self.cgroup: StageCgroup | None = None
+        self.leftover_report: int | None = leftover_report
 
     def attach_init(self, init_pid: int) -> None:
         """Remember the sandbox's init process; killing it ends the whole PID namespace."""
@@ -364,20 +383,42 @@ class _Sandbox:
             self.init_pidfd = os.pidfd_open(init_pid)
         self.init_pid = init_pid
 
-    def limit_tasks(self, max_processes: int, process: LaunchedProcess) -> None:
-        """Cap the sandbox's tasks (processes and threads) before its command starts."""
-        # One more task than asked for bwrap's own init process inside the sandbox.
-        max_tasks = max_processes + 1
+    def limit_resources(self, spec: StageSpec, process: LaunchedProcess) -> None:
+        """Cap the sandbox's tasks (processes and threads) and memory before its command starts."""
+        # Two more tasks than asked for bwrap's init and the shell that starts the command.
+        max_tasks = spec.max_processes + 2
         # RLIMIT_NPROC is counted per user namespace and uid, so it caps this sandbox
         # alone, but the kernel does not apply it to host root (uid 0 outside).
         resource.prlimit(self.init_pid, resource.RLIMIT_NPROC, (max_tasks, max_tasks))
-        self.cgroup = StageCgroup.create(max_tasks)
-        if self.cgroup is not None:
-            self.cgroup.add(self.init_pid)
-        elif os.geteuid() == 0:
+        self.cgroup = StageCgroup.create(max_tasks, spec.max_memory_bytes)
+        self.cgroup.add(self.init_pid)
+        if not self.cgroup.limits("pids") and os.geteuid() == 0:
             process.notices.append(
-                f"No writable cgroup with the pids controller: the limit of {max_processes} processes is not enforced"
+                f"No writable cgroup with the pids controller: the limit of {spec.max_processes} processes is not enforced"
             )
+        if not self.cgroup.limits("memory"):
+            process.notices.append(memory_limit_notice(spec.max_memory_bytes))
+
+    def stop_leftovers(self) -> int:
+        """Return how many processes the command left behind, which bwrap ended with the PID namespace."""
+        self.kill()
+        report = b""
+        # bwrap has exited, so every writer of the pipe is gone or going.
+        while self.leftover_report is not None and select.select([self.leftover_report], [], [], 1.0)[0]:
+            chunk = os.read(self.leftover_report, 64)
+            if not chunk:
+                break
+            report += chunk
+        try:
+            return max(int(report.strip() or b"0"), 0)
+        except ValueError:
+            # The command's processes share the shell's uid, so they can tamper with it.
+            log.info("ignored an invalid count of leftover processes from the sandbox: %r", report[:64])
+            return 0
+
+    def oom_kills(self) -> int:
+        """Return how many processes the OOM killer killed at the sandbox's memory limit."""
+        return self.cgroup.oom_kills() if self.cgroup is not None else 0
 
     def kill(self) -> None:
         """Kill the sandbox's init (and so every process in it) and bwrap itself."""
@@ -399,5 +440,5 @@ class _Sandbox:
             self.cgroup.kill()
             self.cgroup.remove()
         with self._lock:
-            close_quietly(self.init_pidfd, self.bwrap_pidfd)
-            self.init_pidfd = self.bwrap_pidfd = None
+            close_quietly(self.init_pidfd, self.bwrap_pidfd, self.leftover_report)
+            self.init_pidfd = self.bwrap_pidfd = self.leftover_report = None

@@ -1,11 +1,14 @@
-"""Per-stage cgroups that cap the number of tasks and kill every task on request.
+"""Per-stage cgroups that cap the number of tasks and the memory, and kill every task on request.
 
-The `pids` controller counts processes and threads alike. It works for root,
+The `memory` controller caps the stage's memory (`memory.max` under cgroup v2,
+`memory.limit_in_bytes` under v1), with swap off where the kernel allows it, so
+the kernel's OOM killer stops a stage that uses more. The `pids` controller
+counts processes and threads alike. It works for root,
 whereas `RLIMIT_NPROC` does not limit processes whose user is host root, even
 inside a user namespace. Both cgroup v2 (a `cgroup2` mount whose
-`cgroup.controllers` lists `pids`) and the v1 `pids` hierarchy are supported.
-When neither is writable, `StageCgroup.create` returns None and the caller
-decides how to degrade.
+`cgroup.controllers` lists the controller) and the v1 hierarchy of each
+controller are supported. When neither is writable for a controller,
+`StageCgroup.create` leaves it out and the caller decides how to degrade.
 """
 
 from __future__ import annotations
@@ -47,18 +50,21 @@ def _cgroup_mounts() -> list[tuple[str, str, str]]:
     return mounts
 
 
-def _prepare_v2(mount: str, own: str) -> Path | None:
+def _enable_controller(folder: Path, controller: str) -> None:
+    if controller not in (folder / "cgroup.subtree_control").read_text().split():
+        (folder / "cgroup.subtree_control").write_text(f"+{controller}")
+
+
+def _prepare_v2(mount: str, own: str, controller: str) -> Path | None:
     base = Path(mount) / own.lstrip("/")
-    if "pids" not in (base / "cgroup.controllers").read_text().split():
+    if controller not in (base / "cgroup.controllers").read_text().split():
         return None
     # Enabling a controller for children fails with EBUSY when `base` contains
     # processes and is not the root, because of cgroup v2's no-internal-processes rule.
-    if "pids" not in (base / "cgroup.subtree_control").read_text().split():
-        (base / "cgroup.subtree_control").write_text("+pids")
+    _enable_controller(base, controller)
     parent = base / PARENT_NAME
     parent.mkdir(exist_ok=True)
-    if "pids" not in (parent / "cgroup.subtree_control").read_text().split():
-        (parent / "cgroup.subtree_control").write_text("+pids")
+    _enable_controller(parent, controller)
     return parent
 
 
@@ -69,26 +75,36 @@ def _prepare_v1(mount: str, own: str) -> Path:
 
 
 @functools.cache
-def stage_cgroup_parent() -> Path | None:
-    """Find or make the folder where stage cgroups are created; None when no pids cgroup is writable."""
+def stage_cgroup_parent(controller: str = "pids") -> Path | None:
+    """Find or make the folder where stage cgroups of `controller` are created; None when none is writable.
+
+    `controller` is "pids" or "memory". With cgroup v2 both share one folder; with v1
+    each has its own hierarchy. The warning for a missing controller is logged once per process.
+    """
     own = _own_cgroup_paths()
     for mount, fstype, options in _cgroup_mounts():
         try:
             if fstype == "cgroup2" and "" in own:
-                parent = _prepare_v2(mount, own[""])
-            elif fstype == "cgroup" and "pids" in options.split(","):
-                parent = _prepare_v1(mount, next(path for names, path in own.items() if "pids" in names.split(",")))
+                parent = _prepare_v2(mount, own[""], controller)
+            elif fstype == "cgroup" and controller in options.split(","):
+                parent = _prepare_v1(mount, next(path for names, path in own.items() if controller in names.split(",")))
             else:
                 continue
         except (OSError, StopIteration) as error:
-            log.debug("cannot use the cgroup mount %s for stage limits: %s", mount, error)
+            log.debug("cannot use the cgroup mount %s for the %s limit of stages: %s", mount, controller, error)
             continue
         if parent is not None:
-            log.info("stage process limits use the cgroup folder %s", parent)
+            log.info("stage %s limits use the cgroup folder %s", controller, parent)
             remove_stale_cgroups(parent)
             return parent
-    log.warning("no writable cgroup with the pids controller: stage process limits rely on RLIMIT_NPROC, which does not apply to host root")
+    log.warning("no writable cgroup with the %s controller: %s", controller, _MISSING_EFFECT[controller])
     return None
+
+
+_MISSING_EFFECT = {
+    "pids": "stage process limits rely on RLIMIT_NPROC, which does not apply to host root",
+    "memory": "the memory limit of stages and planning is not enforced",
+}
 
 
 def remove_stale_cgroups(parent: Path) -> None:
@@ -104,7 +120,7 @@ def remove_stale_cgroups(parent: Path) -> None:
             continue
         if Path(f"/proc/{worker_pid}").exists():
             continue
-        stale = StageCgroup(path)
+        stale = StageCgroup({"stale": path})
         try:
             stale.kill()
             path.rmdir()
@@ -113,43 +129,71 @@ def remove_stale_cgroups(parent: Path) -> None:
             log.warning("cannot remove the stale stage cgroup %s: %s", path, error)
 
 
-class StageCgroup:
-    """One stage's cgroup: a cap on its tasks, and a way to kill all of them."""
+def memory_limit_notice(max_memory_bytes: int) -> str:
+    """Return the "system" line telling a stage that its memory limit is not enforced."""
+    memory_mib = max_memory_bytes // (1024 * 1024)
+    return f"No writable cgroup with the memory controller: the limit of {memory_mib} MiB of memory is not enforced"
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+
+class StageCgroup:
+    """One stage's cgroups: caps on its tasks and memory, and a way to kill all its processes.
+
+    `folders` maps each controller with a limit ("pids", "memory") to the stage's folder
+    in that controller's hierarchy. Under cgroup v2 every controller has the same folder.
+    """
+
+    def __init__(self, folders: dict[str, Path]) -> None:
+        self.folders = folders
 
     @classmethod
-    def create(cls, max_tasks: int) -> StageCgroup | None:
-        """Make a new stage cgroup allowing `max_tasks` tasks, or return None when cgroups are unusable."""
-        parent = stage_cgroup_parent()
-        if parent is None:
-            return None
-        path = parent / f"stage-{os.getpid()}-{next(_counter)}"
-        try:
-            path.mkdir()
-            (path / "pids.max").write_text(str(max_tasks))
-        except OSError as error:
-            log.warning("cannot create the stage cgroup %s: %s", path, error)
-            return None
-        return cls(path)
+    def create(cls, max_tasks: int, max_memory_bytes: int) -> StageCgroup:
+        """Make the stage's cgroups and set their limits; a controller that cannot be used is left out."""
+        name = f"stage-{os.getpid()}-{next(_counter)}"
+        folders = {}
+        for controller, limit in (("pids", max_tasks), ("memory", max_memory_bytes)):
+            parent = stage_cgroup_parent(controller)
+            if parent is None:
+                continue
+            path = parent / name
+            try:
+                path.mkdir(exist_ok=True)
+                _LIMIT_WRITERS[controller](path, limit)
+            except OSError as error:
+                log.warning("cannot set the %s limit in the stage cgroup %s: %s", controller, path, error)
+                if path not in folders.values():
+                    _remove_folder(path)
+                continue
+            folders[controller] = path
+        return cls(folders)
+
+    def limits(self, controller: str) -> bool:
+        """Return whether the limit of `controller` ("pids" or "memory") is enforced."""
+        return controller in self.folders
+
+    def _distinct_folders(self) -> list[Path]:
+        return list(dict.fromkeys(self.folders.values()))
 
     def add(self, pid: int) -> None:
-        """Move process `pid` (one task group) into this cgroup; its future children follow."""
-        (self.path / "cgroup.procs").write_text(str(pid))
+        """Move process `pid` (one task group) into the stage's cgroups; its future children follow."""
+        for folder in self._distinct_folders():
+            (folder / "cgroup.procs").write_text(str(pid))
 
     def pids(self) -> list[int]:
-        """Return the processes currently in the cgroup."""
-        try:
-            return [int(line) for line in (self.path / "cgroup.procs").read_text().split()]
-        except FileNotFoundError:
-            return []
+        """Return the processes currently in the stage's cgroups."""
+        found: set[int] = set()
+        for folder in self._distinct_folders():
+            try:
+                found.update(int(line) for line in (folder / "cgroup.procs").read_text().split())
+            except FileNotFoundError:
+                pass
+        return sorted(found)
 
     def kill(self) -> None:
-        """Send SIGKILL to every process in the cgroup until none is left (at most about 2 s)."""
-        kill_file = self.path / "cgroup.kill"
-        if kill_file.exists():
-            kill_file.write_text("1")
+        """Send SIGKILL to every process in the cgroups until none is left (at most about 2 s)."""
+        folders = self._distinct_folders()
+        kill_files = [folder / "cgroup.kill" for folder in folders if (folder / "cgroup.kill").exists()]
+        if kill_files:
+            kill_files[0].write_text("1")
             return
         # cgroup v1 has no cgroup.kill: a process may fork between reading the list
         # and the kill, so repeat until the list stays empty.
@@ -162,17 +206,59 @@ class StageCgroup:
                     pass
             time.sleep(0.005)
 
-    def remove(self) -> None:
-        """Delete the cgroup once its processes are gone, retrying briefly while they are reaped."""
-        deadline = time.monotonic() + _KILL_SECONDS
-        while True:
+    def oom_kills(self) -> int:
+        """Return how many processes the kernel's OOM killer killed because of the memory limit."""
+        folder = self.folders.get("memory")
+        if folder is None:
+            return 0
+        # cgroup v2 counts kills in memory.events, v1 (Linux 4.13 and later) in memory.oom_control.
+        for file_name in ("memory.events", "memory.oom_control"):
             try:
-                self.path.rmdir()
-                return
+                lines = (folder / file_name).read_text().splitlines()
             except FileNotFoundError:
+                continue
+            for line in lines:
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+        return 0
+
+    def remove(self) -> None:
+        """Delete the cgroups once their processes are gone, retrying briefly while they are reaped."""
+        for folder in self._distinct_folders():
+            _remove_folder(folder)
+
+
+def _limit_tasks(folder: Path, max_tasks: int) -> None:
+    (folder / "pids.max").write_text(str(max_tasks))
+
+
+def _limit_memory(folder: Path, max_bytes: int) -> None:
+    """Cap the folder's memory at `max_bytes` with swap off, so the limit cannot be dodged by swapping."""
+    if (folder / "memory.max").exists():
+        (folder / "memory.max").write_text(str(max_bytes))
+        if (folder / "memory.swap.max").exists():
+            (folder / "memory.swap.max").write_text("0")
+        return
+    (folder / "memory.limit_in_bytes").write_text(str(max_bytes))
+    # memory.memsw.limit_in_bytes counts memory plus swap; it exists when swap accounting is on.
+    if (folder / "memory.memsw.limit_in_bytes").exists():
+        (folder / "memory.memsw.limit_in_bytes").write_text(str(max_bytes))
+
+
+_LIMIT_WRITERS = {"pids": _limit_tasks, "memory": _limit_memory}
+
+
+def _remove_folder(path: Path) -> None:
+    deadline = time.monotonic() + _KILL_SECONDS
+    while True:
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            if time.monotonic() > deadline:
+                log.warning("cannot remove the stage cgroup %s: %s", path, error)
                 return
-            except OSError as error:
-                if time.monotonic() > deadline:
-                    log.warning("cannot remove the stage cgroup %s: %s", self.path, error)
-                    return
-                time.sleep(0.01)
+            time.sleep(0.01)

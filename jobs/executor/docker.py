@@ -63,6 +63,10 @@ def container_options(spec: StageSpec, image: str, control_folder: Path) -> dict
         "volumes": volumes,
         "network_mode": "bridge" if spec.network else "none",
         "pids_limit": spec.max_processes,
+        # Equal limits for memory and memory plus swap leave the container no swap.
+        # TODO: report a container that the OOM killer stopped (State.OOMKilled) as ExitReason.OUT_OF_MEMORY.
+        "mem_limit": spec.max_memory_bytes,
+        "memswap_limit": spec.max_memory_bytes,
         "read_only": True,
         "tmpfs": {"/tmp": "rw,nosuid,nodev,mode=1777"},
         "cap_drop": ["ALL"],

@@ -16,10 +16,11 @@ import os
 import shutil
 import signal
 import tempfile
+from pathlib import Path
 
 from ._process import CONTROL_FD, LaunchedProcess, PipeExecution, close_quietly, spawn
 from .base import LogChunk, StageSpec
-from .cgroups import StageCgroup
+from .cgroups import StageCgroup, memory_limit_notice
 from .validation import check_spec
 
 log = logging.getLogger(__name__)
@@ -68,13 +69,15 @@ class UnsandboxedExecutor:
             close_quietly(devnull, stdout_write, stderr_write, control_write, handshake_read)
 
         tree = _ProcessTree(pid, home)
-        process = LaunchedProcess(pid, stdout_read, stderr_read, control_read, tree.kill, tree.release)
+        process = LaunchedProcess(pid, stdout_read, stderr_read, control_read, tree.kill, tree.release,
+                                  stop_leftovers=tree.stop_leftovers, oom_kills=tree.oom_kills)
         try:
-            tree.cgroup = StageCgroup.create(spec.max_processes)
-            if tree.cgroup is not None:
-                tree.cgroup.add(pid)
-            else:
+            tree.cgroup = StageCgroup.create(spec.max_processes, spec.max_memory_bytes)
+            tree.cgroup.add(pid)
+            if not tree.cgroup.limits("pids"):
                 process.notices.append(f"No writable cgroup with the pids controller: the limit of {spec.max_processes} processes is not enforced")
+            if not tree.cgroup.limits("memory"):
+                process.notices.append(memory_limit_notice(spec.max_memory_bytes))
             os.write(handshake_write, b"go\n")
         except BaseException:
             tree.kill()
@@ -107,6 +110,22 @@ class _ProcessTree:
         if self.cgroup is not None:
             self.cgroup.kill()
 
+    def stop_leftovers(self) -> int:
+        """Kill the processes left after the main process exited, and return how many there were."""
+        if self.released:
+            return 0
+        left = set(_process_group_members(self.pid))
+        if self.cgroup is not None:
+            left.update(self.cgroup.pids())
+        left.discard(self.pid)
+        left = {pid for pid in left if _is_running(pid)}
+        self.kill()
+        return len(left)
+
+    def oom_kills(self) -> int:
+        """Return how many processes the OOM killer killed at the stage's memory limit."""
+        return self.cgroup.oom_kills() if self.cgroup is not None else 0
+
     def release(self) -> None:
         """Remove the cgroup and the temporary home folder after the process was reaped."""
         self.released = True
@@ -114,3 +133,31 @@ class _ProcessTree:
             self.cgroup.kill()
             self.cgroup.remove()
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Return the fields of /proc/PID/stat after the command name, or None when the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may itself contain spaces and parentheses.
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def _process_group_members(group: int) -> list[int]:
+    """Return the pids of the processes in process group `group`."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            # Field 5 of /proc/PID/stat, the process group, is the third after the command name.
+            if fields is not None and fields[2] == str(group):
+                members.append(int(entry.name))
+    return members
+
+
+def _is_running(pid: int) -> bool:
+    """Return whether `pid` exists and is not a zombie waiting to be reaped."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] not in ("Z", "X")

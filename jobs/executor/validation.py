@@ -32,6 +32,8 @@ def check_spec(spec: StageSpec) -> None:
         raise ExecutorError(f"Cannot start the stage: timeout is {spec.timeout}, expected a positive number of seconds")
     if spec.max_processes < 1:
         raise ExecutorError(f"Cannot start the stage: max_processes is {spec.max_processes}, expected at least 1")
+    if spec.max_memory_bytes < 1024 * 1024:
+        raise ExecutorError(f"Cannot start the stage: max_memory_bytes is {spec.max_memory_bytes}, expected at least 1 MiB")
     if spec.max_output_bytes < 0:
         raise ExecutorError(f"Cannot start the stage: max_output_bytes is {spec.max_output_bytes}, expected 0 or more")
     bad_keys = [key for key in spec.env if not key or "=" in key or "\0" in key]

@@ -4,6 +4,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -66,8 +67,8 @@ def test_root_holds_only_system_paths(bubblewrap, run, workspace):
 def test_only_own_processes_are_visible(bubblewrap, run):
     result = run(bubblewrap, ["sh", "-c", "ls /proc | grep -E '^[0-9]+$' | wc -l; echo $$"])
     process_count, own_pid = (int(line) for line in result.stdout)
-    assert process_count <= 5  # bwrap's init, sh, ls, grep and wc
-    assert own_pid == 2
+    assert process_count <= 6  # bwrap's init, the shell that starts the command, sh, ls, grep and wc
+    assert own_pid == 3
 
 
 def test_host_process_is_not_visible(bubblewrap, run):
@@ -147,6 +148,34 @@ def test_deno_runs_inside(bubblewrap, run, deno_binary):
     )
     assert result.exit == Exit(0, "exited"), result.lines("stderr")
     assert result.stdout[-1] == "2"
+
+
+def test_sdk_run_returns_despite_background_process(bubblewrap, run, workspace, deno_binary, processes_with_marker):
+    # The SDK's run() pipes the command's output, and the background sleep holds that
+    # pipe open: run() must return soon after `sh` exits instead of waiting for the sleep.
+    from app.pipelines.runner import SDK_DIR
+
+    script = workspace / "stage.ts"
+    script.write_text(
+        f'import {{ run }} from "{SDK_DIR}/run.ts";\n'
+        'await run("(sleep 601.5 &) ; echo spawned-daemon");\n'
+        'console.log("after run");\n'
+        "Deno.exit(0);\n"
+    )
+    started = time.monotonic()
+    result = run(
+        bubblewrap,
+        [str(deno_binary), "run", "--no-prompt", "--allow-run", "--allow-read", str(script)],
+        env={"DENO_DIR": "/tmp/deno", "DENO_NO_UPDATE_CHECK": "1", "NO_COLOR": "1"},
+        mounts=(Mount(deno_binary), Mount(SDK_DIR)),
+        timeout=30,
+    )
+
+    assert result.exit == Exit(0, "exited"), result.lines("stderr")
+    assert result.stdout == ["spawned-daemon", "after run"]
+    assert time.monotonic() - started < 15
+    assert any("1 background process left by the stage was stopped" in line for line in result.lines("system"))
+    assert processes_with_marker("sleep\0" + "601.5") == []
 
 
 @pytest.mark.network

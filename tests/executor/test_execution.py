@@ -239,3 +239,68 @@ def test_stale_stage_cgroups_are_removed():
         for path in (stale, own):
             if path.exists():
                 path.rmdir()
+
+
+def test_background_process_is_stopped_after_main_exits(any_executor, run, processes_with_marker):
+    # `sleep 601.25` is the marker: no other test starts a sleep of that length.
+    marker = "601.25"
+    started = time.monotonic()
+    result = run(any_executor, ["sh", "-c", f"sleep {marker} & echo spawned-daemon"], timeout=60)
+    elapsed = time.monotonic() - started
+
+    assert result.exit == Exit(0, "exited")
+    assert elapsed < 10
+    assert "spawned-daemon" in result.stdout
+    assert "1 background process left by the stage was stopped when the stage's main process exited" in result.lines("system")
+    time.sleep(0.1)
+    assert [pid for pid in processes_with_marker(f"sleep\0{marker}")] == []
+
+
+def test_background_process_without_output_is_stopped(any_executor, run, processes_with_marker):
+    marker = "601.375"
+    result = run(any_executor, ["sh", "-c", f"sleep {marker} >/dev/null 2>&1 & sleep {marker} >/dev/null 2>&1 & exit 4"])
+    assert result.exit == Exit(4, "exited")
+    assert "2 background processes left by the stage were stopped when the stage's main process exited" in result.lines("system")
+    time.sleep(0.1)
+    assert processes_with_marker(f"sleep\0{marker}") == []
+
+
+def test_stage_without_leftovers_has_no_notice(any_executor, run):
+    result = run(any_executor, ["sh", "-c", "echo done"])
+    assert result.exit == Exit(0, "exited")
+    assert not any("background process" in line for line in result.lines("system"))
+
+
+MIB = 1024 * 1024
+
+# Allocates and touches the given number of MiB, one MiB at a time, so the pages are really used.
+_ALLOCATE = "import sys\nblocks = []\nfor _ in range(int(sys.argv[1])):\n    blocks.append(bytearray(1024 * 1024))\nprint('allocated', flush=True)\n"
+
+
+def _skip_without_memory_cgroup(result):
+    if any("memory controller" in line and "not enforced" in line for line in result.lines("system")):
+        pytest.skip("no writable cgroup with the memory controller on this machine")
+
+
+def test_stage_over_memory_limit_is_stopped(any_executor, run, python_argv):
+    result = run(any_executor, python_argv(_ALLOCATE, "300"), max_memory_bytes=128 * MIB)
+    _skip_without_memory_cgroup(result)
+
+    assert result.stdout == []
+    assert result.exit.reason == "out_of_memory"
+    assert result.exit.code == 128 + 9
+    assert "The stage used more than 128 MiB of memory and was stopped" in result.exit.message
+    assert "DENO_CI_STAGE_MEMORY_BYTES" in result.exit.message
+
+
+def test_stage_under_memory_limit_passes(any_executor, run, python_argv):
+    result = run(any_executor, python_argv(_ALLOCATE, "50"), max_memory_bytes=128 * MIB)
+    _skip_without_memory_cgroup(result)
+
+    assert result.exit == Exit(0, "exited")
+    assert result.stdout == ["allocated"]
+
+
+def test_memory_limit_below_one_mib_is_rejected(any_executor, workspace):
+    with pytest.raises(ExecutorError, match="max_memory_bytes is 1000"):
+        any_executor.start(StageSpec(argv=["true"], workspace=workspace, env={}, max_memory_bytes=1000))
