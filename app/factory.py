@@ -33,7 +33,18 @@ def create_app(overrides: dict | None = None) -> Flask:
     sock.init_app(app)
     _register_blueprints(app)
     register_error_handlers(app)
+    app.after_request(_security_headers)
     return app
+
+
+def _security_headers(response):
+    # No page of the platform is meant to be framed, sniffed as another type or to leak its address (run ids,
+    # project names) to other sites. Scripts get no policy, because Monaco loads its modules and workers at run time.
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
 
 
 def _unauthorized():

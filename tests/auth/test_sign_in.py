@@ -153,3 +153,12 @@ def test_bearer_api_write_is_exempt_from_csrf(csrf_on, world):
     token = world.token("developer", "write")
     response = csrf_on.test_client().post(f"/api/v1/runs/{world.run.id}/cancel", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
+
+
+def test_pages_forbid_framing_and_sniffing(db_app):
+    response = db_app.test_client().get("/login")
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert 'rel="icon"' in response.get_data(as_text=True)
