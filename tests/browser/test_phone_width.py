@@ -66,6 +66,8 @@ def pages(db_app, make_repo) -> dict[str, str]:
         "dashboard": "/", "run": f"/runs/{runs[-1].id}", "history": "/projects/phone-width",
         "editor": "/projects/phone-width/editor", "deliveries": "/projects/phone-width/webhook-deliveries",
         "delivery": f"/projects/phone-width/webhook-deliveries/{delivery.id}",
+        "account": "/account", "users": "/admin/users", "tokens": "/admin/tokens", "audit": "/admin/audit",
+        "members": "/projects/phone-width/members", "secrets": "/projects/phone-width/secrets",
     }
 
 
