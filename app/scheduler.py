@@ -10,21 +10,24 @@ most one run, and lost stages are taken with `SKIP LOCKED`.
 """
 
 import logging
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
 
 from croniter import croniter
+from flask import current_app
 from sqlalchemy import select, update
 
 from app.deployments.deploy_stages import finish_stages_of_ended_deployments
 from app.deployments.engine import reap_stalled_deployments
 from app.extensions import db
-from app.models import Artifact, Schedule
+from app.models import Artifact, Run, Schedule
 from app.models._columns import utcnow
 from app.notifications.delivery import enqueue_due_deliveries
 from app.runs import service
 from app.runs.events import make_event
+from app.status import TERMINAL_RUN
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,29 @@ def delete_expired_artifacts(now: datetime | None = None) -> int:
     return len(expired)
 
 
+def remove_ended_run_folders(data_dir: Path) -> int:
+    """Remove the folders of runs that have ended (or no longer exist) under `<data>/workspaces`; return how many.
+
+    Workers remove a run's folder when its last stage ends on them; a run that ends
+    elsewhere (its deployment, a cancel) can leave a spare workspace behind.
+    """
+    folders = {}
+    for folder in (data_dir / "workspaces").glob("run-*"):
+        try:
+            folders[int(folder.name.removeprefix("run-"))] = folder
+        except ValueError:
+            continue
+    if not folders:
+        return 0
+    going_on = set(db.session.scalars(select(Run.id).where(Run.id.in_(list(folders)), Run.status.not_in(list(TERMINAL_RUN)))))
+    removed = 0
+    for run_id, folder in folders.items():
+        if run_id not in going_on:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def run_forever(stop) -> None:
     """Do the duties every tick until `stop` (a threading.Event) is set."""
     last_retention = 0.0
@@ -86,6 +112,7 @@ def run_forever(stop) -> None:
             enqueue_due_deliveries()
             if time.monotonic() - last_retention > RETENTION_EVERY_SECONDS:
                 delete_expired_artifacts()
+                remove_ended_run_folders(Path(current_app.config["DATA_DIR"]))
                 last_retention = time.monotonic()
         except Exception:  # noqa: BLE001  (one bad tick must not stop the scheduler)
             log.exception("scheduler tick failed")

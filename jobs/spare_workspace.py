@@ -1,19 +1,22 @@
-"""A stage workspace made while the run is planned, for the first stage that starts on this machine.
+"""A stage workspace made ahead of time, for the next stage of the run that starts on this machine.
 
 Planning takes tens of milliseconds in the sandbox, and the run's first stage then
 spends about as long checking the commit out and unpacking the dependency cache.
-`prepare_run` therefore makes one workspace of the commit beside the plan, and the
-first stage of the run that starts on the same machine takes it instead of making its
+`prepare_run` therefore makes one workspace of the commit beside the plan, and a
+running stage makes one while it runs when other stages of its run still wait. The
+next stage of the run that starts on the same machine takes it instead of making its
 own. Taking it is a rename, so only one stage gets it. Every other stage, and every
 stage on another machine, makes its own workspace as before.
 
 A workspace is `<run folder>/spare` with `workspace/` (the checkout), `deno-dir/`
-(the newest dependency cache, unpacked) and `cache-key` (that cache's key, empty
-when there was none). It appears only when complete, by renaming it into place.
+(the newest dependency cache, unpacked), `cache-key` (that cache's key, empty when
+there was none) and `source` (the commit and edited pipeline it was made of). It appears only when complete, by renaming it into place.
 """
 
+import hashlib
 import logging
 import shutil
+import tempfile
 import threading
 from pathlib import Path
 
@@ -26,7 +29,7 @@ SPARE = "spare"
 
 
 class SpareMaker:
-    """A thread that makes the spare workspace while the run is planned."""
+    """A thread that makes a spare workspace while the run is planned or a stage of it runs."""
 
     def __init__(self, run_folder: Path, mirror: Path, sha: str, clone_url: str, pipeline_path: str,
                  pipeline_override: str | None, caches: CacheStore) -> None:
@@ -46,29 +49,56 @@ class SpareMaker:
 
     def _make(self) -> None:
         mirror, sha, clone_url, pipeline_path, pipeline_override, caches = self._arguments
-        building = self.run_folder / f"{SPARE}.building"
+        try:
+            # A name of its own: stages running side by side may each make a spare, and only one is kept.
+            self.run_folder.mkdir(parents=True, exist_ok=True)
+            building = Path(tempfile.mkdtemp(prefix=f"{SPARE}.building-", dir=self.run_folder))
+        except OSError as error:
+            log.warning("run folder %s: no spare workspace: %s", self.run_folder, error)
+            return
         try:
             git_workspace.checkout(mirror, sha, building / "workspace", clone_url)
             git_workspace.write_pipeline_override(building / "workspace", pipeline_path, pipeline_override)
             key = caches.restore_newest(building / "deno-dir") or ""
             (building / "cache-key").write_text(key)
+            (building / "source").write_text(source_id(sha, pipeline_override))
             building.rename(self.run_folder / SPARE)
         except (OSError, git_workspace.GitError) as error:
-            # Without a spare, the first stage checks the commit out itself, as the others do.
+            # Without a spare, the next stage checks the commit out itself.
             log.warning("run folder %s: no spare workspace: %s", self.run_folder, error)
             shutil.rmtree(building, ignore_errors=True)
 
 
-def take(run_folder: Path, workspace: Path, deno_dir: Path) -> tuple[bool, str | None]:
-    """Move the run's spare workspace to `workspace` and `deno_dir` if it is still there.
+def exists(run_folder: Path) -> bool:
+    """Return whether the run has a spare workspace ready or being made on this machine."""
+    return (run_folder / SPARE).exists() or any(run_folder.glob(f"{SPARE}.building-*"))
 
-    Returns (taken, key of the unpacked cache or None).
+
+def source_id(sha: str, pipeline_override: str | None) -> str:
+    """Return what a workspace's files are made of: the commit and the edited pipeline, if any."""
+    override = hashlib.sha256(pipeline_override.encode()).hexdigest() if pipeline_override is not None else "-"
+    return f"{sha} {override}"
+
+
+def take(run_folder: Path, workspace: Path, deno_dir: Path, sha: str, pipeline_override: str | None) -> tuple[bool, str | None]:
+    """Move the run's spare workspace to `workspace` and `deno_dir` if it is there and made of the same source.
+
+    Returns (taken, key of the unpacked cache or None). A spare of other files (left by an
+    earlier run of the same id, as when a test database starts its ids again) is removed.
     """
     claimed = workspace.parent / "claimed-spare"
     workspace.parent.mkdir(parents=True, exist_ok=True)
     try:
         (run_folder / SPARE).rename(claimed)
     except FileNotFoundError:
+        return False, None
+    try:
+        made_of = (claimed / "source").read_text()
+    except OSError:
+        made_of = ""
+    if made_of != source_id(sha, pipeline_override):
+        log.warning("run folder %s: discarded a spare workspace of other files (%s)", run_folder, made_of or "unknown")
+        shutil.rmtree(claimed, ignore_errors=True)
         return False, None
     (claimed / "workspace").rename(workspace)
     shutil.rmtree(deno_dir, ignore_errors=True)

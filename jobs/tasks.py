@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 from flask import Flask, current_app
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.extensions import db
@@ -201,10 +201,12 @@ def _run_stage(stage_id: int, attempt: int) -> None:
         _finish_deploy_stage(stage.id, run, deploy_spec, sink)
         return
     watchdog = _Watchdog(current_app._get_current_object(), run.id, stage.id)
+    next_spare = None
     try:
         workspace, deno_dir = folder / "workspace", folder / "deno-dir"
         caches = CacheStore(_data_dir(), cache_scope(run))
         key, restored = _prepare_workspace(run, stage, caches, workspace, deno_dir)
+        next_spare = _start_next_spare(run, stage, caches)
         sink.write("system", f"Restored dependency cache {restored}" if restored else "No dependency cache yet")
         context = StageContext(
             run_id=str(run.id), pipeline_path=project.pipeline_path, event=run.event_data,
@@ -234,6 +236,9 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     finally:
         watchdog.stop()
         shutil.rmtree(folder, ignore_errors=True)
+        # The next stage is queued when this one finishes: its workspace must be in place by then.
+        if next_spare is not None:
+            next_spare.finish(keep=True)
     if outcome is None:
         sink.write("system", error_message)
         sink.close()
@@ -248,6 +253,21 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     log.info("run %s stage %s: attempt %s ended %s", run_id, stage_id, attempt, outcome.status)
     _retry_database(service.finish_stage, stage_id, outcome.status, outcome.exit_code, outcome.error)
     _remove_ended_run_folder(run_id)
+
+
+def _start_next_spare(run: Run, stage: Stage, caches: CacheStore) -> spare_workspace.SpareMaker | None:
+    """Start making a workspace for the run's next stage while this one runs, when a stage of the run still waits."""
+    run_folder = run_workspace(run.id)
+    mirror = _data_dir() / "mirrors" / f"{run.project_id}.git"
+    if spare_workspace.exists(run_folder) or not (mirror / "HEAD").exists():
+        return None
+    waiting = db.session.scalar(select(func.count()).select_from(Stage).where(
+        Stage.run_id == run.id, Stage.status == StageStatus.QUEUED, Stage.id != stage.id))
+    if not waiting:
+        return None
+    project = run.project
+    return spare_workspace.SpareMaker(run_folder, mirror, run.commit_sha, project.clone_url, project.pipeline_path,
+                                      run.pipeline_override, caches).start()
 
 
 def _remove_ended_run_folder(run_id: int) -> None:
@@ -272,7 +292,8 @@ def cache_scope(run: Run) -> str:
 def _prepare_workspace(run: Run, stage: Stage, caches: CacheStore, workspace: Path, deno_dir: Path) -> tuple[str, str | None]:
     """Check the run's commit out, unpack the run's artifacts and the dependency cache; return (cache key, restored key)."""
     project = run.project
-    taken, guessed_key = spare_workspace.take(run_workspace(run.id), workspace, deno_dir)
+    taken, guessed_key = spare_workspace.take(run_workspace(run.id), workspace, deno_dir, run.commit_sha,
+                                              run.pipeline_override)
     if not taken:
         # The commit is usually in the mirror already: prepare_run fetched it moments ago.
         if git_workspace.has_commit(_data_dir(), project.id, run.commit_sha):

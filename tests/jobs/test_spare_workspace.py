@@ -29,7 +29,7 @@ def test_spare_is_taken_once(make_repo, tmp_path):
     maker.finish(keep=True)
 
     first = tmp_path / "run-1" / "stage-1-1"
-    taken, key = spare_workspace.take(run_folder, first / "workspace", first / "deno-dir")
+    taken, key = spare_workspace.take(run_folder, first / "workspace", first / "deno-dir", sha, None)
     assert taken
     assert key == "deno-abc"
     assert (first / "workspace" / "deno-pipeline.ts").read_text() == "export default 1;\n"
@@ -38,7 +38,7 @@ def test_spare_is_taken_once(make_repo, tmp_path):
     assert not (run_folder / spare_workspace.SPARE).exists()
 
     second = tmp_path / "run-1" / "stage-2-1"
-    assert spare_workspace.take(run_folder, second / "workspace", second / "deno-dir") == (False, None)
+    assert spare_workspace.take(run_folder, second / "workspace", second / "deno-dir", sha, None) == (False, None)
 
 
 def test_spare_carries_pipeline_override(make_repo, tmp_path):
@@ -48,7 +48,7 @@ def test_spare_carries_pipeline_override(make_repo, tmp_path):
     spare_workspace.SpareMaker(run_folder, mirror, sha, clone_url, "deno-pipeline.ts", "export default 2;\n",
                                CacheStore(data_dir, "1")).start().finish(keep=True)
     stage = run_folder / "stage-1-1"
-    taken, key = spare_workspace.take(run_folder, stage / "workspace", stage / "deno-dir")
+    taken, key = spare_workspace.take(run_folder, stage / "workspace", stage / "deno-dir", sha, "export default 2;\n")
     assert taken
     assert key is None
     assert (stage / "workspace" / "deno-pipeline.ts").read_text() == "export default 2;\n"
@@ -71,4 +71,37 @@ def test_missing_commit_leaves_no_spare(make_repo, tmp_path):
     spare_workspace.SpareMaker(run_folder, mirror, "0" * 40, clone_url, "deno-pipeline.ts", None,
                                CacheStore(data_dir, "1")).start().finish(keep=True)
     assert not (run_folder / spare_workspace.SPARE).exists()
-    assert not (run_folder / f"{spare_workspace.SPARE}.building").exists()
+    assert not list(run_folder.glob(f"{spare_workspace.SPARE}.building-*"))
+    assert not spare_workspace.exists(run_folder)
+
+
+def test_spare_of_other_source_is_discarded(make_repo, tmp_path):
+    data_dir = tmp_path / "data"
+    mirror, sha, clone_url = _mirror_and_sha(make_repo, data_dir)
+    run_folder = tmp_path / "run-5"
+    spare_workspace.SpareMaker(run_folder, mirror, sha, clone_url, "deno-pipeline.ts", None,
+                               CacheStore(data_dir, "1")).start().finish(keep=True)
+    stage = run_folder / "stage-1-1"
+    # The same run id with another commit: what a reused id (a test database) or a re-pointed branch would give.
+    assert spare_workspace.take(run_folder, stage / "workspace", stage / "deno-dir", "f" * 40, None) == (False, None)
+    assert not spare_workspace.exists(run_folder)
+    assert not (stage / "workspace").exists()
+
+
+def test_scheduler_removes_folders_of_ended_runs(db_app, tmp_path):
+    from app.extensions import db
+    from app.models import Run
+    from app.projects import add_project
+    from app.scheduler import remove_ended_run_folders
+
+    project = add_project("folders", "https://git.example.com/folders.git")
+    runs = [Run(project_id=project.id, number=number, trigger="cli", event="push", branch="main", status=status)
+            for number, status in ((1, "running"), (2, "success"))]
+    db.session.add_all(runs)
+    db.session.commit()
+    workspaces = tmp_path / "workspaces"
+    for run_id in (runs[0].id, runs[1].id, 999_999):
+        (workspaces / f"run-{run_id}" / "spare").mkdir(parents=True)
+
+    assert remove_ended_run_folders(tmp_path) == 2
+    assert sorted(folder.name for folder in workspaces.iterdir()) == [f"run-{runs[0].id}"]
