@@ -210,44 +210,42 @@ def test_argv_translation_adds_resolv_conf_with_network(workspace):
     assert "/etc/resolv.conf" in argv
 
 
-def test_bwrap_failing_its_setup_is_tried_again(bubblewrap, run, tmp_path):
-    # bwrap sometimes fails to set up the sandbox's loopback device while another network
-    # namespace is being torn down. The stand-in fails the same way on its first call: it closes
-    # the descriptors the executor waits on, prints bwrap's message and lingers before exiting.
-    marker = tmp_path / "failed-once"
-    stand_in = tmp_path / "bwrap"
-    stand_in.write_text(
-        "#!/bin/sh\n"
-        f'if [ ! -e "{marker}" ]; then\n'
-        f'  touch "{marker}"\n'
-        '  exec 4>&- 5<&-\n'
+# bwrap sometimes fails to set up the sandbox's loopback device while another network namespace is
+# being torn down ("bwrap: loopback: Failed RTM_NEWADDR: No child processes"). Each stand-in fails in
+# one of the ways seen, on its first call only, and then runs the real bwrap.
+FIRST_CALL_FAILURES = {
+    # It closes the descriptors the executor waits on, prints bwrap's message and lingers before exiting.
+    "before reporting the sandbox": (
+        "  exec 4>&- 5<&-\n"
         '  echo "bwrap: loopback: Failed RTM_NEWADDR: No child processes" >&2\n'
         "  sleep 1\n"
-        "  exit 1\n"
-        "fi\n"
-        f'exec "{bubblewrap.bwrap}" "$@"\n'
-    )
-    stand_in.chmod(0o755)
-    bubblewrap.bwrap = str(stand_in)
-    result = run(bubblewrap, ["/bin/echo", "started"])
-    assert marker.exists()
-    assert result.exit.code == 0, result.exit
-    assert "started" in result.stdout
-
-
-def test_bwrap_failing_after_block_fd_is_tried_again(bubblewrap, run, tmp_path):
-    # The same failure later in bwrap's setup: the sandbox's pid was reported and the go-ahead on
-    # --block-fd was read, but bwrap exits before the stage's command starts.
-    marker = tmp_path / "failed-once"
-    stand_in = tmp_path / "bwrap"
-    stand_in.write_text(
-        "#!/bin/sh\n"
-        f'if [ ! -e "{marker}" ]; then\n'
-        f'  touch "{marker}"\n'
-        '  printf \'{"child-pid": %d}\' $$ >&4\n'
+    ),
+    # The sandbox's pid was reported and the go-ahead on --block-fd read, but the command never starts.
+    "after the go-ahead": (
+        "  printf '{\"child-pid\": %d}' $$ >&4\n"
         "  exec 4>&-\n"
         "  head -c 1 <&5 >/dev/null\n"
         '  echo "bwrap: loopback: Failed RTM_NEWADDR: No child processes" >&2\n'
+    ),
+    # The reported sandbox is gone when the executor sets its limits (ESRCH).
+    "sandbox vanished": (
+        "  true & wait\n"
+        "  printf '{\"child-pid\": %d}' $! >&4\n"
+        "  exec 4>&-\n"
+        "  sleep 1\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("failure", FIRST_CALL_FAILURES)
+def test_bwrap_failing_its_setup_is_tried_again(bubblewrap, run, tmp_path, failure):
+    marker = tmp_path / "failed-once"
+    stand_in = tmp_path / "bwrap"
+    stand_in.write_text(
+        "#!/bin/sh\n"
+        f'if [ ! -e "{marker}" ]; then\n'
+        f'  touch "{marker}"\n'
+        f"{FIRST_CALL_FAILURES[failure]}"
         "  exit 1\n"
         "fi\n"
         f'exec "{bubblewrap.bwrap}" "$@"\n'
@@ -259,30 +257,6 @@ def test_bwrap_failing_after_block_fd_is_tried_again(bubblewrap, run, tmp_path):
     assert result.exit.code == 0, result.exit
     assert "started" in result.stdout
     assert not any("RTM_NEWADDR" in line for line in result.lines("stderr"))
-
-
-def test_sandbox_vanishing_during_setup_is_tried_again(bubblewrap, run, tmp_path):
-    # bwrap reports its sandbox's pid and then dies: the executor's own setup steps find no such process.
-    marker = tmp_path / "failed-once"
-    stand_in = tmp_path / "bwrap"
-    stand_in.write_text(
-        "#!/bin/sh\n"
-        f'if [ ! -e "{marker}" ]; then\n'
-        f'  touch "{marker}"\n'
-        "  true & wait\n"
-        "  printf '{\"child-pid\": %d}' $! >&4\n"
-        "  exec 4>&-\n"
-        "  sleep 1\n"
-        "  exit 1\n"
-        "fi\n"
-        f'exec "{bubblewrap.bwrap}" "$@"\n'
-    )
-    stand_in.chmod(0o755)
-    bubblewrap.bwrap = str(stand_in)
-    result = run(bubblewrap, ["/bin/echo", "started"])
-    assert marker.exists()
-    assert result.exit.code == 0, result.exit
-    assert "started" in result.stdout
 
 
 def test_host_addresses_and_metadata_are_unreachable(bubblewrap, run):
