@@ -121,8 +121,9 @@ def _prepare(run_id: int) -> None:
         return
     except runner.PipelineError as error:
         _discard_spare(spare)
-        service.system_log(run_id, None, *[f"pipeline error: {problem}" for problem in error.problems])
-        service.fail_run(run_id, f"The pipeline {project.pipeline_path!r} is invalid: {error.problems[0]}")
+        problems = runner.relative_problems(error.problems, folder)
+        service.system_log(run_id, None, *[f"pipeline error: {problem}" for problem in problems])
+        service.fail_run(run_id, f"The pipeline {project.pipeline_path!r} is invalid: {problems[0]}")
         return
     # The spare must be in place before the first stage is queued, or that stage misses it.
     spare.finish(keep=True)

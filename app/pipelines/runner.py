@@ -45,6 +45,22 @@ class Problem:
         return f"{place}: {self.message}"
 
 
+def relative_problems(problems: list[Problem], workspace: Path) -> list[Problem]:
+    """Return `problems` with files inside `workspace` named relative to it, as the repository names them.
+
+    The platform plans in a folder of its data directory, whose path means nothing to the
+    pipeline's authors and says where the platform keeps its data.
+    """
+    root = str(workspace).rstrip("/") + "/"
+    relative = []
+    for problem in problems:
+        file, message = problem.file, problem.message.replace(workspace.as_uri() + "/", "").replace(root, "")
+        if file.startswith("file://"):
+            file = file.removeprefix("file://")
+        relative.append(Problem(file.removeprefix(root), problem.line, problem.column, message))
+    return relative
+
+
 class PipelineError(Exception):
     """The pipeline file could not be planned or type-checked; `problems` lists every error found."""
 

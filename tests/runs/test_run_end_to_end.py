@@ -76,3 +76,26 @@ def test_failing_test_stops_before_deploy(workers, make_repo):
     text = log_text(run.id)
     assert "expected 6, got 5" in text
     assert "deploying release" not in text
+
+
+TYPE_ERROR_PIPELINE = '''import { Pipeline } from "deno-ci";
+
+const count: number = "three";
+export default new Pipeline().stage("build", () => console.log(count));
+'''
+
+
+def test_invalid_pipeline_names_repository_file(workers, make_repo):
+    repo = make_repo({"deno-pipeline.ts": TYPE_ERROR_PIPELINE})
+    assert cli("project", "add", "typed", "--repo", str(repo)).returncode == 0
+
+    result = cli("trigger", "typed", "--wait")
+
+    assert result.returncode == 1
+    run = latest_run()
+    assert run.status == "error"
+    assert run.status_reason.startswith("The pipeline 'deno-pipeline.ts' is invalid: deno-pipeline.ts:3:")
+    text = log_text(run.id)
+    assert "pipeline error: deno-pipeline.ts:3:" in text
+    assert current_app.config["DATA_DIR"] not in text
+    assert current_app.config["DATA_DIR"] not in run.status_reason
