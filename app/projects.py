@@ -47,24 +47,28 @@ VALID_BRANCH = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]{1,255}(?<!/
 VALID_CLONE_URL = re.compile(r"^((https?|ssh|git|file)://[^\s<>\"']+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s<>\"']+|/[^\s<>\"']*)$")
 
 
-def is_local_clone_url(clone_url: str) -> bool:
-    """Return whether `clone_url` names a repository on this server's file system (a path or a file URL)."""
-    return clone_url.startswith("/") or clone_url.lower().startswith("file:")
+def local_clone_path(clone_url: str) -> Path | None:
+    """Return the path of a repository on this server's file system (a path or a `file:` URL), or None for a remote one."""
+    if clone_url.startswith("/"):
+        return Path(clone_url)
+    if clone_url.lower().startswith("file:"):
+        return Path(urlparse(clone_url).path)
+    return None
 
 
 def check_local_clone_url(clone_url: str, user: User, data_dir: Path) -> None:
     """Raise ProjectAccessError unless `user` may connect the repository at local `clone_url`.
 
     A local path reads and, through the editor, writes any repository the server can
-    reach, other projects' included, so only administrators may connect one. Nobody
-    may point a project into the platform's data folder (its mirrors and caches).
+    reach, other projects' included, so only administrators may connect one. No project
+    may point into the platform's data folder (its mirrors and caches).
     """
-    if not is_local_clone_url(clone_url):
+    location = local_clone_path(clone_url)
+    if location is None:
         return
     if not user.is_admin:
         raise ProjectAccessError(f"Only administrators may connect a repository on the server's file system "
                                  f"({clone_url[:200]!r}). Use the repository's http(s) or ssh address.")
-    location = urlparse(clone_url).path if clone_url.lower().startswith("file:") else clone_url
     if Path(os.path.realpath(location)).is_relative_to(os.path.realpath(data_dir)):
         raise ProjectError(f"Clone URL {clone_url[:200]!r} is inside the platform's data folder; "
                            "use the repository's own location.")

@@ -13,11 +13,13 @@ A workspace is `<run folder>/spare` with `workspace/` (the checkout), `deno-dir/
 there was none) and `source` (the commit and edited pipeline it was made of). It appears only when complete, by renaming it into place.
 """
 
+import functools
 import hashlib
 import logging
 import shutil
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from jobs import workspace as git_workspace
@@ -34,7 +36,8 @@ class SpareMaker:
     def __init__(self, run_folder: Path, mirror: Path, sha: str, clone_url: str, pipeline_path: str,
                  pipeline_override: str | None, caches: CacheStore) -> None:
         self.run_folder = run_folder
-        self._arguments = (mirror, sha, clone_url, pipeline_path, pipeline_override, caches)
+        self._make_into = functools.partial(make_workspace, mirror, sha, clone_url, pipeline_path, pipeline_override, caches)
+        self._source = source_id(sha, pipeline_override)
         self._thread = threading.Thread(target=self._make, name="spare-workspace", daemon=True)
 
     def start(self) -> "SpareMaker":
@@ -48,7 +51,6 @@ class SpareMaker:
             shutil.rmtree(self.run_folder / SPARE, ignore_errors=True)
 
     def _make(self) -> None:
-        mirror, sha, clone_url, pipeline_path, pipeline_override, caches = self._arguments
         try:
             # A name of its own: stages running side by side may each make a spare, and only one is kept.
             self.run_folder.mkdir(parents=True, exist_ok=True)
@@ -57,16 +59,28 @@ class SpareMaker:
             log.warning("run folder %s: no spare workspace: %s", self.run_folder, error)
             return
         try:
-            git_workspace.checkout(mirror, sha, building / "workspace", clone_url)
-            git_workspace.write_pipeline_override(building / "workspace", pipeline_path, pipeline_override)
-            key = caches.restore_newest(building / "deno-dir") or ""
-            (building / "cache-key").write_text(key)
-            (building / "source").write_text(source_id(sha, pipeline_override))
+            key = self._make_into(building / "workspace", building / "deno-dir")
+            (building / "cache-key").write_text(key or "")
+            (building / "source").write_text(self._source)
             building.rename(self.run_folder / SPARE)
         except (OSError, git_workspace.GitError) as error:
             # Without a spare, the next stage checks the commit out itself.
             log.warning("run folder %s: no spare workspace: %s", self.run_folder, error)
             shutil.rmtree(building, ignore_errors=True)
+
+
+def make_workspace(mirror: Path, sha: str, clone_url: str, pipeline_path: str, pipeline_override: str | None,
+                   caches: CacheStore, workspace: Path, deno_dir: Path) -> str | None:
+    """Check `sha` out into `workspace` and unpack the newest dependency cache into `deno_dir`; return its key.
+
+    The cache key depends on the checkout, but the newest archive is nearly always the
+    right one, so it is unpacked while git checks out; the caller replaces it if it is not.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        guessed = pool.submit(caches.restore_newest, deno_dir)
+        git_workspace.checkout(mirror, sha, workspace, clone_url)
+        git_workspace.write_pipeline_override(workspace, pipeline_path, pipeline_override)
+        return guessed.result()
 
 
 def exists(run_folder: Path) -> bool:

@@ -301,13 +301,8 @@ def _prepare_workspace(run: Run, stage: Stage, caches: CacheStore, workspace: Pa
             mirror = _data_dir() / "mirrors" / f"{project.id}.git"
         else:
             mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
-        # The cache key needs the checkout, but the newest archive is nearly always the
-        # right one, so it is unpacked while git checks out and replaced if it is not.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            guessed = pool.submit(caches.restore_newest, deno_dir)
-            git_workspace.checkout(mirror, run.commit_sha, workspace, project.clone_url)
-            git_workspace.write_pipeline_override(workspace, project.pipeline_path, run.pipeline_override)
-            guessed_key = guessed.result()
+        guessed_key = spare_workspace.make_workspace(mirror, run.commit_sha, project.clone_url, project.pipeline_path,
+                                                     run.pipeline_override, caches, workspace, deno_dir)
     artifact_store(run.id).restore_all(workspace)
     key = cache_key(workspace, (stage.options.get("cache") or {}).get("key") or [])
     restored = guessed_key if guessed_key == key else caches.restore(key, deno_dir)

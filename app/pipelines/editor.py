@@ -13,7 +13,6 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 from flask import current_app
 
@@ -21,6 +20,7 @@ from app.extensions import db
 from app.forges import FORGES
 from app.models import Project, Run, User
 from app.pipelines import runner
+from app.projects import local_clone_path
 from app.pipelines.editor_errors import EditorError, SaveForbiddenError  # noqa: F401  (the views catch EditorError as editor.EditorError)
 from app.pipelines.forge_save import author_email, commit_through_forge
 from app.runs import service
@@ -146,13 +146,8 @@ def local_repository(project: Project) -> Path | None:
     """Return the folder of a project connected by local path, or None for a remote repository."""
     if project.forge != "git":
         return None
-    location = project.clone_url
-    if location.startswith("file://"):
-        location = urlparse(location).path
-    elif "://" in location or (":" in location and not location.startswith("/")):
-        return None
-    folder = Path(location)
-    return folder if folder.is_dir() else None
+    folder = local_clone_path(project.clone_url)
+    return folder if folder is not None and folder.is_dir() else None
 
 
 def save_pipeline(project: Project, branch: str, text: str, user: User, message: str,

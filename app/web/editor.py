@@ -71,7 +71,7 @@ def pipeline_editor(name: str):
 # Checks each web process runs at once: each runs two sandboxed Deno processes for up to a minute.
 MAX_CONCURRENT_VALIDATIONS = 4
 _validation_slots = threading.BoundedSemaphore(MAX_CONCURRENT_VALIDATIONS)
-# A user's check holds this Redis key; it expires on its own if the process dies.
+# A user's running check is marked by this Redis key, which expires by itself if the process dies.
 VALIDATION_KEY_SECONDS = 90
 
 
@@ -90,12 +90,15 @@ def pipeline_validate(name: str):
     except editor.EditorError as error:
         return _problem(error)
     if not redis_connection().set(user_key, "1", nx=True, ex=VALIDATION_KEY_SECONDS):
-        return jsonify({"error": "Too Many Requests", "detail": "An earlier check of yours is still running; "
-                        "the editor checks the text again when you next change it."}), 429, {"Retry-After": "2"}
+        log.info("project %s: check of user %s rejected, an earlier one still runs", project.id, current_user.id)
+        return jsonify({"error": "Too Many Requests", "detail": "An earlier check of yours is still running. "
+                        "The editor checks the text again when you next change it."}), 429, {"Retry-After": "2"}
     try:
         if not _validation_slots.acquire(blocking=False):
-            return jsonify({"error": "Service Unavailable", "detail": "The server is checking too many pipelines at once; "
-                            "change the text again in a few seconds."}), 503, {"Retry-After": "5"}
+            log.warning("project %s: check of user %s rejected, %d checks already run in this process",
+                        project.id, current_user.id, MAX_CONCURRENT_VALIDATIONS)
+            return jsonify({"error": "Service Unavailable", "detail": "The server is checking too many pipelines at once. "
+                            "Change the text again in a few seconds."}), 503, {"Retry-After": "5"}
         try:
             result = editor.validate(project, branch, text)
         finally:
