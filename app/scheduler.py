@@ -80,7 +80,7 @@ def delete_expired_artifacts(now: datetime | None = None) -> int:
 def remove_ended_run_folders(data_dir: Path) -> int:
     """Remove the folders of runs that have ended (or no longer exist) under `<data>/workspaces`; return how many.
 
-    Workers remove a run's folder when its last stage ends on them; a run that ends
+    Workers remove a run's folder when its last stage ends on them. A run that ends
     elsewhere (its deployment, a cancel) can leave a spare workspace behind.
     """
     folders = {}

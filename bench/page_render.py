@@ -1,7 +1,7 @@
 """Server render time of the web pages with 10,000 runs in the database.
 
-Fills one project with `--runs` finished runs of three stages each (the worst case
-for a project's history and metrics, since every run is that project's) plus a
+Fills one project with `--runs` finished runs of three stages each, the worst case
+for a project's history and metrics because every run is that project's. Adds a
 running run with 2,000 log lines, signs in as an administrator, and requests each
 page `--repeat` times through the WSGI app in this process, one request at a time.
 The time is what the server spends on a request (routing, queries, templates),
@@ -71,9 +71,10 @@ def _running_run(project, number: int) -> int:
               status="running", event_data={}, started_at=utcnow())
     db.session.add(run)
     db.session.flush()
+    # The first stage passed, the second runs and the third waits for it.
+    statuses = ("success", "running", "queued")
     stages = [Stage(run_id=run.id, name=name, position=position, needs=[STAGES[position - 1]] if position else [],
-                    status="success" if position == 0 else ("running" if position == 1 else "queued"), attempt=1,
-                    started_at=utcnow() if position < 2 else None)
+                    status=statuses[position], attempt=1, started_at=utcnow() if position < 2 else None)
               for position, name in enumerate(STAGES)]
     db.session.add_all(stages)
     db.session.commit()

@@ -48,8 +48,8 @@ class Problem:
 def relative_problems(problems: list[Problem], workspace: Path) -> list[Problem]:
     """Return `problems` with files inside `workspace` named relative to it, as the repository names them.
 
-    The platform plans in a folder of its data directory, whose path means nothing to the
-    pipeline's authors and says where the platform keeps its data.
+    The platform plans in a folder of its data directory. That path means nothing to the
+    pipeline's authors, and it would show where the platform keeps its data.
     """
     root = str(workspace).rstrip("/") + "/"
     relative = []

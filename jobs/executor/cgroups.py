@@ -110,7 +110,7 @@ _MISSING_EFFECT = {
 def remove_stale_cgroups(parent: Path) -> None:
     """Kill and remove the stage cgroups of workers that no longer run (killed with SIGKILL, say).
 
-    A cgroup is named after its worker's pid; while a process with that pid exists the
+    A cgroup is named after its worker's pid. While a process with that pid exists, the
     cgroup is left alone, even if the pid now belongs to another program.
     """
     for path in parent.glob("stage-*-*"):

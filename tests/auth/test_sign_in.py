@@ -49,7 +49,7 @@ def test_limit_is_per_name(db_app, world):
     assert client.post("/login", data={"username": "developer", "password": PASSWORD}).status_code == 302
 
 
-def test_guessing_from_one_address_does_not_lock_out_others(db_app, world):
+def test_one_address_cannot_lock_out_owner(db_app, world):
     attacker = db_app.test_client()
     attacker.environ_base["REMOTE_ADDR"] = "127.0.0.9"
     for _ in range(rate_limit.MAX_FAILURES_PER_NAME):

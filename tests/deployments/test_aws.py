@@ -373,7 +373,8 @@ def test_alb_unreachable_endpoint_gives_adapter_error_without_the_secret():
 
     message = str(raised.value)
     assert message.startswith(f"Cannot reach AWS (http://127.0.0.1:{port}) to read listener {LISTENER}: ")
-    assert SECRET not in message and ACCESS_KEY_ID not in message
+    assert SECRET not in message
+    assert ACCESS_KEY_ID not in message
 
 
 @pytest.fixture
@@ -510,7 +511,7 @@ def test_lambda_takes_a_version_already_published(aws):
     adapter.prepare("v1", published, None)
     assert adapter.set_traffic("v1", 100, None) == {"v1": 100}
     assert aws.alias() == {"version": published, "weights": {}}
-    with pytest.raises(AdapterError, match=f"Version {published} of function web already holds release 'v1'"):
+    with pytest.raises(AdapterError, match=f"Version {published} of function web already belongs to release 'v1'"):
         adapter.prepare("v2", arn, "v1")
     with pytest.raises(InvalidTargetError, match="is a version of another function"):
         adapter.prepare("v2", arn.replace(":web:", ":other:"), "v1")

@@ -22,7 +22,8 @@ def test_unprintable_or_missing_name_is_rejected(name):
     problems = plan_problems({"stages": [_stage(name)]})
     assert len(problems) == 1
     assert "name" in problems[0]
-    assert "\x1b" not in problems[0] and "\n" not in problems[0]
+    assert "\x1b" not in problems[0]
+    assert "\n" not in problems[0]
 
 
 @pytest.mark.parametrize("fields, expected", [
@@ -100,7 +101,7 @@ def test_large_plan_passes_through_sandbox(make_repo, tmp_path):
     assert len(plan["stages"]) == 200
 
 
-def test_too_many_stages_get_a_short_reason_from_sandbox(make_repo, tmp_path):
+def test_sandbox_too_many_stages_short_reason(make_repo, tmp_path):
     from jobs.executor import get_executor
 
     repo = make_repo({"deno-pipeline.ts": _many_stages(MAX_STAGES + 44)})

@@ -1,5 +1,5 @@
 """What the AWS adapters share: checked settings, boto3 clients made from the environment's credentials,
-and errors that name the action, the target and AWS's answer but never a credential.
+and errors that name the action, the target and AWS's response but never a credential.
 
 settings: region ("eu-west-1"), endpoint_url (optional: an emulator such as moto or LocalStack)
 credentials: aws_access_key_id, aws_secret_access_key, aws_session_token (optional, for temporary keys)
@@ -83,7 +83,7 @@ class Aws:
         return self._clients[service]
 
     def call(self, service: str, operation: str, action: str, **params) -> dict:
-        """Run one API operation; `action` says what it does and to what ("read listener arn:..."), for errors."""
+        """Run one API operation; `action` names the operation and its target ("read listener arn:..."), for errors."""
         try:
             return getattr(self.client(service), operation)(**params)
         except ClientError as error:
@@ -103,7 +103,7 @@ class Aws:
             raise AdapterError(self.redact(f"Cannot {action}: {type(error).__name__}: {error}")) from None
 
     def redact(self, text: str) -> str:
-        """Replace every credential value in `text`, in case an answer or an error echoes one."""
+        """Replace every credential value in `text`, in case a response or an error contains one."""
         for value in self._credentials.values():
             if isinstance(value, str) and len(value) >= 4:
                 text = text.replace(value, REDACTED)
@@ -122,7 +122,7 @@ class Aws:
 
 
 def _error_parts(code: str, message: str) -> tuple[str, str]:
-    """Return the code and message of an answer; an XML body that the client could not parse is read here."""
+    """Return the code and message of an error response; an XML body that the client could not parse is read here."""
     if message.lstrip().startswith("<"):
         found_code = re.search(r"<Code>([^<]{1,200})</Code>", message)
         found_message = re.search(r"<Message>([^<]{0,1000})</Message>", message)
@@ -132,7 +132,7 @@ def _error_parts(code: str, message: str) -> tuple[str, str]:
 
 
 def poll(check: Callable[[], tuple[bool, str]], timeout: float, interval: float = 1.0) -> tuple[bool, str]:
-    """Call `check` until it returns (True, ...) or `timeout` seconds pass; return its last answer."""
+    """Call `check` until it returns (True, ...) or `timeout` seconds pass; return its last result."""
     deadline = time.monotonic() + timeout
     while True:
         done, state = check()

@@ -5,8 +5,8 @@ a green one, as CodeDeploy's blue/green, Argo Rollouts and Flagger do on ALB. Ea
 target group is backed by its own compute (an Auto Scaling group, an ECS service,
 instances) that the operator runs. A new release goes into a target group that the
 live release does not use: `install_command` puts it on that compute, and the adapter
-then tags the target group `deno-ci:release=<name>`. The tags say which release each
-target group holds, and the listener's forward action says its weight, so `describe()`
+then tags the target group `deno-ci:release=<name>`. The tags record which release each
+target group contains, and the listener's forward action gives its weight, so `describe()`
 reads the real state from AWS and keeps none of its own.
 
 The forward action (of the listener's default actions, or of one listener rule) is
@@ -378,6 +378,6 @@ def _writable(action: dict) -> dict:
     action = {key: value for key, value in action.items() if value is not None}
     oidc = action.get("AuthenticateOidcConfig")
     if oidc is not None and "ClientSecret" not in oidc:
-        # AWS never returns the client secret, and keeps the stored one only when told to.
+        # AWS never returns the client secret, and keeps the stored one only when the request asks for it.
         action["AuthenticateOidcConfig"] = {**oidc, "UseExistingClientSecret": True}
     return action

@@ -5,7 +5,7 @@ alias, `live` by default. A release is a published version of the function: `pre
 uploads the release's zip with UpdateFunctionCode and publishes a version, or takes a
 version that is already published. Each release also gets an alias of its own,
 `release-<name>` (dots become '_'), whose description "Deno CI release <name>" names the
-release exactly; those aliases say which version holds which release, so `describe()`
+release exactly; those aliases record which version contains which release, so `describe()`
 reads the real state from AWS and keeps none of its own.
 
 Traffic: the live alias points at the stable version and sends a fraction to the new one
@@ -113,7 +113,7 @@ class AwsLambdaAdapter(Adapter):
             version = self._publish(release, source)
         holders = [name for name, held in _release_versions(aliases).items() if held == version]
         if holders:
-            raise AdapterError(f"Version {version} of function {self.function} already holds release "
+            raise AdapterError(f"Version {version} of function {self.function} already belongs to release "
                                f"{holders[0]!r}, so release {release!r} cannot be told apart from it")
         self.aws.call("lambda", "create_alias", f"create alias {alias} of function {self.function}",
                       FunctionName=self.function, Name=alias, FunctionVersion=version,

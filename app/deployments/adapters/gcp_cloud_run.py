@@ -369,7 +369,7 @@ class CloudRunAdapter(Adapter):
             raise self._error(action, f"Google rejected the credentials and they cannot be refreshed: {error}. "
                                       f"Check the environment's credentials") from None
         except google_exceptions.GoogleAPICallError as error:
-            raise self._error(action, f"Google answered HTTP {error.code}: {error.message}") from None
+            raise self._error(action, f"Google responded with HTTP {error.code}: {error.message}") from None
         except google_exceptions.RetryError as error:
             raise self._error(action, f"gave up retrying: {error.message}") from None
         except (google_exceptions.GoogleAPIError, auth_exceptions.GoogleAuthError) as error:
