@@ -5,7 +5,6 @@ fresh checkout, so a pipeline that passes here does not lean on files an earlier
 stage left behind; artifacts carry files between stages in both places.
 """
 
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -19,17 +18,19 @@ from pathlib import Path
 
 from app.cli.terminal import printable
 from app.status import RunStatus, StageStatus
-from app.pipelines import graph, runner
-from app.runs.events import make_event
+from app.local_tree import local_scope
+from app.pipelines import graph
 from config import Config
 from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, cache_key
-from jobs.executor import get_executor
-from jobs.stage_execution import StageContext, StageOutcome, execute_stage
+from jobs.executor import ExecutorError, get_executor
+from jobs.stage_execution import StageContext, StageOutcome, can_hold, drop_held, execute_stage, hold_stage
 
 log = logging.getLogger(__name__)
 
 IGNORED_IN_COPY = shutil.ignore_patterns(".deno-ci")
+# Stages whose needs are running get their sandbox made ahead (see `LocalRun._hold_next`); at most this many at once.
+MAX_HELD = 2
 
 
 @dataclass
@@ -39,11 +40,6 @@ class StageReport:
     seconds: float = 0.0
     error: str | None = None
     attempts: int = 0
-
-
-def _git(directory: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True)
-    return result.stdout.strip() if result.returncode == 0 else ""
 
 
 def copy_working_tree(source: Path, destination: Path) -> None:
@@ -68,35 +64,6 @@ def copy_working_tree(source: Path, destination: Path) -> None:
         shutil.copy2(origin, target, follow_symlinks=False)
 
 
-def clean_tree_id(directory: Path) -> str | None:
-    """Return the tree id of HEAD when the directory contains exactly that tree (nothing changed or untracked), else None.
-
-    Ignored files are not looked at: a pipeline that imports one is checked against the
-    version that was there when its tree first passed.
-    """
-    if _git(directory, "status", "--porcelain", "--untracked-files=normal") != "":
-        return None
-    return _git(directory, "rev-parse", "HEAD^{tree}") or None
-
-
-def local_event(directory: Path, kind: str, branch: str | None, tag: str | None) -> dict:
-    """Describe the directory's current state as an event of `kind`."""
-    branch = branch if branch is not None else (_git(directory, "rev-parse", "--abbrev-ref", "HEAD") or None)
-    if branch == "HEAD":
-        branch = None
-    changed = set(_git(directory, "diff-tree", "--root", "--no-commit-id", "--name-only", "-r", "HEAD").split())
-    changed |= set(_git(directory, "diff", "--name-only", "HEAD").split())
-    return make_event(
-        kind,
-        branch=None if tag else branch,
-        tag=tag,
-        commit=_git(directory, "rev-parse", "HEAD") or None,
-        author=_git(directory, "log", "-1", "--format=%an <%ae>") or None,
-        message=_git(directory, "log", "-1", "--format=%B") or None,
-        changed_files=sorted(changed),
-    )
-
-
 class LocalRun:
     """One local run of a directory's pipeline, printing every log line as `[stage] text`."""
 
@@ -109,13 +76,13 @@ class LocalRun:
         self.settings = Config()
         self.out = out
         self.scratch = Path(tempfile.mkdtemp(prefix="deno-ci-run-"))
-        local_id = "local-" + hashlib.sha256(str(self.directory).encode()).hexdigest()[:16]
-        self.caches = CacheStore(data_dir, local_id)
-        # Kept between runs: Deno's type-check cache makes the next check fast.
-        self.plan_deno_dir = data_dir / "plan-caches" / local_id
+        self.caches = CacheStore(data_dir, local_scope(self.directory))
         self.artifacts = ArtifactStore(self.scratch / "artifacts")
         self._preparer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prepare")
         self._prepared: dict[str, Future] = {}
+        self._held: dict[str, Future] = {}
+        # Copied while the pipeline is planned, for the first stage that adds no cache key files.
+        self._spare: Future | None = self._preparer.submit(self._prepare_folder, "spare", [])
         self._print_lock = threading.Lock()
         self._executions: dict[str, object] = {}
         self._cancelled = threading.Event()
@@ -124,11 +91,6 @@ class LocalRun:
         with self._print_lock:
             self.out.write(f"[{printable(stage)}] {printable(text)}\n")
             self.out.flush()
-
-    def plan(self) -> dict:
-        """Plan and type-check the pipeline; raise PipelineError with every problem found."""
-        return runner.plan_and_check(self.directory, self.pipeline_path, self.event, self.plan_deno_dir,
-                                     source_key=clean_tree_id(self.directory))
 
     def execute(self, plan: dict) -> tuple[RunStatus, list[StageReport]]:
         """Run the selected stages, in parallel where the graph allows; return the run's status and a report per stage."""
@@ -141,19 +103,28 @@ class LocalRun:
                 reports[stage["name"]] = StageReport(stage["name"], "not selected", error=stage.get("skipReason"))
         running: dict[Future, str] = {}
         # Workspaces of first attempts are copied while earlier stages run.
-        self._prepared = {name: self._preparer.submit(self._prepare, stages[name], 1) for name in needs}
+        self._prepared = {}
+        for name in needs:
+            if self._spare is not None and not _cache_key_files(stages[name]):
+                self._prepared[name], self._spare = self._spare, None
+            else:
+                self._prepared[name] = self._preparer.submit(self._prepare, stages[name], 1)
         with ThreadPoolExecutor(max_workers=max(1, len(needs))) as pool:
             while True:
                 ready, skip = graph.next_moves(needs, statuses)
                 for name in skip:
+                    self._drop_held(name)
                     statuses[name] = reports[name].status = StageStatus.SKIPPED
                     self.emit(name, "skipped: a stage it needs did not pass")
                 for name in ready:
                     if self._cancelled.is_set():
+                        self._drop_held(name)
                         statuses[name] = reports[name].status = StageStatus.CANCELLED
                         continue
                     statuses[name] = StageStatus.RUNNING
                     running[pool.submit(self._run_stage, stages[name], reports[name])] = name
+                if not self._cancelled.is_set():
+                    self._hold_next(stages, needs, statuses)
                 if not running:
                     if skip or ready:
                         continue
@@ -168,19 +139,22 @@ class LocalRun:
     def _run_stage(self, stage: dict, report: StageReport) -> StageOutcome:
         started = time.monotonic()
         retries = int(stage["options"].get("retries") or 0)
-        context = StageContext(run_id="local", pipeline_path=self.pipeline_path, event=self.event, executor=self.executor,
-                               default_timeout=self.settings.STAGE_TIMEOUT, max_output_bytes=self.settings.STAGE_MAX_OUTPUT,
-                               tmp_bytes=self.settings.STAGE_TMP_BYTES, max_memory_bytes=self.settings.STAGE_MEMORY_BYTES)
+        context = self._stage_context()
         name = stage["name"]
         outcome = StageOutcome(StageStatus.ERROR, error="never started")
         for attempt in range(1, retries + 2):
             report.attempts = attempt
-            prepared = self._prepared.pop(name, None) if attempt == 1 else None
-            workspace, deno_dir, key = prepared.result() if prepared else self._prepare(stage, attempt)
+            held_execution = None
+            if attempt == 1 and name in self._held:
+                held_execution, workspace, deno_dir, key = self._held.pop(name).result()
+            else:
+                prepared = self._prepared.pop(name, None) if attempt == 1 else None
+                workspace, deno_dir, key = prepared.result() if prepared else self._prepare(stage, attempt)
             self.artifacts.restore_all(workspace)
             outcome = execute_stage(stage, context, workspace, deno_dir,
                                     on_log=lambda stream, text: self.emit(name, text),
-                                    on_start=lambda execution: self._executions.__setitem__(name, execution))
+                                    on_start=lambda execution: self._executions.__setitem__(name, execution),
+                                    held_execution=held_execution)
             if outcome.status == StageStatus.SUCCESS:
                 self._collect(name, outcome, workspace)
                 self.caches.save(key, deno_dir)
@@ -194,12 +168,52 @@ class LocalRun:
             self.emit(name, f"{outcome.status}: {outcome.error}")
         return outcome
 
+    def _stage_context(self) -> StageContext:
+        return StageContext(run_id="local", pipeline_path=self.pipeline_path, event=self.event, executor=self.executor,
+                            default_timeout=self.settings.STAGE_TIMEOUT, max_output_bytes=self.settings.STAGE_MAX_OUTPUT,
+                            tmp_bytes=self.settings.STAGE_TMP_BYTES, max_memory_bytes=self.settings.STAGE_MEMORY_BYTES)
+
+    def _hold_next(self, stages: dict[str, dict], needs: dict[str, list[str]], statuses: dict[str, str]) -> None:
+        """Make the sandbox of each stage that will be ready when the running stages pass, so it starts at once.
+
+        The sandbox and Deno start while the stages it needs run; the pipeline's code
+        runs only when the stage does (see `hold_stage`).
+        """
+        if not can_hold(self.executor):
+            return
+        for name, waits_for in needs.items():
+            if len(self._held) >= MAX_HELD:
+                return
+            if statuses[name] != StageStatus.QUEUED or name in self._held or not waits_for:
+                continue
+            need_statuses = [statuses[need] for need in waits_for]
+            if StageStatus.RUNNING in need_statuses and all(
+                    status in graph.PASSED or status == StageStatus.RUNNING for status in need_statuses):
+                self._held[name] = self._preparer.submit(self._hold, stages[name])
+
+    def _hold(self, stage: dict):
+        workspace, deno_dir, key = self._prepared.pop(stage["name"]).result()
+        try:
+            execution = hold_stage(stage, self._stage_context(), workspace, deno_dir)
+        except ExecutorError as error:
+            log.info("stage %s could not be prepared ahead, so it starts when it runs: %s", stage["name"], error)
+            execution = None
+        return execution, workspace, deno_dir, key
+
+    def _drop_held(self, name: str) -> None:
+        future = self._held.pop(name, None)
+        if future is not None and (execution := future.result()[0]) is not None:
+            drop_held(execution)
+
     def _prepare(self, stage: dict, attempt: int) -> tuple[Path, Path, str]:
         """Copy the directory and restore the dependency cache for one attempt; return (workspace, DENO_DIR, cache key)."""
-        workspace = self.scratch / "workspaces" / f"{stage['index']}-{attempt}"
+        return self._prepare_folder(f"{stage['index']}-{attempt}", _cache_key_files(stage))
+
+    def _prepare_folder(self, label: str, key_files: list[str]) -> tuple[Path, Path, str]:
+        workspace = self.scratch / "workspaces" / label
         copy_working_tree(self.directory, workspace)
-        deno_dir = self.scratch / "deno-dirs" / f"{stage['index']}-{attempt}"
-        key = cache_key(workspace, (stage["options"].get("cache") or {}).get("key") or [])
+        deno_dir = self.scratch / "deno-dirs" / label
+        key = cache_key(workspace, key_files)
         self.caches.restore(key, deno_dir)
         return workspace, deno_dir, key
 
@@ -217,8 +231,14 @@ class LocalRun:
             execution.cancel()
 
     def cleanup(self) -> None:
+        for name in list(self._held):
+            self._drop_held(name)
         self._preparer.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _cache_key_files(stage: dict) -> list[str]:
+    return (stage["options"].get("cache") or {}).get("key") or []
 
 
 def format_summary(status: RunStatus, reports: list[StageReport]) -> str:

@@ -6,12 +6,16 @@ files a stage adds), so two lock files never share a key. A key's archive is wri
 once, like GitHub Actions' caches: the first stage that succeeds with it saves it.
 When no archive has the exact key, the project's newest archive is restored instead,
 so a changed lock file only downloads what changed.
+
+An archive is unpacked once, into a folder beside it; each restore copies that
+folder, so a stage does not pay for decompressing the archive again.
 """
 
 import hashlib
 import logging
 import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
@@ -20,6 +24,8 @@ log = logging.getLogger(__name__)
 
 KEY_FILES = ("deno.lock", "deno.json", "deno.jsonc", "package.json")
 ARCHIVE_SUFFIX = ".tar.gz"
+# Beside each archive, the same files unpacked, which later restores copy.
+TREE_SUFFIX = ".tree"
 
 
 def cache_key(workspace: Path, extra_files: list[str] = ()) -> str:
@@ -70,14 +76,17 @@ class CacheStore:
         return sorted(archives, key=lambda path: path.stat().st_mtime, reverse=True)
 
     def _unpack(self, archive: Path, destination: Path) -> bool:
+        """Copy the unpacked tree of `archive` into `destination`; False when the archive is corrupt."""
+        tree = self._unpacked(archive)
+        if tree is None:
+            return False
         destination.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=destination.parent))
         try:
-            with tarfile.open(archive, "r:gz") as tar:
-                tar.extractall(staging, filter="data")
-        except (tarfile.TarError, OSError, EOFError) as error:
-            log.warning("discarding corrupt cache archive %s: %s", archive, error)
-            archive.unlink(missing_ok=True)
+            # cp copies a tree in C, many times faster than unpacking the archive again in Python.
+            subprocess.run(["cp", "-a", "--reflink=auto", f"{tree}/.", str(staging)], check=True, capture_output=True)
+        except subprocess.CalledProcessError as error:
+            log.warning("could not restore cache %s: %s", archive, error.stderr.decode(errors="replace").strip()[:500])
             shutil.rmtree(staging, ignore_errors=True)
             return False
         for entry in staging.iterdir():
@@ -89,6 +98,30 @@ class CacheStore:
         os.utime(archive)
         return True
 
+    def _unpacked(self, archive: Path) -> Path | None:
+        """Return the folder holding `archive` unpacked, unpacking it the first time; None when it is corrupt.
+
+        Keys are written once, so the folder stays valid as long as its archive. Several
+        workers may unpack at once: each into its own staging folder, and the first rename wins.
+        """
+        tree = archive.with_name(archive.name.removesuffix(ARCHIVE_SUFFIX) + TREE_SUFFIX)
+        if tree.is_dir():
+            return tree
+        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=archive.parent))
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                tar.extractall(staging, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as error:
+            log.warning("discarding corrupt cache archive %s: %s", archive, error)
+            archive.unlink(missing_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
+            return None
+        try:
+            staging.rename(tree)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+        return tree
+
     def save(self, key: str, source: Path) -> bool:
         """Archive `source` under `key` unless that key is saved already; return whether it wrote one.
 
@@ -98,6 +131,8 @@ class CacheStore:
         target = self.archive_path(key)
         if target.exists() or not source.is_dir():
             return False
+        # A folder left from an archive that was deleted by hand would not match the new one.
+        shutil.rmtree(target.with_name(key + TREE_SUFFIX), ignore_errors=True)
         self.folder.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=".save-", suffix=ARCHIVE_SUFFIX, dir=self.folder)
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from app.status import StageStatus
 from app.pipelines.runner import DENO, SDK_DIR, exec_command, write_import_map
-from jobs.executor import ControlEvent, Execution, Executor, ExecutorError, Exit, LogChunk, Mount, StageSpec
+from jobs.executor import START_FD, ControlEvent, Execution, Executor, ExecutorError, Exit, LogChunk, Mount, StageSpec
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,8 @@ def stage_environment(stage: dict, context: StageContext, workspace: Path, deno_
     return env
 
 
-def stage_spec(stage: dict, context: StageContext, workspace: Path, deno_dir: Path) -> StageSpec:
-    """Build the sandbox specification of one stage.
+def stage_spec(stage: dict, context: StageContext, workspace: Path, deno_dir: Path, held: bool = False) -> StageSpec:
+    """Build the sandbox specification of one stage; a held one waits for `Execution.release()`.
 
     The import map lives beside the stage's DENO_DIR, outside the workspace, and is
     mounted read-only, so the stage cannot point "deno-ci" somewhere else.
@@ -78,10 +78,14 @@ def stage_spec(stage: dict, context: StageContext, workspace: Path, deno_dir: Pa
     options = stage["options"]
     permissions = options.get("permissions") or {}
     import_map = write_import_map(workspace / context.pipeline_path, deno_dir.parent / f"{deno_dir.name}.import_map.json")
+    env = stage_environment(stage, context, workspace, deno_dir)
+    if held:
+        env["DENO_CI_START_FD"] = str(START_FD)
     return StageSpec(
         argv=exec_command(workspace / context.pipeline_path, stage, import_map),
         workspace=workspace,
-        env=stage_environment(stage, context, workspace, deno_dir),
+        env=env,
+        held=held,
         network=permissions.get("net", True) is not False,
         timeout=float(options.get("timeout") or context.default_timeout),
         max_output_bytes=context.max_output_bytes,
@@ -91,6 +95,29 @@ def stage_spec(stage: dict, context: StageContext, workspace: Path, deno_dir: Pa
     )
 
 
+def can_hold(executor: Executor) -> bool:
+    """Return whether `executor` can prepare a stage ahead and hold it until it may run."""
+    return bool(getattr(executor, "can_hold", False))
+
+
+def hold_stage(stage: dict, context: StageContext, workspace: Path, deno_dir: Path) -> Execution:
+    """Make the stage's sandbox and load the runner now, to run the stage later with `execute_stage(held_execution=...)`.
+
+    Nothing of the pipeline runs before the release, so a stage held and then dropped
+    (the stage before it failed) has had no effect. Raise `ExecutorError` when the
+    sandbox cannot be started.
+    """
+    deno_dir.mkdir(parents=True, exist_ok=True)
+    return context.executor.start(stage_spec(stage, context, workspace, deno_dir, held=True))
+
+
+def drop_held(execution: Execution) -> None:
+    """End a held stage that will not run."""
+    execution.cancel()
+    for _ in execution.events():
+        pass
+
+
 def execute_stage(
     stage: dict,
     context: StageContext,
@@ -98,13 +125,22 @@ def execute_stage(
     deno_dir: Path,
     on_log: Callable[[str, str], None],
     on_start: Callable[[Execution], None] | None = None,
+    held_execution: Execution | None = None,
 ) -> StageOutcome:
-    """Run the stage once in the sandbox, passing each output line to `on_log(stream, text)`."""
-    deno_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        execution = context.executor.start(stage_spec(stage, context, workspace, deno_dir))
-    except ExecutorError as error:
-        return StageOutcome(StageStatus.ERROR, error=f"the sandbox could not start the stage: {error}")
+    """Run the stage once in the sandbox, passing each output line to `on_log(stream, text)`.
+
+    `held_execution` is the stage's execution from `hold_stage`, made for this workspace;
+    it is released here instead of starting a new sandbox.
+    """
+    if held_execution is not None:
+        execution = held_execution
+        execution.release()
+    else:
+        deno_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            execution = context.executor.start(stage_spec(stage, context, workspace, deno_dir))
+        except ExecutorError as error:
+            return StageOutcome(StageStatus.ERROR, error=f"the sandbox could not start the stage: {error}")
     if on_start is not None:
         on_start(execution)
     finished: dict | None = None

@@ -18,6 +18,13 @@ import { readEnvIfAllowed } from "./_env.ts";
 /** The variable naming the control descriptor. */
 export const CONTROL_FD_VARIABLE = "DENO_CI_CONTROL_FD";
 
+/**
+ * The variable naming the start descriptor of a stage the platform prepared
+ * ahead of time: the runner loads, then waits for one byte there before it
+ * imports the pipeline file.
+ */
+export const START_FD_VARIABLE = "DENO_CI_START_FD";
+
 /** Variables the runner reads in every stage, whatever the stage's env permission. */
 export const RUNNER_VARIABLES = [
   "DENO_CI_EVENT",
@@ -25,6 +32,7 @@ export const RUNNER_VARIABLES = [
   "DENO_CI_WORKSPACE",
   "DENO_CI_STAGE",
   CONTROL_FD_VARIABLE,
+  START_FD_VARIABLE,
 ];
 
 /** An event on the control channel; see the runner protocol in README.md. */
@@ -61,12 +69,15 @@ const F_SETFD = 2;
 const FD_CLOEXEC = 1;
 const SYMBOLS = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
 } as const;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
 
 let channel: ((line: string) => void) | null = null;
+let openedLibc: Libc | null = null;
 
 /** Paths where the runner looks for the C library on this machine's architecture. */
 export function libcPaths(): string[] {
@@ -89,6 +100,7 @@ export function openControlChannel(): boolean {
     );
   }
   const libc = openLibc();
+  openedLibc = libc;
   if (libc.symbols.fcntl(fd, F_GETFD, 0) === -1) {
     throw new Error(`Cannot open the control channel: file descriptor ${fd} is not open`);
   }
@@ -97,6 +109,36 @@ export function openControlChannel(): boolean {
   const encoder = new TextEncoder();
   channel = (line) => writeAll(libc, fd, encoder.encode(line));
   return true;
+}
+
+/**
+ * Waits until the platform lets a stage it prepared ahead of time go on: one
+ * byte on the descriptor named by DENO_CI_START_FD. Returns `true` at once when
+ * the variable is unset, and `false` when the descriptor closed without that
+ * byte (the platform dropped the stage). The descriptor is closed afterwards, so
+ * the pipeline's code and its commands never see it.
+ *
+ * @throws {Error} When the variable is set without a control channel or is not a descriptor number.
+ */
+export function waitForStart(): boolean {
+  const value = readEnvIfAllowed(START_FD_VARIABLE);
+  if (value === undefined || value === "") return true;
+  const fd = Number(value);
+  if (!Number.isInteger(fd) || fd < 3) {
+    throw new Error(
+      `Cannot wait for the start: ${START_FD_VARIABLE} must be a descriptor number from 3, got '${value}'`,
+    );
+  }
+  if (!openedLibc) {
+    throw new Error(
+      `Cannot wait for the start: ${START_FD_VARIABLE} needs ${CONTROL_FD_VARIABLE} as well`,
+    );
+  }
+  Deno.env.delete(START_FD_VARIABLE);
+  const byte = new Uint8Array(1);
+  const read = Number(openedLibc.symbols.read(fd, byte, 1n));
+  openedLibc.symbols.close(fd);
+  return read === 1;
 }
 
 /** Tells whether events currently reach the platform. */

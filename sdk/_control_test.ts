@@ -1,5 +1,10 @@
 import { assertEquals, assertThrows } from "./_test_assert.ts";
-import { hasControlChannel, openControlChannel, sendControlEvent } from "./_control.ts";
+import {
+  hasControlChannel,
+  openControlChannel,
+  sendControlEvent,
+  waitForStart,
+} from "./_control.ts";
 
 Deno.test("openControlChannel() leaves events off when DENO_CI_CONTROL_FD is unset", () => {
   Deno.env.delete("DENO_CI_CONTROL_FD");
@@ -18,5 +23,32 @@ Deno.test("openControlChannel() rejects a descriptor that is not a number from 3
     );
   } finally {
     Deno.env.delete("DENO_CI_CONTROL_FD");
+  }
+});
+
+Deno.test("waitForStart() goes on at once when DENO_CI_START_FD is unset", () => {
+  Deno.env.delete("DENO_CI_START_FD");
+  assertEquals(waitForStart(), true);
+});
+
+Deno.test("waitForStart() rejects a descriptor that is not a number from 3", () => {
+  Deno.env.set("DENO_CI_START_FD", "two");
+  try {
+    assertThrows(
+      () => waitForStart(),
+      Error,
+      "DENO_CI_START_FD must be a descriptor number from 3, got 'two'",
+    );
+  } finally {
+    Deno.env.delete("DENO_CI_START_FD");
+  }
+});
+
+Deno.test("waitForStart() needs the control channel, whose C library it reads with", () => {
+  Deno.env.set("DENO_CI_START_FD", "8");
+  try {
+    assertThrows(() => waitForStart(), Error, "DENO_CI_START_FD needs DENO_CI_CONTROL_FD as well");
+  } finally {
+    Deno.env.delete("DENO_CI_START_FD");
   }
 });

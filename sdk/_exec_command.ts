@@ -5,7 +5,7 @@
 // runs with more than its stage's permissions.
 
 import { settleChildren } from "./_children.ts";
-import { openControlChannel, sendControlEvent } from "./_control.ts";
+import { openControlChannel, sendControlEvent, waitForStart } from "./_control.ts";
 import { loadPipeline } from "./_load.ts";
 import { allStages, type StageRecord } from "./_model.ts";
 import { CommandError } from "./command_error.ts";
@@ -22,6 +22,8 @@ interface Failure {
 export async function execCommand(file: string, stageName: string): Promise<number> {
   try {
     openControlChannel();
+    // A stage prepared ahead of time has loaded the runner by now; its own code starts only when told.
+    if (!waitForStart()) return 1;
   } catch (error) {
     console.error(`deno-ci: ${(error as Error).message}`);
     return 1;

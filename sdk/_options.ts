@@ -173,7 +173,11 @@ const MAX_RETRIES = 10;
 function retryCount(value: unknown, problems: string[]): number {
   if (value === undefined || value === null) return 0;
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_RETRIES) {
-    problems.push(`option 'retries' must be a whole number from 0 to ${MAX_RETRIES}, got ${JSON.stringify(value)}`);
+    problems.push(
+      `option 'retries' must be a whole number from 0 to ${MAX_RETRIES}, got ${
+        JSON.stringify(value)
+      }`,
+    );
     return 0;
   }
   return value;

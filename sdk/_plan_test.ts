@@ -165,7 +165,7 @@ Deno.test("buildPlan() lists the deno flags of each stage", () => {
   assertEquals(narrow.denoFlags.slice(0, 3), [
     "--allow-read",
     "--allow-write=dist",
-    "--allow-env=HOME,DENO_CI_EVENT,DENO_CI_RUN_ID,DENO_CI_WORKSPACE,DENO_CI_STAGE,DENO_CI_CONTROL_FD",
+    "--allow-env=HOME,DENO_CI_EVENT,DENO_CI_RUN_ID,DENO_CI_WORKSPACE,DENO_CI_STAGE,DENO_CI_CONTROL_FD,DENO_CI_START_FD",
   ]);
   assert(
     narrow.denoFlags.some((flag) => flag.startsWith("--allow-ffi=/") && flag.includes("libc.so.6")),

@@ -109,7 +109,8 @@ export class Pipeline {
     if (concurrency !== undefined) {
       if (typeof concurrency?.cancelInProgress !== "boolean") {
         state.problems.push({
-          message: "Option 'concurrency' must be { cancelInProgress: true } or { cancelInProgress: false }",
+          message:
+            "Option 'concurrency' must be { cancelInProgress: true } or { cancelInProgress: false }",
           location: state.location,
         });
       } else {
@@ -140,15 +141,28 @@ export class Pipeline {
     const location = callerLocation();
     const events = Array.isArray(rule?.on) ? rule.on : [];
     const unknown = events.filter((word) => !NOTIFY_EVENTS.includes(word));
-    if (events.length === 0 || unknown.length > 0 || typeof rule.channel !== "string" || rule.channel === "") {
+    if (
+      events.length === 0 || unknown.length > 0 || typeof rule.channel !== "string" ||
+      rule.channel === ""
+    ) {
       state.problems.push({
-        message: `notify() needs 'on' (a list of ${NOTIFY_EVENTS.map((word) => `'${word}'`).join(", ")}) ` +
-          `and a 'channel' name${unknown.length ? `; unknown: ${unknown.map((word) => `'${word}'`).join(", ")}` : ""}`,
+        message: `notify() needs 'on' (a list of ${
+          NOTIFY_EVENTS.map((word) => `'${word}'`).join(", ")
+        }) ` +
+          `and a 'channel' name${
+            unknown.length
+              ? `; unknown: ${unknown.map((word) => `'${word}'`).join(", ")}`
+              : ""
+          }`,
         location,
       });
       return this;
     }
-    state.notifications.push({ on: [...events], channel: rule.channel, ...(rule.to ? { to: rule.to } : {}) });
+    state.notifications.push({
+      on: [...events],
+      channel: rule.channel,
+      ...(rule.to ? { to: rule.to } : {}),
+    });
     return this;
   }
 
@@ -386,6 +400,7 @@ function declareMatrix(
 
 const MAX_NAME_LENGTH = 200;
 // C0 and C1 control characters, DEL, and the bidirectional overrides and isolates.
+// deno-lint-ignore no-control-regex -- matching control characters is the point
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
 function createRecord(
@@ -411,7 +426,9 @@ function createRecord(
     });
   } else if (checkedName.length > MAX_NAME_LENGTH) {
     state.problems.push({
-      message: `Stage name ${describe(name)} is ${checkedName.length} characters long; use at most ${MAX_NAME_LENGTH}`,
+      message: `Stage name ${
+        describe(name)
+      } is ${checkedName.length} characters long; use at most ${MAX_NAME_LENGTH}`,
       location,
     });
   }

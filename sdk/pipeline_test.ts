@@ -56,8 +56,14 @@ Deno.test("Pipeline.stage() rejects unprintable and overlong names", () => {
     .stage("x".repeat(201), () => {});
   const messages = stateOf(pipeline)!.problems.map((problem) => problem.message);
   assertEquals(messages.length, 3);
-  assertEquals(messages[0], 'Stage name "line\\nbreak" contains control characters; use printable text');
-  assertEquals(messages[1], 'Stage name "\\u001b[31mred" contains control characters; use printable text');
+  assertEquals(
+    messages[0],
+    'Stage name "line\\nbreak" contains control characters; use printable text',
+  );
+  assertEquals(
+    messages[1],
+    'Stage name "\\u001b[31mred" contains control characters; use printable text',
+  );
   assertEquals(messages[2].endsWith("is 201 characters long; use at most 200"), true);
 });
 

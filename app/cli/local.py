@@ -50,22 +50,32 @@ def validate(file: str, as_json: bool) -> None:
               show_default=True, help="Where stages run; unsandboxed is for local development only.")
 def run_command(directory: str, kind: str, branch: str | None, tag: str | None, pipeline_path: str, executor: str) -> None:
     """Run a repository's pipeline on this machine in the platform's sandbox; exit 0 only if it succeeds."""
-    from app.local_run import LocalRun, format_summary, local_event
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.local_tree import plan_deno_dir, read_directory
 
     folder = Path(directory).resolve()
-    event = local_event(folder, kind, branch, tag)
-    local_run = LocalRun(folder, pipeline_path, event, executor, data_dir())
-    previous = signal.signal(signal.SIGINT, lambda *_: local_run.cancel())
-    try:
+    event, tree_id = read_directory(folder, kind, branch, tag)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan") as pool:
+        # Deno plans while this process imports what runs the stages. The SDK's digest is
+        # read first: its many small reads would otherwise wait for the import between each.
+        runner.toolchain_id()
+        planning = pool.submit(runner.plan_and_check, folder, pipeline_path, event, plan_deno_dir(data_dir(), folder),
+                               source_key=tree_id)
+        from app.local_run import LocalRun, format_summary
+
+        local_run = LocalRun(folder, pipeline_path, event, executor, data_dir())
+        previous = signal.signal(signal.SIGINT, lambda *_: local_run.cancel())
         try:
-            plan = local_run.plan()
-        except runner.PipelineError as error:
-            for problem in error.problems:
-                click.echo(str(problem), err=True)
-            sys.exit(1)
-        status, reports = local_run.execute(plan)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        local_run.cleanup()
+            try:
+                plan = planning.result()
+            except runner.PipelineError as error:
+                for problem in error.problems:
+                    click.echo(str(problem), err=True)
+                sys.exit(1)
+            status, reports = local_run.execute(plan)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            local_run.cleanup()
     click.echo(format_summary(status, reports))
     sys.exit(0 if status == "success" else 1)

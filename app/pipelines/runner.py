@@ -258,11 +258,11 @@ def plan_and_check(workspace: Path, pipeline_path: str, event: dict | None, deno
 
 def _passed_check_marker(deno_dir: Path, source_key: str) -> Path:
     # Beside the DENO_DIR, not in it: sandboxed processes may write there.
-    return deno_dir.parent / f"{deno_dir.name}.checked" / f"{source_key}-{_toolchain_id()}"
+    return deno_dir.parent / f"{deno_dir.name}.checked" / f"{source_key}-{toolchain_id()}"
 
 
 @functools.cache
-def _toolchain_id() -> str:
+def toolchain_id() -> str:
     """Return a digest of the Deno binary's path and every SDK file, which a type check's result depends on."""
     digest = hashlib.sha256(str(DENO).encode())
     for path in sorted(SDK_DIR.rglob("*")):

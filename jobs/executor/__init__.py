@@ -9,6 +9,7 @@ from .base import (
     Exit,
     ExitReason,
     LogChunk,
+    START_FD,
     Mount,
     StageSpec,
     get_executor,
@@ -24,6 +25,7 @@ __all__ = [
     "ExitReason",
     "LogChunk",
     "Mount",
+    "START_FD",
     "StageSpec",
     "get_executor",
 ]

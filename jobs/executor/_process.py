@@ -80,6 +80,15 @@ def close_quietly(*descriptors: int | None) -> None:
                 pass
 
 
+def _send_start(write: int) -> None:
+    try:
+        os.write(write, b"1")
+    except OSError:  # the stage already ended; its Exit tells how
+        pass
+    finally:
+        os.close(write)
+
+
 def exit_code_from_status(status: int) -> int:
     """Convert a wait status to a shell-style exit code (128 + signal for a killed process)."""
     code = os.waitstatus_to_exitcode(status)
@@ -116,6 +125,8 @@ class LaunchedProcess:
     oom_kills: Callable[[], int] = lambda: 0
     setup_error: str = ""
     notices: list[str] = field(default_factory=list)
+    # The write end of a held stage's start pipe; the execution owns and closes it.
+    start: int | None = None
 
 
 class QueuedExecution:
@@ -137,6 +148,8 @@ class QueuedExecution:
         self._abandoned = False
         self._finished = False
         self._started_at = time.monotonic()
+        self._released = not spec.held
+        self._start_write: int | None = None
         self._timer = threading.Timer(spec.timeout, self._stop, args=(ExitReason.TIMEOUT,))
         self._timer.daemon = True
         self._thread = threading.Thread(target=self._pump, name=f"stage-pump {self.label}", daemon=True)
@@ -145,9 +158,38 @@ class QueuedExecution:
         """Start the pump thread and the timeout, after queueing `first_events` ahead of any output."""
         for event in first_events:
             self._queue.put(event)
-        self._timer.start()
+        if self._released:
+            self._timer.start()
         self._thread.start()
         return self
+
+    def release(self) -> None:
+        """Let a held stage's command go on; its timeout counts from now. Does nothing if not held."""
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+            write, self._start_write = self._start_write, None
+        self._started_at = time.monotonic()
+        self._timer.start()
+        if write is not None:
+            _send_start(write)
+
+    def _set_start_pipe(self, write: int | None) -> None:
+        """Keep a held stage's start pipe until `release()`, or use it at once if that came first."""
+        if write is None:
+            return
+        with self._lock:
+            if not self._released:
+                self._start_write = write
+                return
+        _send_start(write)
+
+    def _drop_start_pipe(self) -> None:
+        # Closing it unreleased makes the runner exit without importing the pipeline.
+        with self._lock:
+            write, self._start_write = self._start_write, None
+        close_quietly(write)
 
     def events(self) -> Iterator[Event]:
         """Yield events in arrival order until `Exit`. Closing the generator early cancels the stage."""
@@ -243,6 +285,7 @@ class PipeExecution(QueuedExecution):
         except OSError as error:
             return Exit(None, ExitReason.ERROR, f"Cannot start the stage process: {error}")
         self._set_killer(process.kill)
+        self._set_start_pipe(process.start)
         for notice in process.notices:
             self._emit(LogChunk("system", notice))
 
@@ -255,6 +298,7 @@ class PipeExecution(QueuedExecution):
                 leftovers = process.stop_leftovers()
             oom_kills = process.oom_kills()
         finally:
+            self._drop_start_pipe()
             process.release()
         if leftovers and self._stop_reason_now() is None:
             self._emit(LogChunk("system", _leftover_notice(leftovers)))

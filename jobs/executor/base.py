@@ -19,6 +19,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+START_FD = 8
+"""File descriptor on which a held stage's process waits for one byte (see `StageSpec.held`)."""
+
 MAX_LINE_BYTES = 64 * 1024
 """Maximum length in bytes of a `LogChunk` line. A longer line is split into several chunks."""
 
@@ -74,6 +77,10 @@ class StageSpec:
     max_line_bytes: int = MAX_LINE_BYTES
     # Memory of all the stage's processes together, including its in-memory /tmp; swap is not allowed.
     max_memory_bytes: int = 4 * 1024 * 1024 * 1024
+    # Held: the sandbox is made and the command started with the read end of a pipe as START_FD,
+    # but the timeout counts only from `Execution.release()`, which writes one byte to that pipe.
+    # Only executors whose `can_hold` is true accept it.
+    held: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,12 +124,15 @@ class Execution(Protocol):
     `events()` yields every event in arrival order, `Exit` last, and then stops. It
     has one consumer; a slow consumer slows the process down (the pipes fill up)
     instead of growing memory. `cancel()` may be called from any thread, any number
-    of times, and kills the whole process tree within 2 seconds.
+    of times, and kills the whole process tree within 2 seconds. `release()` lets a
+    held stage go on (see `StageSpec.held`) and does nothing for one that is not held.
     """
 
     def events(self) -> Iterator[Event]: ...
 
     def cancel(self) -> None: ...
+
+    def release(self) -> None: ...
 
 
 class Executor(Protocol):
@@ -134,6 +144,7 @@ class Executor(Protocol):
     """
 
     name: str
+    can_hold: bool
 
     def start(self, spec: StageSpec) -> Execution: ...
 

@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 
 from ._process import CONTROL_FD, LaunchedProcess, PipeExecution, close_quietly, spawn
-from .base import ExecutorError, ExecutorUnavailableError, StageSpec
+from .base import START_FD, ExecutorError, ExecutorUnavailableError, StageSpec
 from .cgroups import StageCgroup, memory_limit_notice
 from .network import METADATA_NETWORKS, SANDBOX_DNS, UserModeNetwork, find_slirp4netns, host_addresses, reject_routes
 from .validation import check_spec
@@ -211,6 +211,7 @@ class BubblewrapExecutor:
     """Runs each stage in its own bubblewrap sandbox (see the module docstring)."""
 
     name = "bubblewrap"
+    can_hold = True
 
     def __init__(self) -> None:
         bwrap = shutil.which("bwrap")
@@ -261,22 +262,26 @@ class BubblewrapExecutor:
         block_read, block_write = os.pipe()
         started_read, started_write = os.pipe()
         leftover_read, leftover_write = os.pipe()
+        start_read, start_write = os.pipe() if spec.held else (None, None)
         devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         fds = {0: devnull, 1: stdout_write, 2: stderr_write, CONTROL_FD: control_write, _INFO_FD: info_write,
                _BLOCK_FD: block_read, _STARTED_FD: started_write, _LEFTOVER_FD: leftover_write}
+        if start_read is not None:
+            fds[START_FD] = start_read
         try:
             argv = build_bwrap_argv(spec, self.bwrap, self._etc_folder)
             pid = spawn(self.bwrap, argv, stage_environment(spec), fds)
         except OSError:
-            close_quietly(stdout_read, stderr_read, control_read, info_read, block_write, started_read, leftover_read)
+            close_quietly(stdout_read, stderr_read, control_read, info_read, block_write, started_read, leftover_read,
+                          start_write)
             raise
         finally:
             close_quietly(devnull, stdout_write, stderr_write, control_write, info_write, block_read, started_write,
-                          leftover_write)
+                          leftover_write, start_read)
 
         sandbox = _Sandbox(pid, leftover_read)
         process = LaunchedProcess(pid, stdout_read, stderr_read, control_read, sandbox.kill, sandbox.release,
-                                  stop_leftovers=sandbox.stop_leftovers, oom_kills=sandbox.oom_kills)
+                                  stop_leftovers=sandbox.stop_leftovers, oom_kills=sandbox.oom_kills, start=start_write)
         bwrap_failed = False
         try:
             self._prepare(spec, sandbox, info_read, process)

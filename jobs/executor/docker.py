@@ -104,6 +104,8 @@ class DockerExecutor:
     """Runs each stage in a new container; see the module docstring for what the container gets."""
 
     name = "docker"
+    # TODO: hold a prepared container until its stage may start, as the other executors do.
+    can_hold = False
 
     def __init__(self, image: str | None = None, client=None) -> None:
         self.image = image or os.environ.get("DENO_CI_DOCKER_IMAGE", DEFAULT_IMAGE)
@@ -114,6 +116,8 @@ class DockerExecutor:
         import docker
 
         check_spec(spec)
+        if spec.held:
+            raise ExecutorError("Cannot hold a stage in the docker executor: start it when it may run")
         control_folder = Path(tempfile.mkdtemp(prefix="deno-ci-control-"))
         os.mkfifo(control_folder / "control", 0o600)
         try:

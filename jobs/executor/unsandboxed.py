@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from ._process import CONTROL_FD, LaunchedProcess, PipeExecution, close_quietly, spawn
-from .base import LogChunk, StageSpec
+from .base import START_FD, LogChunk, StageSpec
 from .cgroups import StageCgroup, memory_limit_notice
 from .validation import check_spec
 
@@ -41,6 +41,7 @@ class UnsandboxedExecutor:
     """Runs each stage as a plain child process; see the module docstring for what is not isolated."""
 
     name = "unsandboxed"
+    can_hold = True
 
     def start(self, spec: StageSpec) -> PipeExecution:
         """Start `spec` as a child process; raise `ExecutorError` for an invalid spec."""
@@ -56,21 +57,24 @@ class UnsandboxedExecutor:
         stderr_read, stderr_write = os.pipe()
         control_read, control_write = os.pipe()
         handshake_read, handshake_write = os.pipe()
+        start_read, start_write = os.pipe() if spec.held else (None, None)
         devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         fds = {0: devnull, 1: stdout_write, 2: stderr_write, CONTROL_FD: control_write, _HANDSHAKE_FD: handshake_read}
+        if start_read is not None:
+            fds[START_FD] = start_read
         argv = ["/bin/sh", "-c", _LAUNCHER, str(spec.workspace), *spec.argv]
         try:
             pid = spawn("/bin/sh", argv, env, fds)
         except OSError:
-            close_quietly(stdout_read, stderr_read, control_read, handshake_write)
+            close_quietly(stdout_read, stderr_read, control_read, handshake_write, start_write)
             shutil.rmtree(home, ignore_errors=True)
             raise
         finally:
-            close_quietly(devnull, stdout_write, stderr_write, control_write, handshake_read)
+            close_quietly(devnull, stdout_write, stderr_write, control_write, handshake_read, start_read)
 
         tree = _ProcessTree(pid, home)
         process = LaunchedProcess(pid, stdout_read, stderr_read, control_read, tree.kill, tree.release,
-                                  stop_leftovers=tree.stop_leftovers, oom_kills=tree.oom_kills)
+                                  stop_leftovers=tree.stop_leftovers, oom_kills=tree.oom_kills, start=start_write)
         try:
             tree.cgroup = StageCgroup.create(spec.max_processes, spec.max_memory_bytes)
             tree.cgroup.add(pid)

@@ -113,3 +113,65 @@ def test_clean_tree_is_type_checked_once(make_repo, local_data):
     (repo / "notes.txt").write_text("not committed")
     assert deno_ci("--data", local_data, "run", str(repo)).returncode == 0
     assert list(Path(local_data, "plan-caches").glob("*.checked/*")) == markers
+
+
+HELD_PIPELINE = '''import { Pipeline } from "deno-ci";
+
+console.log("pipeline loaded");
+
+export default new Pipeline()
+  .stage("first", async () => {
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    FAIL_FIRST
+    console.log("first done");
+  })
+  .stage("second", () => console.log("second ran"));
+'''
+
+
+def _runner_of_stage(stage: str) -> bool:
+    """Return whether a runner process for `stage` exists on this machine."""
+    marker = f"--stage\0{stage}".encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _run_watching_for_stage(repo: Path, local_data: str, stage: str):
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
+                               env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen_early = False
+    while process.poll() is None:
+        seen_early = seen_early or _runner_of_stage(stage)
+        if seen_early:
+            break
+    stdout, stderr = process.communicate(timeout=300)
+    return process.returncode, stdout, stderr, seen_early
+
+
+def test_next_stage_prepared_while_previous_runs(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": HELD_PIPELINE.replace("FAIL_FIRST", "")})
+    code, stdout, stderr, seen_early = _run_watching_for_stage(repo, local_data, "second")
+    assert code == 0, stderr
+    assert seen_early
+    lines = stdout.splitlines()
+    # The held stage imported the pipeline only when it ran, after "first" ended.
+    assert lines.index("[second] pipeline loaded") > lines.index("[first] first done")
+    assert lines.count("[second] pipeline loaded") == 1
+    assert "[second] second ran" in lines
+
+
+def test_prepared_stage_after_failure_runs_nothing(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": HELD_PIPELINE.replace("FAIL_FIRST", 'throw new Error("first failed on purpose");')})
+    code, stdout, stderr, seen_early = _run_watching_for_stage(repo, local_data, "second")
+    assert code == 1
+    assert seen_early
+    assert "[first] pipeline loaded" in stdout
+    assert "[second] pipeline loaded" not in stdout
+    assert "second ran" not in stdout
+    assert any(line.startswith("second") and "skipped" in line for line in stdout.splitlines())
+    assert not _runner_of_stage("second")

@@ -73,3 +73,42 @@ def test_save_leaves_no_partial_file(tmp_path):
     assert names == ["deno-k.tar.gz"]
     with tarfile.open(store.archive_path("deno-k")) as archive:
         assert archive.getnames() == ["file"]
+
+
+def _saved_store(tmp_path, content: str = "cached") -> CacheStore:
+    store = CacheStore(tmp_path / "data", "p1")
+    source = tmp_path / "deno-dir"
+    (source / "npm").mkdir(parents=True, exist_ok=True)
+    (source / "npm" / "package.txt").write_text(content)
+    store.save("deno-abc", source)
+    return store
+
+
+def test_restore_unchanged_by_stage_writes(tmp_path):
+    store = _saved_store(tmp_path)
+    first = tmp_path / "first"
+    store.restore("deno-abc", first)
+    (first / "npm" / "package.txt").write_text("changed by a stage")
+    (first / "npm" / "new.txt").write_text("added by a stage")
+    second = tmp_path / "second"
+    assert store.restore("deno-abc", second) == "deno-abc"
+    assert (second / "npm" / "package.txt").read_text() == "cached"
+    assert not (second / "npm" / "new.txt").exists()
+
+
+def test_restore_copies_unpacked_folder(tmp_path):
+    store = _saved_store(tmp_path)
+    store.restore("deno-abc", tmp_path / "first")
+    # The archive's bytes are no longer read: a restore copies the folder unpacked the first time.
+    store.archive_path("deno-abc").write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    assert store.restore("deno-abc", tmp_path / "second") == "deno-abc"
+    assert (tmp_path / "second" / "npm" / "package.txt").read_text() == "cached"
+
+
+def test_save_after_deleted_archive_drops_old_folder(tmp_path):
+    store = _saved_store(tmp_path, "old")
+    store.restore("deno-abc", tmp_path / "first")
+    store.archive_path("deno-abc").unlink()
+    _saved_store(tmp_path, "new")
+    store.restore("deno-abc", tmp_path / "second")
+    assert (tmp_path / "second" / "npm" / "package.txt").read_text() == "new"

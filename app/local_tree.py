@@ -1,0 +1,62 @@
+"""What `deno-ci run` reads of a local directory before it plans: git facts, and where its caches live.
+
+Kept apart from `app.local_run`, whose imports take longer than planning: the
+command starts the plan first and imports the rest while Deno works.
+"""
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+from app.runs.events import make_event
+
+
+def _git_at_once(directory: Path, commands: dict[str, list[str]]) -> dict[str, str]:
+    """Run read-only git commands side by side; return each one's output, or "" where git failed (not a repository)."""
+    processes = {name: subprocess.Popen(["git", *args], cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                        text=True) for name, args in commands.items()}
+    outputs = {}
+    for name, process in processes.items():
+        output, _ = process.communicate()
+        outputs[name] = output.strip() if process.returncode == 0 else ""
+    return outputs
+
+
+def read_directory(directory: Path, kind: str, branch: str | None, tag: str | None) -> tuple[dict, str | None]:
+    """Describe the directory's current state as an event of `kind`; also return its clean tree id.
+
+    The tree id is HEAD's when the directory contains exactly that tree (nothing changed
+    or untracked), else None. Ignored files are not looked at: a pipeline that imports
+    one is checked against the version that was there when its tree first passed.
+    """
+    commands = {
+        "head": ["log", "-1", "--format=%H%x00%T%x00%an <%ae>%x00%B"],
+        "committed": ["diff-tree", "--root", "--no-commit-id", "--name-only", "-r", "HEAD"],
+        "working": ["diff", "--name-only", "HEAD"],
+        "status": ["status", "--porcelain", "--untracked-files=normal"],
+    }
+    if branch is None:
+        commands["branch"] = ["symbolic-ref", "--short", "-q", "HEAD"]
+    facts = _git_at_once(directory, commands)
+    commit, tree, author, message = (facts["head"].split("\0", 3) + ["", "", "", ""])[:4]
+    branch = branch if branch is not None else (facts["branch"] or None)
+    event = make_event(
+        kind,
+        branch=None if tag else branch,
+        tag=tag,
+        commit=commit or None,
+        author=author or None,
+        message=message.strip() or None,
+        changed_files=sorted(set(facts["committed"].split()) | set(facts["working"].split())),
+    )
+    return event, (tree or None) if facts["status"] == "" else None
+
+
+def local_scope(directory: Path) -> str:
+    """Return the name under which the caches of runs of `directory` are kept in the data folder."""
+    return "local-" + hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]
+
+
+def plan_deno_dir(data_dir: Path, directory: Path) -> Path:
+    """Return the DENO_DIR for planning `directory`, kept between runs so the next type check is fast."""
+    return data_dir / "plan-caches" / local_scope(directory)
