@@ -1,7 +1,8 @@
 """RQ jobs: prepare a run (checkout, plan) and run one stage attempt.
 
 Both take ids, reload their rows, and are safe to run twice. `prepare_run` does
-nothing for a run that has a plan or has ended. `run_stage` claims its stage with a
+nothing for a run that has a plan or has ended; after planning it may run the first
+stage itself, in a sandbox made while it planned (`jobs/first_stage.py`). `run_stage` claims its stage with a
 conditional update, so a second delivery of the same attempt exits at once.
 """
 
@@ -11,7 +12,7 @@ import shutil
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,11 +34,11 @@ from app.secret_store import secrets_for_stage, values_to_mask
 from jobs import workspace as git_workspace
 from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, cache_key
-from jobs import deploy_stage, spare_workspace
+from jobs import deploy_stage, first_stage, spare_workspace
 from jobs.executor import get_executor
 from jobs.log_sink import LogSink
 from jobs.masking import SecretMasker
-from jobs.stage_execution import StageContext, execute_stage
+from jobs.stage_execution import StageContext, can_hold, execute_stage
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +97,15 @@ def _prepare(run_id: int) -> None:
     # 30 ms). The lock keeps two workers of one machine out of each other's way.
     folder = _data_dir() / "plan-workspaces" / str(project.id)
     plan_deno_dir = _data_dir() / "plan-caches" / cache_scope(run)
-    spare = None
+    caches = CacheStore(_data_dir(), cache_scope(run))
+    spare = held_future = None
     try:
         mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         revision = run.commit_sha or run.tag or run.branch or project.default_branch
         sha = git_workspace.resolve_commit(mirror, revision)
         spare = spare_workspace.SpareMaker(run_workspace(run_id), mirror, sha, project.clone_url, project.pipeline_path,
-                                           run.pipeline_override, CacheStore(_data_dir(), cache_scope(run))).start()
-        with git_workspace.locked(folder.with_suffix(".lock")), ThreadPoolExecutor(max_workers=1) as pool:
+                                           run.pipeline_override, caches).start()
+        with git_workspace.locked(folder.with_suffix(".lock")), ThreadPoolExecutor(max_workers=2) as pool:
             # The commit's facts and the planning checkout are both read from the mirror: side by side.
             facts = pool.submit(_commit_facts, mirror, sha, (run.event_data or {}).get("before"))
             git_workspace.refresh_checkout(mirror, sha, folder, project.clone_url)
@@ -111,29 +113,67 @@ def _prepare(run_id: int) -> None:
             event = _complete_event(run, sha, facts.result())
             # Planning imports the repository's code: it runs in the stages' sandbox.
             executor = get_executor(current_app.config["EXECUTOR"])
+            held_future = _hold_first_stage(pool, run, sha, executor, spare)
             # An edited pipeline from the editor is not the commit's tree, so it is always checked.
             tree = facts.result()["tree"] if run.pipeline_override is None else None
             plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir, executor, source_key=tree,
                                          max_memory_bytes=current_app.config["STAGE_MEMORY_BYTES"])
     except git_workspace.GitError as error:
-        _discard_spare(spare)
+        _discard_spare(spare, held_future)
         service.fail_run(run_id, f"Cannot check out the commit: {error}")
         return
     except runner.PipelineError as error:
-        _discard_spare(spare)
+        _discard_spare(spare, held_future)
         problems = runner.relative_problems(error.problems, folder)
         service.system_log(run_id, None, *[f"pipeline error: {problem}" for problem in problems])
         service.fail_run(run_id, f"The pipeline {project.pipeline_path!r} is invalid: {problems[0]}")
         return
+    except BaseException:
+        _discard_spare(spare, held_future)
+        raise
     # The spare must be in place before the first stage is queued, or that stage misses it.
     spare.finish(keep=True)
-    _record_plan(run_id, plan, event)
+    held_stage = held_future.result() if held_future is not None else None
+    claim = _claim_for(run_id, plan, held_stage, caches) if held_stage is not None else None
+    try:
+        claimed_id = _record_plan(run_id, plan, event, claim)
+    except BaseException:
+        if held_stage is not None:
+            first_stage.drop(held_stage)
+        raise
+    if claimed_id is not None:
+        _run_stage(claimed_id, 1, held_stage)
+    elif held_stage is not None:
+        first_stage.drop(held_stage)
     _remove_ended_run_folder(run_id)
 
 
-def _discard_spare(spare: spare_workspace.SpareMaker | None) -> None:
+def _hold_first_stage(pool: ThreadPoolExecutor, run: Run, sha: str, executor, spare) -> Future | None:
+    """Start preparing the stage an earlier plan of this commit ran first, beside the planning (see jobs/first_stage.py)."""
+    plan_stage = first_stage.guess(run, sha) if can_hold(executor) else None
+    if plan_stage is None:
+        return None
+    context = _stage_context(run, plan_stage, executor)
+    return pool.submit(first_stage.hold, plan_stage, context, run_workspace(run.id), spare, sha)
+
+
+def _claim_for(run_id: int, plan: dict, held_stage: first_stage.HeldStage, caches: CacheStore) -> tuple[str, str] | None:
+    """Return the claim for `advance_run` that lets this job run the held stage, or None to drop it."""
+    timeout = float(held_stage.plan_stage["options"].get("timeout") or current_app.config["STAGE_TIMEOUT"])
+    # This job's own time limit leaves room for a stage of the default timeout, not more.
+    if not first_stage.matches(plan, held_stage, caches) or timeout > current_app.config["STAGE_TIMEOUT"]:
+        log.info("run %s: the plan does not start with stage %r as guessed; its prepared sandbox is dropped",
+                 run_id, held_stage.plan_stage["name"])
+        return None
+    return held_stage.plan_stage["name"], worker_name()
+
+
+def _discard_spare(spare: spare_workspace.SpareMaker | None, held_future: Future | None = None) -> None:
     if spare is not None:
         spare.finish(keep=False)
+    held_stage = held_future.result() if held_future is not None else None
+    if held_stage is not None:
+        first_stage.drop(held_stage)
 
 
 def _commit_facts(mirror: Path, sha: str, before: str | None) -> dict:
@@ -152,13 +192,14 @@ def _complete_event(run: Run, sha: str, facts: dict) -> dict:
     return event
 
 
-def _record_plan(run_id: int, plan: dict, event: dict) -> None:
+def _record_plan(run_id: int, plan: dict, event: dict, claim: tuple[str, str] | None = None) -> int | None:
+    """Store the plan and its stages and queue the first ones; return the id of the stage claimed with `claim`."""
     run = db.session.execute(
         db.select(Run).where(Run.id == run_id).with_for_update().execution_options(populate_existing=True)
     ).scalar_one()
     if run.status in TERMINAL_RUN or run.plan is not None:
         db.session.rollback()
-        return
+        return None
     needs = graph.effective_needs(plan["stages"])
     run.plan = plan
     service.add_stages(run, plan, needs)
@@ -166,8 +207,8 @@ def _record_plan(run_id: int, plan: dict, event: dict) -> None:
     service.cancel_superseded_runs(run_id)
     if not needs:
         service.fail_run(run_id, "No stage of the pipeline is selected for this event; the run is skipped.", RunStatus.SKIPPED)
-        return
-    service.advance_run(run_id)
+        return None
+    return service.advance_run(run_id, claim)
 
 
 def run_stage(stage_id: int, attempt: int) -> None:
@@ -183,15 +224,23 @@ def run_stage(stage_id: int, attempt: int) -> None:
             db.session.remove()
 
 
-def _run_stage(stage_id: int, attempt: int) -> None:
-    stage = service.start_stage(stage_id, attempt, worker_name())
+def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | None = None) -> None:
+    """Run one attempt of a stage.
+
+    `held_stage` is the stage's sandbox made during planning, to release instead of making
+    one; `advance_run` has already marked such a stage running on this worker.
+    """
+    if held_stage is not None:
+        stage = db.session.get(Stage, stage_id)
+    else:
+        stage = service.start_stage(stage_id, attempt, worker_name())
     if stage is None:
         log.info("stage %s attempt %s: already taken or ended; nothing to do", stage_id, attempt)
         return
     run, project = stage.run, stage.run.project
     run_id = run.id
     log.info("run %s stage %s (%s): attempt %s started", run.id, stage.id, stage.name, attempt)
-    folder = run_workspace(run.id) / f"stage-{stage.id}-{attempt}"
+    folder = held_stage.folder if held_stage is not None else run_workspace(run.id) / f"stage-{stage.id}-{attempt}"
     connection = _redis_or_none()
     masker = SecretMasker(values_to_mask(run))
     sink = LogSink(db.engine, connection, run.id, stage.id, masker)
@@ -206,20 +255,21 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     try:
         workspace, deno_dir = folder / "workspace", folder / "deno-dir"
         caches = CacheStore(_data_dir(), cache_scope(run))
-        key, restored = _prepare_workspace(run, stage, caches, workspace, deno_dir)
+        if held_stage is not None:
+            artifact_store(run.id).restore_all(workspace)
+            key, restored = cache_key(workspace, (stage.options.get("cache") or {}).get("key") or []), held_stage.cache_key
+        else:
+            key, restored = _prepare_workspace(run, stage, caches, workspace, deno_dir)
         next_spare = _start_next_spare(run, stage, caches)
         sink.write("system", f"Restored dependency cache {restored}" if restored else "No dependency cache yet")
-        context = StageContext(
-            run_id=str(run.id), pipeline_path=project.pipeline_path, event=run.event_data,
-            executor=get_executor(current_app.config["EXECUTOR"]),
-            default_timeout=current_app.config["STAGE_TIMEOUT"], max_output_bytes=current_app.config["STAGE_MAX_OUTPUT"],
-            secrets=secrets_for_stage(run, plan_stage.get("options") or {}), tmp_bytes=current_app.config["STAGE_TMP_BYTES"],
-            max_memory_bytes=current_app.config["STAGE_MEMORY_BYTES"],
-        )
+        if held_stage is not None:
+            sink.write("system", "Sandbox made while the pipeline was planned")
+        context = _stage_context(run, plan_stage, get_executor(current_app.config["EXECUTOR"]))
         # A stage may run for an hour: hold no database connection meanwhile, so a
         # database restart during the stage cannot break this job's session.
         db.session.commit()
-        outcome = execute_stage(plan_stage, context, workspace, deno_dir, on_log=sink.write, on_start=watchdog.watch)
+        outcome = execute_stage(plan_stage, context, workspace, deno_dir, on_log=sink.write, on_start=watchdog.watch,
+                                held_execution=held_stage.execution if held_stage is not None else None)
         _retry_database(test_results.collect_stage_reports, run_id, stage_id, workspace)
         if outcome.status == StageStatus.SUCCESS:
             _retry_database(_collect_artifacts, run_id, stage_id, workspace, outcome)
@@ -254,6 +304,15 @@ def _run_stage(stage_id: int, attempt: int) -> None:
     log.info("run %s stage %s: attempt %s ended %s", run_id, stage_id, attempt, outcome.status)
     _retry_database(service.finish_stage, stage_id, outcome.status, outcome.exit_code, outcome.error)
     _remove_ended_run_folder(run_id)
+
+
+def _stage_context(run: Run, plan_stage: dict, executor) -> StageContext:
+    return StageContext(
+        run_id=str(run.id), pipeline_path=run.project.pipeline_path, event=run.event_data, executor=executor,
+        default_timeout=current_app.config["STAGE_TIMEOUT"], max_output_bytes=current_app.config["STAGE_MAX_OUTPUT"],
+        secrets=secrets_for_stage(run, plan_stage.get("options") or {}), tmp_bytes=current_app.config["STAGE_TMP_BYTES"],
+        max_memory_bytes=current_app.config["STAGE_MEMORY_BYTES"],
+    )
 
 
 def _start_next_spare(run: Run, stage: Stage, caches: CacheStore) -> spare_workspace.SpareMaker | None:

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 # Seconds an RQ job may run beyond its stage's own timeout before RQ kills it.
 JOB_TIMEOUT_MARGIN = 300
+PREPARE_TIMEOUT = 900
 # The error of a stage skipped because a stage it needs did not pass.
 NEED_FAILED = "a stage it needs did not pass"
 # The log line of a deploy stage that waits for a fork run's approval.
@@ -71,7 +72,9 @@ def create_run(project: Project, *, trigger: str, event: dict, pipeline_override
     db.session.commit()
     log.info("run %s: queued #%s of project %s (%s, %s)", run.id, number, project.name, trigger, event["kind"])
     try:
-        run_queue().enqueue("jobs.tasks.prepare_run", run.id, job_timeout=900, job_id=f"prepare-{run.id}")
+        # Planning gets 900 s; the worker that plans may then run the first stage itself (jobs/first_stage.py).
+        timeout = PREPARE_TIMEOUT + current_app.config["STAGE_TIMEOUT"] + JOB_TIMEOUT_MARGIN
+        run_queue().enqueue("jobs.tasks.prepare_run", run.id, job_timeout=timeout, job_id=f"prepare-{run.id}")
     except redis.RedisError as error:
         fail_run(run.id, f"Cannot queue the run: Redis is unreachable ({error}). Start Redis or check REDIS_URL.")
         raise RunError(f"Run #{number} of {project.name!r} could not be queued: Redis is unreachable ({error})") from error
@@ -117,14 +120,19 @@ def add_stages(run: Run, plan: dict, needs: dict[str, list[str]]) -> None:
         ))
 
 
-def advance_run(run_id: int) -> None:
-    """Skip stages whose needs failed, queue those that may start, and finish the run when all ended."""
+def advance_run(run_id: int, claim: tuple[str, str] | None = None) -> int | None:
+    """Skip stages whose needs failed, queue those that may start, and finish the run when all ended.
+
+    `claim` is (stage name, worker): when that stage may start, it is marked running on
+    the worker in the same transaction instead of being queued, and its id is returned.
+    Should the worker die, the stage's missing heartbeat gets it requeued.
+    """
     run = _locked_run(run_id)
     stages = {stage.name: stage for stage in run.stages}
     if run.status in TERMINAL_RUN:
         _cancel_waiting(stages.values())
         db.session.commit()
-        return
+        return None
     needs = {stage.name: stage.needs for stage in stages.values()}
     statuses = {name: stages[name].status for name in needs}
     ready, skip = graph.next_moves(needs, statuses)
@@ -140,6 +148,14 @@ def advance_run(run_id: int) -> None:
     for stage in to_queue:
         stage.enqueued_at = utcnow()
         stage.attempt = 1
+    claimed = next((stage for stage in to_queue if claim and stage.name == claim[0]), None)
+    run_started = False
+    if claimed is not None:
+        to_queue.remove(claimed)
+        now = utcnow()
+        claimed.status, claimed.worker, claimed.started_at, claimed.heartbeat_at = StageStatus.RUNNING, claim[1], now, now
+        if run.status == RunStatus.QUEUED:
+            run.status, run.started_at, run_started = RunStatus.RUNNING, now, True
     finished = all(status in TERMINAL_STAGE for status in statuses.values())
     if finished:
         _finish(run, [statuses[name] for name in needs])
@@ -149,8 +165,11 @@ def advance_run(run_id: int) -> None:
         system_log(run_id, stage.id, APPROVAL_NEEDED)
     for stage in to_queue:
         enqueue_stage(stage)
+    if run_started:
+        report_run_status(run_id)
     if finished:
         announce_run_end(run_id)
+    return claimed.id if claimed is not None else None
 
 
 def _hold_unapproved_deploy_stages(run: Run, ready: list[Stage]) -> tuple[list[Stage], list[Stage]]:

@@ -1,0 +1,110 @@
+"""The run's first stage, made ready while the pipeline is planned, and run by the planning worker.
+
+Planning takes tens of milliseconds in the sandbox, and the first stage then spends
+about as long again making its own sandbox and starting Deno. When an earlier run of
+the project planned the same commit, its plan names the stage that most likely comes
+first, so the planning worker makes that stage's sandbox and loads the runner while it
+plans (`stage_execution.hold_stage`). If the new plan has a stage of that name with the
+same settings and nothing to wait for, the worker marks it running on itself in the
+transaction that queues the run's other first stages (`service.advance_run`), then
+releases it. Otherwise it drops the sandbox, in which none of the stage's code has run.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Run
+from app.pipelines import graph
+from jobs import spare_workspace
+from jobs.cache import CacheStore, cache_key
+from jobs.executor import Execution, ExecutorError
+from jobs.stage_execution import StageContext, drop_held, hold_stage
+
+log = logging.getLogger(__name__)
+
+FOLDER = "held-first-stage"
+
+
+@dataclass
+class HeldStage:
+    """A stage whose sandbox was made ahead: its plan entry, the held execution and its folder."""
+
+    plan_stage: dict
+    execution: Execution
+    folder: Path
+    # Key of the dependency cache unpacked into the stage's DENO_DIR, or None when there was none.
+    cache_key: str | None
+
+    @property
+    def workspace(self) -> Path:
+        return self.folder / "workspace"
+
+    @property
+    def deno_dir(self) -> Path:
+        return self.folder / "deno-dir"
+
+
+def guess(run: Run, sha: str) -> dict | None:
+    """Return the plan entry of the stage that an earlier plan of the same commit started first, or None.
+
+    Deploy stages are left out: the platform runs them itself, not always in a sandbox.
+    """
+    if run.pipeline_override is not None:
+        return None
+    previous = db.session.scalar(
+        select(Run.plan).where(Run.project_id == run.project_id, Run.commit_sha == sha, Run.id != run.id,
+                               Run.plan.is_not(None), Run.pipeline_override.is_(None))
+        .order_by(Run.id.desc()).limit(1)
+    )
+    if not previous:
+        return None
+    needs = graph.effective_needs(previous["stages"])
+    for entry in previous["stages"]:
+        if entry["name"] in needs and not needs[entry["name"]] and not entry.get("deploy"):
+            return entry
+    return None
+
+
+def hold(plan_stage: dict, context: StageContext, run_folder: Path, spare: spare_workspace.SpareMaker, sha: str) -> HeldStage | None:
+    """Take the run's spare workspace once it is made and start the stage's sandbox in it, held; None if either fails."""
+    spare.finish(keep=True)
+    folder = run_folder / FOLDER
+    taken, restored_key = spare_workspace.take(run_folder, folder / "workspace", folder / "deno-dir", sha, None)
+    if not taken:
+        return None
+    try:
+        execution = hold_stage(plan_stage, context, folder / "workspace", folder / "deno-dir")
+    except ExecutorError as error:
+        log.info("run %s: the first stage could not be prepared during planning: %s", context.run_id, error)
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return HeldStage(plan_stage, execution, folder, restored_key)
+
+
+def matches(plan: dict, held_stage: HeldStage, caches: CacheStore) -> bool:
+    """Return whether the new plan starts the stage that `held_stage` was made for, with the same settings.
+
+    The stage must be in the plan with the very same entry and nothing to wait for, and
+    the dependency cache already in its DENO_DIR must be the one its key names.
+    """
+    name = held_stage.plan_stage["name"]
+    entry = next((stage for stage in plan["stages"] if stage["name"] == name), None)
+    if entry != held_stage.plan_stage or graph.effective_needs(plan["stages"]).get(name) != []:
+        return False
+    key = cache_key(held_stage.workspace, (entry["options"].get("cache") or {}).get("key") or [])
+    if held_stage.cache_key is None:
+        return not caches.archive_path(key).exists()
+    return held_stage.cache_key == key
+
+
+def drop(held_stage: HeldStage) -> None:
+    """End the held sandbox without running the stage and remove its folder."""
+    drop_held(held_stage.execution)
+    shutil.rmtree(held_stage.folder, ignore_errors=True)
