@@ -24,7 +24,8 @@ from config import Config
 from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, cache_key
 from jobs.executor import ExecutorError, get_executor
-from jobs.stage_execution import StageContext, StageOutcome, can_hold, drop_held, execute_stage, hold_stage
+from jobs.stage_execution import (PREPARED_DURING_PLANNING, StageContext, StageOutcome, can_hold, drop_held,
+                                  execute_stage, hold_stage)
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ class LocalRun:
     """One local run of a directory's pipeline, printing every log line as `[stage] text`."""
 
     def __init__(self, directory: Path, pipeline_path: str, event: dict, executor_name: str, data_dir: Path,
-                 out=sys.stdout) -> None:
+                 out=sys.stdout, previous_plan: dict | None = None) -> None:
+        """Set a run up; `previous_plan`, of an earlier run of the same files, names the stage to prepare while planning."""
         self.directory = directory.resolve()
         self.pipeline_path = pipeline_path
         self.event = event
@@ -83,6 +85,13 @@ class LocalRun:
         self._held: dict[str, Future] = {}
         # Copied while the pipeline is planned, for the first stage that adds no cache key files.
         self._spare: Future | None = self._preparer.submit(self._prepare_folder, "spare", [])
+        # The stage the previous plan started with, prepared in the spare while this run is planned.
+        self._guessed = graph.first_stage(previous_plan) if previous_plan and can_hold(self.executor) else None
+        if self._guessed is not None and not _cache_key_files(self._guessed):
+            self._guess: Future | None = self._preparer.submit(self._hold, self._guessed, self._spare)
+            self._spare = None
+        else:
+            self._guess = None
         self._print_lock = threading.Lock()
         self._executions: dict[str, object] = {}
         self._cancelled = threading.Event()
@@ -102,9 +111,12 @@ class LocalRun:
             if not stage.get("selected", True):
                 reports[stage["name"]] = StageReport(stage["name"], "not selected", error=stage.get("skipReason"))
         running: dict[Future, str] = {}
+        self._take_guess(plan, needs)
         # Workspaces of first attempts are copied while earlier stages run.
         self._prepared = {}
         for name in needs:
+            if name in self._held:
+                continue
             if self._spare is not None and not _cache_key_files(stages[name]):
                 self._prepared[name], self._spare = self._spare, None
             else:
@@ -191,8 +203,24 @@ class LocalRun:
                     status in graph.PASSED or status == StageStatus.RUNNING for status in need_statuses):
                 self._held[name] = self._preparer.submit(self._hold, stages[name])
 
-    def _hold(self, stage: dict):
-        workspace, deno_dir, key = self._prepared.pop(stage["name"]).result()
+    def _take_guess(self, plan: dict, needs: dict[str, list[str]]) -> None:
+        """Keep the stage prepared during planning when the plan starts it unchanged; drop it otherwise."""
+        guess, self._guess = self._guess, None
+        if guess is None:
+            return
+        execution = guess.result()[0]
+        if graph.starts_unchanged(plan, self._guessed) and self._guessed["name"] in needs:
+            # Without a sandbox (it failed to start), the stage still takes the prepared workspace.
+            self._held[self._guessed["name"]] = guess
+            if execution is not None:
+                self.emit(self._guessed["name"], PREPARED_DURING_PLANNING)
+            return
+        if execution is not None:
+            drop_held(execution)
+
+    def _hold(self, stage: dict, prepared: Future | None = None):
+        """Make a held sandbox for `stage` in its prepared workspace (or `prepared`); return it with the folders."""
+        workspace, deno_dir, key = (prepared or self._prepared.pop(stage["name"])).result()
         try:
             execution = hold_stage(stage, self._stage_context(), workspace, deno_dir)
         except ExecutorError as error:
@@ -231,6 +259,8 @@ class LocalRun:
             execution.cancel()
 
     def cleanup(self) -> None:
+        if self._guess is not None:
+            self._take_guess({"stages": []}, {})
         for name in list(self._held):
             self._drop_held(name)
         self._preparer.shutdown(wait=True, cancel_futures=True)

@@ -1,11 +1,14 @@
-"""What `deno-ci run` reads of a local directory before it plans: git facts, and where its caches live.
+"""The state of a local directory that `deno-ci run` reads before it plans: git facts, caches and the last plan.
 
 Kept apart from `app.local_run`, whose imports take longer than planning: the
 command starts the plan first and imports the rest while Deno works.
 """
 
 import hashlib
+import json
+import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 from app.runs.events import make_event
@@ -60,3 +63,30 @@ def local_scope(directory: Path) -> str:
 def plan_deno_dir(data_dir: Path, directory: Path) -> Path:
     """Return the DENO_DIR for planning `directory`, kept between runs so the next type check is fast."""
     return data_dir / "plan-caches" / local_scope(directory)
+
+
+def _last_plan_file(data_dir: Path, directory: Path) -> Path:
+    return data_dir / "plan-caches" / f"{local_scope(directory)}.last-plan.json"
+
+
+def last_plan(data_dir: Path, directory: Path, tree_id: str | None) -> dict | None:
+    """Return the plan of the previous run of `directory` when it ran the same clean tree, else None."""
+    if tree_id is None:
+        return None
+    try:
+        document = json.loads(_last_plan_file(data_dir, directory).read_text())
+    except (OSError, ValueError):
+        return None
+    return document.get("plan") if isinstance(document, dict) and document.get("tree") == tree_id else None
+
+
+def remember_plan(data_dir: Path, directory: Path, tree_id: str | None, plan: dict) -> None:
+    """Keep the plan of a clean tree for the next run's guess of its first stage; a changed tree keeps nothing."""
+    if tree_id is None:
+        return
+    target = _last_plan_file(data_dir, directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".last-plan-", dir=target.parent)
+    with os.fdopen(handle, "w") as file:
+        json.dump({"tree": tree_id, "plan": plan}, file)
+    os.replace(temporary, target)

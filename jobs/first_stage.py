@@ -52,10 +52,7 @@ class HeldStage:
 
 
 def guess(run: Run, sha: str) -> dict | None:
-    """Return the plan entry of the stage that an earlier plan of the same commit started first, or None.
-
-    Deploy stages are left out: the platform runs them itself, not always in a sandbox.
-    """
+    """Return the plan entry of the stage that an earlier plan of the same commit started first, or None."""
     if run.pipeline_override is not None:
         return None
     previous = db.session.scalar(
@@ -63,13 +60,7 @@ def guess(run: Run, sha: str) -> dict | None:
                                Run.plan.is_not(None), Run.pipeline_override.is_(None))
         .order_by(Run.id.desc()).limit(1)
     )
-    if not previous:
-        return None
-    needs = graph.effective_needs(previous["stages"])
-    for entry in previous["stages"]:
-        if entry["name"] in needs and not needs[entry["name"]] and not entry.get("deploy"):
-            return entry
-    return None
+    return graph.first_stage(previous) if previous else None
 
 
 def hold(plan_stage: dict, context: StageContext, run_folder: Path, spare: spare_workspace.SpareMaker, sha: str) -> HeldStage | None:
@@ -94,9 +85,8 @@ def matches(plan: dict, held_stage: HeldStage, caches: CacheStore) -> bool:
     The stage must be in the plan with the very same entry and nothing to wait for, and
     the dependency cache already in its DENO_DIR must be the one its key names.
     """
-    name = held_stage.plan_stage["name"]
-    entry = next((stage for stage in plan["stages"] if stage["name"] == name), None)
-    if entry != held_stage.plan_stage or graph.effective_needs(plan["stages"]).get(name) != []:
+    entry = held_stage.plan_stage
+    if not graph.starts_unchanged(plan, entry):
         return False
     key = cache_key(held_stage.workspace, (entry["options"].get("cache") or {}).get("key") or [])
     if held_stage.cache_key is None:

@@ -38,7 +38,7 @@ from jobs import deploy_stage, first_stage, spare_workspace
 from jobs.executor import get_executor
 from jobs.log_sink import LogSink
 from jobs.masking import SecretMasker
-from jobs.stage_execution import StageContext, can_hold, execute_stage
+from jobs.stage_execution import PREPARED_DURING_PLANNING, StageContext, can_hold, execute_stage
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         next_spare = _start_next_spare(run, stage, caches)
         sink.write("system", f"Restored dependency cache {restored}" if restored else "No dependency cache yet")
         if held_stage is not None:
-            sink.write("system", "Sandbox made while the pipeline was planned")
+            sink.write("system", PREPARED_DURING_PLANNING)
         context = _stage_context(run, plan_stage, get_executor(current_app.config["EXECUTOR"]))
         # A stage may run for an hour: hold no database connection meanwhile, so a
         # database restart during the stage cannot break this job's session.

@@ -52,10 +52,11 @@ def run_command(directory: str, kind: str, branch: str | None, tag: str | None, 
     """Run a repository's pipeline on this machine in the platform's sandbox; exit 0 only if it succeeds."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from app.local_tree import plan_deno_dir, read_directory
+    from app.local_tree import last_plan, plan_deno_dir, read_directory, remember_plan
 
     folder = Path(directory).resolve()
     event, tree_id = read_directory(folder, kind, branch, tag)
+    previous_plan = last_plan(data_dir(), folder, tree_id)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan") as pool:
         # Deno plans while this process imports what runs the stages. The SDK's digest is
         # read first: its many small reads would otherwise wait for the import between each.
@@ -64,7 +65,7 @@ def run_command(directory: str, kind: str, branch: str | None, tag: str | None, 
                                source_key=tree_id)
         from app.local_run import LocalRun, format_summary
 
-        local_run = LocalRun(folder, pipeline_path, event, executor, data_dir())
+        local_run = LocalRun(folder, pipeline_path, event, executor, data_dir(), previous_plan=previous_plan)
         previous = signal.signal(signal.SIGINT, lambda *_: local_run.cancel())
         try:
             try:
@@ -73,6 +74,7 @@ def run_command(directory: str, kind: str, branch: str | None, tag: str | None, 
                 for problem in error.problems:
                     click.echo(str(problem), err=True)
                 sys.exit(1)
+            remember_plan(data_dir(), folder, tree_id, plan)
             status, reports = local_run.execute(plan)
         finally:
             signal.signal(signal.SIGINT, previous)

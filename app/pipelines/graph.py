@@ -40,6 +40,25 @@ def effective_needs(stages: Sequence[Mapping]) -> dict[str, list[str]]:
     }
 
 
+def first_stage(plan: Mapping) -> Mapping | None:
+    """Return the entry of the plan's first stage that starts at once, or None.
+
+    Deploy stages are left out because the platform runs them itself, not always in a sandbox.
+    """
+    needs = effective_needs(plan["stages"])
+    for entry in plan["stages"]:
+        if entry["name"] in needs and not needs[entry["name"]] and not entry.get("deploy"):
+            return entry
+    return None
+
+
+def starts_unchanged(plan: Mapping, entry: Mapping) -> bool:
+    """Return whether `plan` has a stage equal to `entry` in every setting, which starts at once."""
+    name = entry["name"]
+    return next((stage for stage in plan["stages"] if stage["name"] == name), None) == entry and \
+        effective_needs(plan["stages"]).get(name) == []
+
+
 def next_moves(needs: Mapping[str, Sequence[str]], statuses: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """Return (stages ready to start, stages to skip) among the queued ones.
 

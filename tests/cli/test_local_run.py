@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from jobs.stage_execution import PREPARED_DURING_PLANNING
 from tests.sample_projects import LIBRARY_MAIN, PASSING_TEST, prd_sample_project
 
 PARALLEL_PIPELINE = '''import { Pipeline, run } from "deno-ci";
@@ -175,3 +176,35 @@ def test_prepared_stage_after_failure_runs_nothing(make_repo, local_data):
     assert "second ran" not in stdout
     assert any(line.startswith("second") and "skipped" in line for line in stdout.splitlines())
     assert not _runner_of_stage("second")
+
+
+GUESS_PIPELINE = '''import { Pipeline } from "deno-ci";
+
+console.log("pipeline loaded");
+
+export default new Pipeline()
+  .stage("main only", { branches: ["main"] }, () => console.log("ran main only"))
+  .stage("everywhere", { needs: [] }, () => console.log("ran everywhere"));
+'''
+
+
+def test_second_run_prepares_first_stage_while_planning(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": GUESS_PIPELINE})
+    first = deno_ci("--data", local_data, "run", str(repo))
+    second = deno_ci("--data", local_data, "run", str(repo))
+    assert first.returncode == 0, first.stderr
+    assert PREPARED_DURING_PLANNING not in first.stdout
+    assert second.returncode == 0, second.stderr
+    assert f"[main only] {PREPARED_DURING_PLANNING}" in second.stdout.splitlines()
+    assert second.stdout.count("ran main only") == 1
+
+
+def test_first_stage_guess_dropped_when_plan_differs(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": GUESS_PIPELINE})
+    assert deno_ci("--data", local_data, "run", str(repo)).returncode == 0
+    other = deno_ci("--data", local_data, "run", str(repo), "--branch", "feature")
+    assert other.returncode == 0, other.stderr
+    assert PREPARED_DURING_PLANNING not in other.stdout
+    assert "ran main only" not in other.stdout
+    assert other.stdout.count("pipeline loaded") == 1
+    assert not _runner_of_stage("main only")

@@ -6,10 +6,11 @@ from app.projects import add_project
 from app.runs.events import make_event
 from app.runs.service import create_run
 from app.status import TERMINAL_RUN
+from jobs.stage_execution import PREPARED_DURING_PLANNING
 from tests.conftest import git, wait_for
 from tests.runs.test_run_end_to_end import log_text, stage_statuses
 
-HELD_NOTICE = "Sandbox made while the pipeline was planned"
+HELD_NOTICE = PREPARED_DURING_PLANNING
 
 PIPELINE = '''import { Pipeline } from "deno-ci";
 
