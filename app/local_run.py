@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.cli.terminal import printable
-from app.status import RunStatus, StageStatus
+from app.status import RETRIED_STAGE, RunStatus, StageStatus
 from app.local_tree import local_scope
 from app.pipelines import graph
 from config import Config
@@ -59,8 +59,10 @@ def copy_working_tree(source: Path, destination: Path) -> None:
         if not name or name.startswith(".deno-ci/"):
             continue
         origin, target = source / name, destination / name
-        if not origin.exists() and not origin.is_symlink():
-            continue  # deleted in the working tree but still in the index
+        if not origin.is_symlink() and not origin.is_file():
+            # Deleted in the working tree but still in the index, or no longer a file: a folder
+            # in its place has its files listed on their own, and a named pipe cannot be copied.
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(origin, target, follow_symlinks=False)
 
@@ -126,6 +128,9 @@ class LocalRun:
                 ready, skip = graph.next_moves(needs, statuses)
                 for name in skip:
                     self._drop_held(name)
+                    if self._cancelled.is_set():
+                        statuses[name] = reports[name].status = StageStatus.CANCELLED
+                        continue
                     statuses[name] = reports[name].status = StageStatus.SKIPPED
                     self.emit(name, "skipped: a stage it needs did not pass")
                 for name in ready:
@@ -170,7 +175,7 @@ class LocalRun:
             if outcome.status == StageStatus.SUCCESS:
                 self._collect(name, outcome, workspace)
                 self.caches.save(key, deno_dir)
-            if outcome.status not in (StageStatus.FAILED, StageStatus.ERROR) or self._cancelled.is_set():
+            if outcome.status not in RETRIED_STAGE or self._cancelled.is_set():
                 break
             if attempt <= retries:
                 self.emit(name, f"attempt {attempt} failed ({outcome.error}); retrying")
@@ -224,7 +229,7 @@ class LocalRun:
         try:
             execution = hold_stage(stage, self._stage_context(), workspace, deno_dir)
         except ExecutorError as error:
-            log.info("stage %s could not be prepared ahead, so it starts when it runs: %s", stage["name"], error)
+            log.info("local run: stage %s could not be prepared ahead, so it starts when it runs: %s", stage["name"], error)
             execution = None
         return execution, workspace, deno_dir, key
 

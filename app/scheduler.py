@@ -107,6 +107,7 @@ def run_forever(stop) -> None:
         try:
             run_due_schedules()
             service.reap_lost_stages()
+            service.reap_lost_planning()
             reap_stalled_deployments()
             finish_stages_of_ended_deployments()
             enqueue_due_deliveries()

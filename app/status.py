@@ -24,6 +24,11 @@ class StageStatus(StrEnum):
     ERROR = "error"  # the platform failed it: timeout, lost worker, sandbox failure
 
 
+# An attempt that ended in one of these is tried again while the stage's `retries` allow.
+# A failure that `allowFailure` lets pass counts as a failure here.
+RETRIED_STAGE = frozenset({StageStatus.FAILED, StageStatus.ALLOWED_FAILURE, StageStatus.ERROR})
+
+
 class StageWait(StrEnum):
     """The reason a stage waits without a worker; NULL for every other stage."""
 

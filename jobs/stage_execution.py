@@ -64,10 +64,14 @@ def stage_environment(stage: dict, context: StageContext, workspace: Path, deno_
         "DENO_CI_EVENT": json.dumps(context.event),
         "DENO_CI_CONTROL_FD": "3",
     }
+    # The variables the runner and the cache depend on are set last: a plan that names them
+    # (the SDK rejects that) cannot change them. PATH, HOME and the rest a stage may change.
+    own = {key: value for key, value in env.items() if key.startswith("DENO_CI_") or key in ("CI", "DENO_DIR")}
     env.update({key: str(value) for key, value in (stage["options"].get("env") or {}).items()})
     for name in stage["options"].get("secrets") or []:
         if name in context.secrets:
             env[name] = context.secrets[name]
+    env.update(own)
     return env
 
 

@@ -12,6 +12,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -82,9 +83,41 @@ def prepare_run(run_id: int) -> None:
     """
     with get_app().app_context():
         try:
-            _prepare(run_id)
+            with _planning_heartbeat(run_id):
+                _prepare(run_id)
         finally:
             db.session.remove()
+
+
+@contextmanager
+def _planning_heartbeat(run_id: int):
+    """Keep the run's planning key alive in Redis while the block runs, so `service.reap_lost_planning` leaves it alone."""
+    connection = _redis_or_none()
+    if connection is None:
+        yield
+        return
+    key, ttl = service.planning_key(run_id), max(int(current_app.config["STAGE_HEARTBEAT_TIMEOUT"]), 1)
+    stopped = threading.Event()
+
+    def beat() -> None:
+        while not stopped.is_set():
+            try:
+                connection.set(key, worker_name(), ex=ttl)
+            except redis.RedisError as error:
+                log.warning("run %s: planning heartbeat failed: %s", run_id, error)
+            stopped.wait(HEARTBEAT_INTERVAL)
+
+    thread = threading.Thread(target=beat, name=f"planning heartbeat {run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stopped.set()
+        thread.join()
+        try:
+            connection.delete(key)
+        except redis.RedisError:
+            pass
 
 
 def _prepare(run_id: int) -> None:

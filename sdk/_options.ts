@@ -88,6 +88,8 @@ export function normaliseOptions(options: StageOptions): {
   for (const secret of normalised.secrets) {
     if (!ENV_NAME.test(secret)) {
       problems.push(`secret name '${secret}' is not a valid environment variable name`);
+    } else if (isReserved(secret)) {
+      problems.push(reservedProblem("secret", secret));
     }
   }
   return { options: normalised, problems };
@@ -135,6 +137,18 @@ function eventList(raw: Record<string, unknown>, problems: string[]): EventKind[
   return list.filter((kind) => EVENT_KINDS.includes(kind as EventKind)) as EventKind[];
 }
 
+// The platform sets these for every stage; a stage that set them would break its own runner or cache.
+const RESERVED_PREFIX = "DENO_CI_";
+const RESERVED_NAMES = new Set(["CI", "DENO_DIR"]);
+
+function isReserved(name: string): boolean {
+  return name.startsWith(RESERVED_PREFIX) || RESERVED_NAMES.has(name);
+}
+
+function reservedProblem(kind: string, name: string): string {
+  return `${kind} name '${name}' is set by the platform; use another name (CI, DENO_DIR and names starting with ${RESERVED_PREFIX} are reserved)`;
+}
+
 function envRecord(value: unknown, problems: string[]): Record<string, string> {
   if (value === undefined || value === null) return {};
   if (typeof value !== "object" || Array.isArray(value)) {
@@ -145,6 +159,8 @@ function envRecord(value: unknown, problems: string[]): Record<string, string> {
   for (const [name, item] of Object.entries(value)) {
     if (!ENV_NAME.test(name)) {
       problems.push(`env name '${name}' is not a valid environment variable name`);
+    } else if (isReserved(name)) {
+      problems.push(reservedProblem("env", name));
     } else if (typeof item !== "string") {
       problems.push(`env '${name}' must be a string, got ${JSON.stringify(item)}`);
     } else result[name] = item;

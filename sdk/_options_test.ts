@@ -79,3 +79,15 @@ Deno.test("parseTimeout() reads seconds, units and combinations", () => {
   assertEquals(parseTimeout("ten minutes"), null);
   assertEquals(parseTimeout(""), null);
 });
+
+Deno.test("normaliseOptions() rejects env and secret names the platform sets", () => {
+  const { problems } = normaliseOptions({
+    env: { DENO_CI_START_FD: "0", DENO_DIR: "/x", PATH: "/usr/bin" },
+    secrets: ["DENO_CI_RUN_ID"],
+  });
+  assertEquals(problems, [
+    "env name 'DENO_CI_START_FD' is set by the platform; use another name (CI, DENO_DIR and names starting with DENO_CI_ are reserved)",
+    "env name 'DENO_DIR' is set by the platform; use another name (CI, DENO_DIR and names starting with DENO_CI_ are reserved)",
+    "secret name 'DENO_CI_RUN_ID' is set by the platform; use another name (CI, DENO_DIR and names starting with DENO_CI_ are reserved)",
+  ]);
+});

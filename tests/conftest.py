@@ -1,6 +1,7 @@
 """Fixtures with real parts: embedded PostgreSQL and Redis, RQ workers, git repositories."""
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -54,6 +55,9 @@ def db_app(app):
 
     with app.app_context():
         _empty_tables(db)
+        # Run ids start again at 1, so folders of an earlier test's runs would pass for this test's.
+        for folder in ("artifacts", "workspaces"):
+            shutil.rmtree(Path(app.config["DATA_DIR"]) / folder, ignore_errors=True)
         redis_connection().delete("rq:queue:deno-ci")
         for key in redis_connection().scan_iter("deno-ci:rejected-deliveries:*"):
             redis_connection().delete(key)

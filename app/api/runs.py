@@ -14,6 +14,7 @@ from app.api.serialize import artifact_json, run_json, stage_json
 from app.auth.audit import audit
 from app.auth.permissions import Action, load_run, project_by_name, project_by_run, requires, signed_in, visible_project_ids
 from app.extensions import db
+from app.forges.fields import ref_name_problem
 from app.models import Artifact, Project, Run, RunStatus, Stage
 from app.runs import service
 from app.runs.events import EVENT_KINDS, make_event
@@ -85,6 +86,8 @@ def trigger_run(name: str):
     commit = body_text(body, "commit", max_length=64, pattern=COMMIT_ID, rule="expected 4 to 64 hexadecimal digits.")
     if branch and commit:
         abort(422, "Give 'branch' or 'commit', not both.")
+    if branch and (problem := ref_name_problem(branch)):
+        abort(422, f"'branch' is not a valid Git branch name: {problem}. Expected a name `git check-ref-format` accepts.")
     event = make_event("manual", branch=branch or (None if commit else project.default_branch), commit=commit)
     run = service.create_run(project, trigger="api", event=event)
     return jsonify(_run_detail(run)), 201, {"Location": url_for("api.get_run", run_id=run.id)}

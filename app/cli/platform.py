@@ -204,6 +204,10 @@ def trigger(name: str, branch: str | None, commit: str | None, wait: bool) -> No
 
     if branch and commit:
         raise click.UsageError("Give --branch or --commit, not both.")
+    from app.forges.fields import ref_name_problem
+
+    if branch and (problem := ref_name_problem(branch)):
+        raise click.UsageError(f"--branch {branch!r} is not a valid Git branch name: {problem}.")
     with platform_app() as app:
         found = db.session.scalar(db.select(Project).where(Project.name == name))
         if found is None:

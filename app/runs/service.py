@@ -7,9 +7,11 @@ workers finishing parallel stages of one run cannot both miss the last step.
 """
 
 import logging
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import redis
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from flask import current_app
 from sqlalchemy import func, select, update
 
@@ -18,7 +20,7 @@ from app.forges.status import report_run_status
 from app.models import Project, Run, RunStatus, Stage, StageStatus
 from app.models._columns import utcnow
 from app.notifications import notify_run_finished
-from app.status import TERMINAL_RUN, TERMINAL_STAGE, StageWait
+from app.status import RETRIED_STAGE, TERMINAL_RUN, TERMINAL_STAGE, StageWait
 from app.pipelines import graph
 from app.queue import control_channel, redis_connection, run_queue
 from app.runs.logs import append_system_lines
@@ -72,9 +74,7 @@ def create_run(project: Project, *, trigger: str, event: dict, pipeline_override
     db.session.commit()
     log.info("run %s: queued #%s of project %s (%s, %s)", run.id, number, project.name, trigger, event["kind"])
     try:
-        # Planning gets 900 s; the worker that plans may then run the first stage itself (jobs/first_stage.py).
-        timeout = PREPARE_TIMEOUT + current_app.config["STAGE_TIMEOUT"] + JOB_TIMEOUT_MARGIN
-        run_queue().enqueue("jobs.tasks.prepare_run", run.id, job_timeout=timeout, job_id=f"prepare-{run.id}")
+        enqueue_prepare(run.id, prepare_job_ids(run.id)[0])
     except redis.RedisError as error:
         fail_run(run.id, f"Cannot queue the run: Redis is unreachable ({error}). Start Redis or check REDIS_URL.")
         raise RunError(f"Run #{number} of {project.name!r} could not be queued: Redis is unreachable ({error})") from error
@@ -203,6 +203,22 @@ def release_approved_stages(run_id: int) -> int:
     return len(waiting)
 
 
+def prepare_job_ids(run_id: int) -> tuple[str, str]:
+    """Return the RQ job ids of a run's planning: the first try, and the one after its worker was lost."""
+    return f"prepare-{run_id}", f"prepare-{run_id}-again"
+
+
+def planning_key(run_id: int) -> str:
+    """Return the Redis key that the worker planning a run keeps alive (see `jobs.tasks.prepare_run`)."""
+    return f"deno-ci:planning:{run_id}"
+
+
+def enqueue_prepare(run_id: int, job_id: str) -> None:
+    # Planning gets 900 s; the worker that plans may then run the first stage itself (jobs/first_stage.py).
+    timeout = PREPARE_TIMEOUT + current_app.config["STAGE_TIMEOUT"] + JOB_TIMEOUT_MARGIN
+    run_queue().enqueue("jobs.tasks.prepare_run", run_id, job_timeout=timeout, job_id=job_id)
+
+
 def enqueue_stage(stage: Stage) -> None:
     timeout = int(float(stage.options.get("timeout") or current_app.config["STAGE_TIMEOUT"])) + JOB_TIMEOUT_MARGIN
     run_queue().enqueue("jobs.tasks.run_stage", stage.id, stage.attempt, job_timeout=timeout,
@@ -261,7 +277,7 @@ def finish_stage(stage_id: int, status: StageStatus, exit_code: int | None, erro
         db.session.rollback()
         return False
     retries = int(stage.options.get("retries") or 0) if retry else 0
-    if status in (StageStatus.FAILED, StageStatus.ERROR) and stage.attempt <= retries and stage.run.status not in TERMINAL_RUN:
+    if status in RETRIED_STAGE and stage.attempt <= retries and stage.run.status not in TERMINAL_RUN:
         requeue_stage(stage, f"attempt {stage.attempt} ended {status}: {error}; retrying")
         return True
     stage.status, stage.exit_code, stage.error, stage.finished_at = status, exit_code, error, utcnow()
@@ -327,6 +343,61 @@ def cancel_superseded_runs(run_id: int) -> list[int]:
     ).order_by(Run.number)).all()
     reason = f"superseded by run #{run.number} of branch {run.branch!r}"
     return [older_id for older_id in older if cancel_run(older_id, reason)]
+
+
+PLANNING_LOST = "the worker planning the run stopped responding"
+
+
+def reap_lost_planning() -> int:
+    """Plan again, once, the runs whose planning worker stopped sending heartbeats; fail them the second time.
+
+    A run still waiting in the queue for a free worker is left alone. Return how many runs were handled.
+    """
+    connection = _redis()
+    if connection is None:
+        return 0
+    limit = utcnow() - timedelta(seconds=current_app.config["STAGE_HEARTBEAT_TIMEOUT"])
+    waiting = db.session.scalars(
+        select(Run).where(Run.status == RunStatus.QUEUED, Run.plan.is_(None), Run.queued_at < limit)
+    ).all()
+    handled = 0
+    for run in waiting:
+        first, again = prepare_job_ids(run.id)
+        try:
+            job_id = again if Job.exists(again, connection=connection) else first
+            if not _planning_lost(connection, run.id, job_id):
+                continue
+        except redis.RedisError as error:
+            log.warning("run %s: cannot tell whether its planning worker is alive: %s", run.id, error)
+            continue
+        handled += 1
+        log.warning("run %s: %s (job %s)", run.id, PLANNING_LOST, job_id)
+        if job_id == first:
+            system_log(run.id, None, f"{PLANNING_LOST}; planning it again on another worker")
+            enqueue_prepare(run.id, again)
+        else:
+            fail_run(run.id, f"The run was not planned: {PLANNING_LOST}, twice. "
+                             "Trigger it again, and check the workers' logs if it happens again.")
+    db.session.commit()
+    return handled
+
+
+def _planning_lost(connection: redis.Redis, run_id: int, job_id: str) -> bool:
+    """Return whether the planning job ended or died without a plan, as opposed to waiting for a worker or running."""
+    if connection.exists(planning_key(run_id)):
+        return False
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        return True
+    status = job.get_status()
+    if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+        return False
+    if status != JobStatus.STARTED or job.started_at is None:
+        return True
+    # A job that has only just started has not sent its first heartbeat yet.
+    started_at = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=timezone.utc)
+    return started_at < utcnow() - timedelta(seconds=5)
 
 
 def reap_lost_stages() -> int:

@@ -124,6 +124,13 @@ def test_trigger_queues_run(api, world):
     assert response.get_json()["status"] == "queued"
 
 
+@pytest.mark.parametrize("branch", ["-x", "--all", "feature.lock", "a/.hidden"])
+def test_trigger_rejects_branch_git_rejects(api, world, branch):
+    response = api("developer", "POST", "/projects/alpha/runs", json={"branch": branch})
+    assert response.status_code == 422
+    assert "not a valid Git branch name" in response.get_json()["detail"]
+
+
 def test_project_lifecycle(api, world):
     created = api("developer", "POST", "/projects", json={"name": "gamma", "clone_url": "https://git.example.com/gamma.git"})
     assert created.status_code == 201

@@ -208,3 +208,32 @@ def test_first_stage_guess_dropped_when_plan_differs(make_repo, local_data):
     assert "ran main only" not in other.stdout
     assert other.stdout.count("pipeline loaded") == 1
     assert not _runner_of_stage("main only")
+
+
+def test_allowed_failure_is_retried(make_repo, local_data):
+    pipeline = '''import { Pipeline, run } from "deno-ci";
+
+export default new Pipeline()
+  .stage("flaky", { retries: 2, allowFailure: true }, () => run("echo attempt; exit 1"));
+'''
+    result = deno_ci("--data", local_data, "run", str(make_repo({"deno-pipeline.ts": pipeline})))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("[flaky] attempt\n") == 3
+    assert any(line.startswith("flaky") and "allowed_failure" in line for line in result.stdout.splitlines())
+
+
+def test_tracked_file_replaced_by_folder_or_pipe(make_repo, local_data):
+    pipeline = '''import { Pipeline } from "deno-ci";
+
+export default new Pipeline().stage("list", () => console.log([...Deno.readDirSync("data")].map((e) => e.name)));
+'''
+    repo = make_repo({"deno-pipeline.ts": pipeline, "data": "a file", "pipe": "a file"})
+    (repo / "data").unlink()
+    (repo / "data").mkdir()
+    (repo / "data" / "inside.txt").write_text("new")
+    (repo / "pipe").unlink()
+    os.mkfifo(repo / "pipe")
+    result = deno_ci("--data", local_data, "run", str(repo))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "[list] [ \"inside.txt\" ]" in result.stdout

@@ -119,6 +119,45 @@ def test_killed_worker_stage_is_retried_elsewhere(workers, make_repo, db_app):
     assert sum(1 for line in lines if line["text"] == "tick 40") == 1
 
 
+# Planning imports the pipeline with no permissions, so reading a variable throws there and
+# only there: the plan takes about 8 s, and the stage runs at once.
+SLOW_PLAN_PIPELINE = '''import { Pipeline } from "deno-ci";
+
+let planning = false;
+try {
+  Deno.env.get("DENO_CI_STAGE");
+} catch {
+  planning = true;
+}
+const end = Date.now() + (planning ? 8000 : 0);
+while (Date.now() < end) { /* busy */ }
+
+export default new Pipeline().stage("after planning", () => console.log("planned and ran"));
+'''
+
+
+def test_killed_planning_worker_run_is_planned_again(workers, make_repo, db_app):
+    from app.queue import redis_connection
+
+    stop = threading.Event()
+    duties = threading.Thread(target=lambda: _scheduler(db_app, stop), daemon=True)
+    duties.start()
+    try:
+        run_id = start_run(make_repo, SLOW_PLAN_PIPELINE)
+        planner = wait_for(lambda: redis_connection().get(service.planning_key(run_id)), timeout=60)
+        os.kill(int(planner.decode().rsplit(":", 1)[1]), signal.SIGKILL)
+        workers.start(2)
+
+        wait_for(lambda: run_status(run_id) in ("success", "failed", "error"), timeout=120)
+    finally:
+        stop.set()
+        duties.join(5)
+    assert run_status(run_id) == "success"
+    lines = texts(run_id)
+    assert any("stopped responding; planning it again" in line for line in lines)
+    assert lines.count("planned and ran") == 1
+
+
 def _scheduler(app, stop):
     from app import scheduler
 

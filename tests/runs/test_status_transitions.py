@@ -54,3 +54,19 @@ def test_stage_requeue_needs_new_attempt(run):
     stage.status, stage.attempt = StageStatus.QUEUED, 2
     db.session.commit()
     assert db.session.get(Stage, stage.id).status == "queued"
+
+
+def test_allowed_failure_attempt_is_retried(run):
+    from app.runs import service
+
+    stage = Stage(run_id=run.id, name="flaky", position=0, needs=[], options={"retries": 1, "allowFailure": True})
+    db.session.add(stage)
+    db.session.commit()
+    set_status(run, RunStatus.RUNNING)
+    stage.status, stage.attempt = StageStatus.RUNNING, 1
+    db.session.commit()
+    service.finish_stage(stage.id, StageStatus.ALLOWED_FAILURE, 1, "the command failed")
+    db.session.expire_all()
+    retried = db.session.get(Stage, stage.id)
+    assert retried.status == "queued"
+    assert retried.attempt == 2
