@@ -91,14 +91,8 @@ export function libcPaths(): string[] {
  * @throws {Error} When the variable is set but the descriptor cannot be written.
  */
 export function openControlChannel(): boolean {
-  const value = readEnvIfAllowed(CONTROL_FD_VARIABLE);
-  if (value === undefined || value === "") return false;
-  const fd = Number(value);
-  if (!Number.isInteger(fd) || fd < 3) {
-    throw new Error(
-      `Cannot open the control channel: ${CONTROL_FD_VARIABLE} must be a descriptor number from 3, got '${value}'`,
-    );
-  }
+  const fd = descriptorFrom(CONTROL_FD_VARIABLE, "Cannot open the control channel");
+  if (fd === null) return false;
   const libc = openLibc();
   openedLibc = libc;
   if (libc.symbols.fcntl(fd, F_GETFD, 0) === -1) {
@@ -121,14 +115,8 @@ export function openControlChannel(): boolean {
  * @throws {Error} When the variable is set without a control channel or is not a descriptor number.
  */
 export function waitForStart(): boolean {
-  const value = readEnvIfAllowed(START_FD_VARIABLE);
-  if (value === undefined || value === "") return true;
-  const fd = Number(value);
-  if (!Number.isInteger(fd) || fd < 3) {
-    throw new Error(
-      `Cannot wait for the start: ${START_FD_VARIABLE} must be a descriptor number from 3, got '${value}'`,
-    );
-  }
+  const fd = descriptorFrom(START_FD_VARIABLE, "Cannot wait for the start");
+  if (fd === null) return true;
   if (!openedLibc) {
     throw new Error(
       `Cannot wait for the start: ${START_FD_VARIABLE} needs ${CONTROL_FD_VARIABLE} as well`,
@@ -139,6 +127,17 @@ export function waitForStart(): boolean {
   const read = Number(openedLibc.symbols.read(fd, byte, 1n));
   openedLibc.symbols.close(fd);
   return read === 1;
+}
+
+/** Returns the descriptor number in `variable`, or null when it is unset; throws `problem` for any other value. */
+function descriptorFrom(variable: string, problem: string): number | null {
+  const value = readEnvIfAllowed(variable);
+  if (value === undefined || value === "") return null;
+  const fd = Number(value);
+  if (!Number.isInteger(fd) || fd < 3) {
+    throw new Error(`${problem}: ${variable} must be a descriptor number from 3, got '${value}'`);
+  }
+  return fd;
 }
 
 /** Tells whether events currently reach the platform. */
