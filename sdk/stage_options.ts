@@ -124,11 +124,17 @@ export interface StageOptions {
    * Ignored when the platform cannot tell which files changed.
    */
   paths?: readonly string[];
-  /** Environment variables the platform sets for the stage. */
+  /**
+   * Environment variables the platform sets for the stage. `CI`, `DENO_DIR` and
+   * names starting with `DENO_CI_` are the platform's own and are rejected.
+   */
   env?: Readonly<Record<string, string>>;
   /** Time limit: seconds, or a string such as `"90s"`, `"10m"` or `"1h30m"`. */
   timeout?: number | string;
-  /** How many times to try the stage again after it fails. */
+  /**
+   * How many times to try the stage again after it fails, also when
+   * `allowFailure` lets the failure pass.
+   */
   retries?: number;
   /** The Deno permissions of the stage's process; all granted by default. */
   permissions?: StagePermissions;
