@@ -30,6 +30,8 @@ from jobs.stage_execution import StageContext, drop_held, hold_stage
 log = logging.getLogger(__name__)
 
 FOLDER = "held-first-stage"
+# How many of the project's latest runs are searched for an earlier plan of the commit.
+RECENT_RUNS = 50
 
 
 @dataclass
@@ -55,10 +57,15 @@ def guess(run: Run, sha: str) -> dict | None:
     """Return the plan entry of the stage that an earlier plan of the same commit started first, or None."""
     if run.pipeline_override is not None:
         return None
+    # Only the project's latest runs are read (index ix_runs_project_id_id): a new commit,
+    # the usual case, would otherwise read every run of the project to find none.
+    recent = (select(Run.id, Run.plan, Run.commit_sha, Run.pipeline_override)
+              .where(Run.project_id == run.project_id, Run.id < run.id)
+              .order_by(Run.id.desc()).limit(RECENT_RUNS).subquery())
     previous = db.session.scalar(
-        select(Run.plan).where(Run.project_id == run.project_id, Run.commit_sha == sha, Run.id != run.id,
-                               Run.plan.is_not(None), Run.pipeline_override.is_(None))
-        .order_by(Run.id.desc()).limit(1)
+        select(recent.c.plan).where(recent.c.commit_sha == sha, recent.c.plan.is_not(None),
+                                    recent.c.pipeline_override.is_(None))
+        .order_by(recent.c.id.desc()).limit(1)
     )
     return graph.first_stage(previous) if previous else None
 
