@@ -120,7 +120,7 @@ def test_killed_worker_stage_is_retried_elsewhere(workers, make_repo, db_app):
 
 
 # Planning imports the pipeline with no permissions, so reading a variable throws there and
-# only there: the plan takes about 8 s, and the stage runs at once.
+# only there: the plan takes about 3 s, and the stage runs at once.
 SLOW_PLAN_PIPELINE = '''import { Pipeline } from "deno-ci";
 
 let planning = false;
@@ -129,7 +129,7 @@ try {
 } catch {
   planning = true;
 }
-const end = Date.now() + (planning ? 8000 : 0);
+const end = Date.now() + (planning ? 3000 : 0);
 while (Date.now() < end) { /* busy */ }
 
 export default new Pipeline().stage("after planning", () => console.log("planned and ran"));
