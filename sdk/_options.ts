@@ -179,9 +179,19 @@ function timeoutSeconds(value: unknown, problems: string[]): number | null {
         JSON.stringify(value)
       }`,
     );
+  } else if (seconds > MAX_TIMEOUT_SECONDS) {
+    problems.push(
+      `option 'timeout' must be at most ${MAX_TIMEOUT_SECONDS} seconds (30 days), got ${
+        JSON.stringify(value)
+      }`,
+    );
+    return null;
   }
   return seconds;
 }
+
+// The platform refuses longer timeouts too (app/pipelines/plan_check.py).
+const MAX_TIMEOUT_SECONDS = 30 * 24 * 3600;
 
 // The platform refuses more, so that a broken stage cannot keep a worker busy without end.
 const MAX_RETRIES = 10;

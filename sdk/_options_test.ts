@@ -91,3 +91,10 @@ Deno.test("normaliseOptions() rejects env and secret names the platform sets", (
     "secret name 'DENO_CI_RUN_ID' is set by the platform; use another name (CI, DENO_DIR and names starting with DENO_CI_ are reserved)",
   ]);
 });
+
+Deno.test("normaliseOptions() rejects a timeout over 30 days", () => {
+  assertEquals(normaliseOptions({ timeout: 1e308 }).problems, [
+    "option 'timeout' must be at most 2592000 seconds (30 days), got 1e+308",
+  ]);
+  assertEquals(normaliseOptions({ timeout: "720h" }).problems, []);
+});

@@ -50,11 +50,21 @@ def validate(file: str, as_json: bool) -> None:
               show_default=True, help="Where stages run; unsandboxed is for local development only.")
 def run_command(directory: str, kind: str, branch: str | None, tag: str | None, pipeline_path: str, executor: str) -> None:
     """Run a repository's pipeline on this machine in the platform's sandbox; exit 0 only if it succeeds."""
+    try:
+        _run_directory(Path(directory), kind, branch, tag, pipeline_path, executor)
+    except KeyboardInterrupt:
+        # Ctrl-C while planning; the handler of LocalRun takes over once the stages may start.
+        click.echo("Cancelled before any stage started.", err=True)
+        sys.exit(130)
+
+
+def _run_directory(directory: Path, kind: str, branch: str | None, tag: str | None, pipeline_path: str,
+                   executor: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from app.local_tree import last_plan, plan_deno_dir, read_directory, remember_plan
 
-    folder = Path(directory).resolve()
+    folder = directory.resolve()
     event, tree_id = read_directory(folder, kind, branch, tag)
     previous_plan = last_plan(data_dir(), folder, tree_id)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan") as pool:

@@ -202,10 +202,10 @@ def trigger(name: str, branch: str | None, commit: str | None, wait: bool) -> No
     from app.runs.events import make_event
     from app.runs.service import RunError, create_run
 
-    if branch and commit:
-        raise click.UsageError("Give --branch or --commit, not both.")
     from app.forges.fields import ref_name_problem
 
+    if branch and commit:
+        raise click.UsageError("Give --branch or --commit, not both.")
     if branch and (problem := ref_name_problem(branch)):
         raise click.UsageError(f"--branch {branch!r} is not a valid Git branch name: {problem}.")
     with platform_app() as app:
@@ -220,7 +220,14 @@ def trigger(name: str, branch: str | None, commit: str | None, wait: bool) -> No
         click.echo(f"Run #{run.number} of {name!r} queued: {app.config['BASE_URL']}/runs/{run.id}")
         if wait:
             _warn_without_workers()
-            sys.exit(0 if follow_run(run.id) == "success" else 1)
+            try:
+                status = follow_run(run.id)
+            except KeyboardInterrupt:
+                # Ctrl-C stops following the run, not the run itself.
+                click.echo(f"\nStopped following run #{run.number}; it goes on. Cancel it on its page or with "
+                           f"POST /api/v1/runs/{run.id}/cancel.", err=True)
+                sys.exit(130)
+            sys.exit(0 if status == "success" else 1)
 
 
 def _warn_without_workers() -> None:

@@ -2,6 +2,7 @@
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -99,3 +100,27 @@ def test_invalid_pipeline_names_repository_file(workers, make_repo):
     assert "pipeline error: deno-pipeline.ts:3:" in text
     assert current_app.config["DATA_DIR"] not in text
     assert current_app.config["DATA_DIR"] not in run.status_reason
+
+
+def test_ctrl_c_stops_following_not_the_run(workers, make_repo):
+    pipeline = '''import { Pipeline } from "deno-ci";
+
+export default new Pipeline().stage("slow", async () => {
+  console.log("started");
+  await new Promise((resolve) => setTimeout(resolve, 4000));
+});
+'''
+    assert cli("project", "add", "follow", "--repo", str(make_repo({"deno-pipeline.ts": pipeline}))).returncode == 0
+    following = subprocess.Popen([sys.executable, "-m", "app.cli", "trigger", "follow", "--wait"], cwd=ROOT,
+                                 env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in following.stdout:
+        if "started" in line:
+            break
+    following.send_signal(signal.SIGINT)
+    _, stderr = following.communicate(timeout=30)
+
+    assert following.returncode == 130
+    assert "it goes on" in stderr
+    assert "Traceback" not in stderr
+    run = latest_run()
+    assert run.status == "running"
