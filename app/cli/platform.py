@@ -5,7 +5,9 @@ Heavy imports stay inside the commands, so `deno-ci run` and `validate` start fa
 
 import os
 import secrets
+import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -220,10 +222,12 @@ def trigger(name: str, branch: str | None, commit: str | None, wait: bool) -> No
         click.echo(f"Run #{run.number} of {name!r} queued: {app.config['BASE_URL']}/runs/{run.id}")
         if wait:
             _warn_without_workers()
-            try:
-                status = follow_run(run.id)
-            except KeyboardInterrupt:
-                # Ctrl-C stops following the run, not the run itself.
+            # Ctrl-C stops following the run, not the run itself. A flag, not KeyboardInterrupt,
+            # so that the signal never lands in the middle of a database call.
+            interrupted = threading.Event()
+            signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+            status = follow_run(run.id, interrupted)
+            if status is None:
                 click.echo(f"\nStopped following run #{run.number}; it goes on. Cancel it on its page or with "
                            f"POST /api/v1/runs/{run.id}/cancel.", err=True)
                 sys.exit(130)
@@ -243,8 +247,8 @@ def _warn_without_workers() -> None:
         pass
 
 
-def follow_run(run_id: int) -> str:
-    """Print a run's log as it grows until the run ends; return its status."""
+def follow_run(run_id: int, interrupted: threading.Event | None = None) -> str | None:
+    """Print a run's log as it grows until the run ends; return its status, or None once `interrupted` is set."""
     from app.extensions import db
     from app.models import Run, Stage
     from app.status import TERMINAL_RUN
@@ -253,7 +257,7 @@ def follow_run(run_id: int) -> str:
 
     after = 0
     names: dict[int, str] = {}
-    while True:
+    while interrupted is None or not interrupted.is_set():
         run = db.session.get(Run, run_id, populate_existing=True)
         ended = run.status in TERMINAL_RUN
         lines = read_lines(db.engine, run_id, after)
@@ -269,3 +273,4 @@ def follow_run(run_id: int) -> str:
             return run.status
         if not lines:
             time.sleep(0.2)
+    return None

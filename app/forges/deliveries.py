@@ -7,6 +7,7 @@ log with its status code and reason, including rejected ones.
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs
@@ -155,7 +156,31 @@ def decode_payload(headers: dict[str, str], body: bytes) -> dict:
     return payload
 
 
+# A JSON string (with its escapes) or a bracket; in UTF-8 bytes these are all ASCII.
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[][{}]')
+
+
+def _nests_deeper_than(text: str | bytes, limit: int) -> bool:
+    """Return whether the brackets of a JSON text, outside its strings, nest deeper than `limit`.
+
+    Read before decoding: the decoder recurses once per level, and at thousands of levels
+    it fails deep in the interpreter's stack instead.
+    """
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text.encode() if isinstance(text, str) else text):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
 def _parse_json(text: str | bytes):
+    if _nests_deeper_than(text, MAX_JSON_DEPTH):
+        raise MalformedPayloadError(_json_limit_reason(RecursionError()))
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as error:
