@@ -22,8 +22,8 @@ from app.local_tree import local_scope
 from app.pipelines import graph
 from config import Config
 from jobs.artifacts import ArtifactError, ArtifactStore
-from jobs.cache import CacheStore, cache_key
-from jobs.executor import ExecutorError, get_executor
+from jobs.cache import CacheStore, cache_key, stage_key_files
+from jobs.executor import Execution, ExecutorError, get_executor
 from jobs.stage_execution import (PREPARED_DURING_PLANNING, StageContext, StageOutcome, can_hold, drop_held,
                                   execute_stage, hold_stage)
 
@@ -89,7 +89,7 @@ class LocalRun:
         self._spare: Future | None = self._preparer.submit(self._prepare_folder, "spare", [])
         # The stage the previous plan started with, prepared in the spare while this run is planned.
         self._guessed = graph.first_stage(previous_plan) if previous_plan and can_hold(self.executor) else None
-        if self._guessed is not None and not _cache_key_files(self._guessed):
+        if self._guessed is not None and not stage_key_files(self._guessed["options"]):
             self._guess: Future | None = self._preparer.submit(self._hold, self._guessed, self._spare)
             self._spare = None
         else:
@@ -119,7 +119,7 @@ class LocalRun:
         for name in needs:
             if name in self._held:
                 continue
-            if self._spare is not None and not _cache_key_files(stages[name]):
+            if self._spare is not None and not stage_key_files(stages[name]["options"]):
                 self._prepared[name], self._spare = self._spare, None
             else:
                 self._prepared[name] = self._preparer.submit(self._prepare, stages[name], 1)
@@ -201,29 +201,29 @@ class LocalRun:
         for name, waits_for in needs.items():
             if len(self._held) >= MAX_HELD:
                 return
-            if statuses[name] != StageStatus.QUEUED or name in self._held or not waits_for:
+            if statuses[name] != StageStatus.QUEUED or name in self._held:
                 continue
-            need_statuses = [statuses[need] for need in waits_for]
-            if StageStatus.RUNNING in need_statuses and all(
-                    status in graph.PASSED or status == StageStatus.RUNNING for status in need_statuses):
+            if graph.ready_when_running_pass(waits_for, statuses):
                 self._held[name] = self._preparer.submit(self._hold, stages[name])
 
     def _take_guess(self, plan: dict, needs: dict[str, list[str]]) -> None:
         """Keep the stage prepared during planning when the plan starts it unchanged; drop it otherwise."""
+        if self._guess is None or not graph.starts_unchanged(plan, self._guessed) or self._guessed["name"] not in needs:
+            self._drop_guess()
+            return
         guess, self._guess = self._guess, None
-        if guess is None:
-            return
-        execution = guess.result()[0]
-        if graph.starts_unchanged(plan, self._guessed) and self._guessed["name"] in needs:
-            # Without a sandbox (it failed to start), the stage still takes the prepared workspace.
-            self._held[self._guessed["name"]] = guess
-            if execution is not None:
-                self.emit(self._guessed["name"], PREPARED_DURING_PLANNING)
-            return
-        if execution is not None:
+        # Without a sandbox (it failed to start), the stage still takes the prepared workspace.
+        self._held[self._guessed["name"]] = guess
+        if guess.result()[0] is not None:
+            self.emit(self._guessed["name"], PREPARED_DURING_PLANNING)
+
+    def _drop_guess(self) -> None:
+        """End the stage prepared during planning if no run took it (the plan failed)."""
+        guess, self._guess = self._guess, None
+        if guess is not None and (execution := guess.result()[0]) is not None:
             drop_held(execution)
 
-    def _hold(self, stage: dict, prepared: Future | None = None):
+    def _hold(self, stage: dict, prepared: Future | None = None) -> tuple[Execution | None, Path, Path, str]:
         """Make a held sandbox for `stage` in its prepared workspace (or `prepared`); return it with the folders."""
         workspace, deno_dir, key = (prepared or self._prepared.pop(stage["name"])).result()
         try:
@@ -240,7 +240,7 @@ class LocalRun:
 
     def _prepare(self, stage: dict, attempt: int) -> tuple[Path, Path, str]:
         """Copy the directory and restore the dependency cache for one attempt; return (workspace, DENO_DIR, cache key)."""
-        return self._prepare_folder(f"{stage['index']}-{attempt}", _cache_key_files(stage))
+        return self._prepare_folder(f"{stage['index']}-{attempt}", stage_key_files(stage["options"]))
 
     def _prepare_folder(self, label: str, key_files: list[str]) -> tuple[Path, Path, str]:
         workspace = self.scratch / "workspaces" / label
@@ -264,16 +264,11 @@ class LocalRun:
             execution.cancel()
 
     def cleanup(self) -> None:
-        if self._guess is not None:
-            self._take_guess({"stages": []}, {})
+        self._drop_guess()
         for name in list(self._held):
             self._drop_held(name)
         self._preparer.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.scratch, ignore_errors=True)
-
-
-def _cache_key_files(stage: dict) -> list[str]:
-    return (stage["options"].get("cache") or {}).get("key") or []
 
 
 def format_summary(status: RunStatus, reports: list[StageReport]) -> str:

@@ -7,7 +7,7 @@ once, like GitHub Actions' caches: the first stage that succeeds with it saves i
 When no archive has the exact key, the project's newest archive is restored instead,
 so a changed lock file only downloads what changed.
 
-An archive is unpacked once, into a folder beside it; each restore copies that
+An archive is unpacked once, into a folder beside it. Each restore copies that
 folder, so a stage does not pay for decompressing the archive again.
 """
 
@@ -37,6 +37,11 @@ def cache_key(workspace: Path, extra_files: list[str] = ()) -> str:
         digest.update(path.read_bytes() if path.is_file() else b"<missing>")
         digest.update(b"\0")
     return "deno-" + digest.hexdigest()[:40]
+
+
+def stage_key_files(options: dict) -> list[str]:
+    """Return the files a stage's `cache` option adds to its cache key."""
+    return (options.get("cache") or {}).get("key") or []
 
 
 class CacheStore:
@@ -86,7 +91,7 @@ class CacheStore:
             # cp copies a tree in C, many times faster than unpacking the archive again in Python.
             subprocess.run(["cp", "-a", "--reflink=auto", f"{tree}/.", str(staging)], check=True, capture_output=True)
         except subprocess.CalledProcessError as error:
-            log.warning("could not restore cache %s: %s", archive, error.stderr.decode(errors="replace").strip()[:500])
+            log.warning("cache restore failed for %s: %s", archive, error.stderr.decode(errors="replace").strip()[:500])
             shutil.rmtree(staging, ignore_errors=True)
             return False
         for entry in staging.iterdir():

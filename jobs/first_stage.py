@@ -23,7 +23,7 @@ from app.extensions import db
 from app.models import Run
 from app.pipelines import graph
 from jobs import spare_workspace
-from jobs.cache import CacheStore, cache_key
+from jobs.cache import CacheStore, cache_key, stage_key_files
 from jobs.executor import Execution, ExecutorError
 from jobs.stage_execution import StageContext, drop_held, hold_stage
 
@@ -48,10 +48,6 @@ class HeldStage:
     def workspace(self) -> Path:
         return self.folder / "workspace"
 
-    @property
-    def deno_dir(self) -> Path:
-        return self.folder / "deno-dir"
-
 
 def guess(run: Run, sha: str) -> dict | None:
     """Return the plan entry of the stage that an earlier plan of the same commit started first, or None."""
@@ -74,12 +70,12 @@ def hold(plan_stage: dict, context: StageContext, run_folder: Path, spare: spare
     """Take the run's spare workspace once it is made and start the stage's sandbox in it, held; None if either fails."""
     spare.finish(keep=True)
     folder = run_folder / FOLDER
-    taken, restored_key = spare_workspace.take(run_folder, folder / "workspace", folder / "deno-dir", sha, None)
-    if not taken:
-        return None
     try:
+        taken, restored_key = spare_workspace.take(run_folder, folder / "workspace", folder / "deno-dir", sha, None)
+        if not taken:
+            return None
         execution = hold_stage(plan_stage, context, folder / "workspace", folder / "deno-dir")
-    except ExecutorError as error:
+    except (ExecutorError, OSError) as error:
         log.info("run %s: the first stage could not be prepared during planning: %s", context.run_id, error)
         shutil.rmtree(folder, ignore_errors=True)
         return None
@@ -95,7 +91,7 @@ def matches(plan: dict, held_stage: HeldStage, caches: CacheStore) -> bool:
     entry = held_stage.plan_stage
     if not graph.starts_unchanged(plan, entry):
         return False
-    key = cache_key(held_stage.workspace, (entry["options"].get("cache") or {}).get("key") or [])
+    key = cache_key(held_stage.workspace, stage_key_files(entry["options"]))
     if held_stage.cache_key is None:
         return not caches.archive_path(key).exists()
     return held_stage.cache_key == key

@@ -34,7 +34,7 @@ from app.runs.events import make_event
 from app.secret_store import secrets_for_stage, values_to_mask
 from jobs import workspace as git_workspace
 from jobs.artifacts import ArtifactError, ArtifactStore
-from jobs.cache import CacheStore, cache_key
+from jobs.cache import CacheStore, cache_key, stage_key_files
 from jobs import deploy_stage, first_stage, spare_workspace
 from jobs.executor import get_executor
 from jobs.log_sink import LogSink
@@ -192,13 +192,17 @@ def _hold_first_stage(pool: ThreadPoolExecutor, run: Run, sha: str, executor, sp
 
 def _claim_for(run_id: int, plan: dict, held_stage: first_stage.HeldStage, caches: CacheStore) -> tuple[str, str] | None:
     """Return the claim for `advance_run` that lets this job run the held stage, or None to drop it."""
-    timeout = float(held_stage.plan_stage["options"].get("timeout") or current_app.config["STAGE_TIMEOUT"])
-    # This job's own time limit leaves room for a stage of the default timeout, not more.
-    if not first_stage.matches(plan, held_stage, caches) or timeout > current_app.config["STAGE_TIMEOUT"]:
-        log.info("run %s: the plan does not start with stage %r as guessed; its prepared sandbox is dropped",
-                 run_id, held_stage.plan_stage["name"])
+    name = held_stage.plan_stage["name"]
+    if not first_stage.matches(plan, held_stage, caches):
+        log.info("run %s: the plan does not start stage %r as guessed; its prepared sandbox is dropped", run_id, name)
         return None
-    return held_stage.plan_stage["name"], worker_name()
+    # This job's own time limit leaves room for a stage of the default timeout, not more.
+    timeout = float(held_stage.plan_stage["options"].get("timeout") or current_app.config["STAGE_TIMEOUT"])
+    if timeout > current_app.config["STAGE_TIMEOUT"]:
+        log.info("run %s: stage %r has a %g s timeout, longer than the planning job allows; it is queued instead",
+                 run_id, name, timeout)
+        return None
+    return name, worker_name()
 
 
 def _discard_spare(spare: spare_workspace.SpareMaker | None, held_future: Future | None = None) -> None:
@@ -290,7 +294,7 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         caches = CacheStore(_data_dir(), cache_scope(run))
         if held_stage is not None:
             artifact_store(run.id).restore_all(workspace)
-            key, restored = cache_key(workspace, (stage.options.get("cache") or {}).get("key") or []), held_stage.cache_key
+            key, restored = cache_key(workspace, stage_key_files(stage.options)), held_stage.cache_key
         else:
             key, restored = _prepare_workspace(run, stage, caches, workspace, deno_dir)
         next_spare = _start_next_spare(run, stage, caches)
@@ -396,7 +400,7 @@ def _prepare_workspace(run: Run, stage: Stage, caches: CacheStore, workspace: Pa
         guessed_key = spare_workspace.make_workspace(mirror, run.commit_sha, project.clone_url, project.pipeline_path,
                                                      run.pipeline_override, caches, workspace, deno_dir)
     artifact_store(run.id).restore_all(workspace)
-    key = cache_key(workspace, (stage.options.get("cache") or {}).get("key") or [])
+    key = cache_key(workspace, stage_key_files(stage.options))
     restored = guessed_key if guessed_key == key else caches.restore(key, deno_dir)
     return key, restored
 

@@ -157,7 +157,7 @@ def decode_payload(headers: dict[str, str], body: bytes) -> dict:
 
 
 # A JSON string (with its escapes) or a bracket; in UTF-8 bytes these are all ASCII.
-_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[][{}]')
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]+|\\.)*"|[][{}]')
 
 
 def _nests_deeper_than(text: str | bytes, limit: int) -> bool:
@@ -167,7 +167,7 @@ def _nests_deeper_than(text: str | bytes, limit: int) -> bool:
     it fails deep in the interpreter's stack instead.
     """
     depth = 0
-    for match in _JSON_TOKEN.finditer(text.encode() if isinstance(text, str) else text):
+    for match in _JSON_TOKEN.finditer(text.encode(errors="replace") if isinstance(text, str) else text):
         token = match.group()
         if token in (b"[", b"{"):
             depth += 1

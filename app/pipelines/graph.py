@@ -55,8 +55,18 @@ def first_stage(plan: Mapping) -> Mapping | None:
 def starts_unchanged(plan: Mapping, entry: Mapping) -> bool:
     """Return whether `plan` has a stage equal to `entry` in every setting, which starts at once."""
     name = entry["name"]
-    return next((stage for stage in plan["stages"] if stage["name"] == name), None) == entry and \
-        effective_needs(plan["stages"]).get(name) == []
+    same = next((stage for stage in plan["stages"] if stage["name"] == name), None) == entry
+    return same and effective_needs(plan["stages"]).get(name) == []
+
+
+def ready_when_running_pass(waits_for: Sequence[str], statuses: Mapping[str, str]) -> bool:
+    """Return whether a stage waiting for `waits_for` becomes ready once its running needs pass.
+
+    At least one need must still run: a stage whose needs all passed is ready now.
+    """
+    need_statuses = [statuses[need] for need in waits_for]
+    return StageStatus.RUNNING in need_statuses and all(
+        status in PASSED or status == StageStatus.RUNNING for status in need_statuses)
 
 
 def next_moves(needs: Mapping[str, Sequence[str]], statuses: Mapping[str, str]) -> tuple[list[str], list[str]]:

@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 
 # Seconds an RQ job may run beyond its stage's own timeout before RQ kills it.
 JOB_TIMEOUT_MARGIN = 300
+# Seconds the planning job has for checking out and planning, before any stage it runs itself.
 PREPARE_TIMEOUT = 900
+# A planning job started this many seconds ago may not have written its first heartbeat yet.
+PLANNING_START_GRACE = 5
 # The error of a stage skipped because a stage it needs did not pass.
 NEED_FAILED = "a stage it needs did not pass"
 # The log line of a deploy stage that waits for a fork run's approval.
@@ -214,7 +217,7 @@ def planning_key(run_id: int) -> str:
 
 
 def enqueue_prepare(run_id: int, job_id: str) -> None:
-    # Planning gets 900 s; the worker that plans may then run the first stage itself (jobs/first_stage.py).
+    # The worker that plans may then run the first stage itself (jobs/first_stage.py).
     timeout = PREPARE_TIMEOUT + current_app.config["STAGE_TIMEOUT"] + JOB_TIMEOUT_MARGIN
     run_queue().enqueue("jobs.tasks.prepare_run", run_id, job_timeout=timeout, job_id=job_id)
 
@@ -395,9 +398,8 @@ def _planning_lost(connection: redis.Redis, run_id: int, job_id: str) -> bool:
         return False
     if status != JobStatus.STARTED or job.started_at is None:
         return True
-    # A job that has only just started has not sent its first heartbeat yet.
     started_at = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=timezone.utc)
-    return started_at < utcnow() - timedelta(seconds=5)
+    return started_at < utcnow() - timedelta(seconds=PLANNING_START_GRACE)
 
 
 def reap_lost_stages() -> int:
