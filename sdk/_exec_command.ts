@@ -22,7 +22,7 @@ interface Failure {
 export async function execCommand(file: string, stageName: string): Promise<number> {
   try {
     openControlChannel();
-    // A stage prepared ahead of time has loaded the runner by now; its own code starts only when told.
+    // A stage prepared ahead of time has loaded the runner by now. Its own code starts at the platform's signal.
     if (!waitForStart()) return 1;
   } catch (error) {
     console.error(`deno-ci: ${(error as Error).message}`);

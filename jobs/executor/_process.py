@@ -83,7 +83,7 @@ def close_quietly(*descriptors: int | None) -> None:
 def _send_start(write: int) -> None:
     try:
         os.write(write, b"1")
-    except OSError:  # the stage already ended; its Exit tells how
+    except OSError:  # the stage already ended, and its Exit event gives the reason
         pass
     finally:
         os.close(write)

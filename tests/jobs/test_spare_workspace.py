@@ -11,6 +11,16 @@ def _mirror_and_sha(make_repo, data_dir):
     return mirror, git_workspace.resolve_commit(mirror, "main"), str(repo)
 
 
+def _made_spare(make_repo, tmp_path, run_name: str, *, commit: str | None = None, keep: bool = True):
+    """Make a spare of the repository's head (or of `commit`) in a run folder; return (run folder, head sha)."""
+    data_dir = tmp_path / "data"
+    mirror, sha, clone_url = _mirror_and_sha(make_repo, data_dir)
+    run_folder = tmp_path / run_name
+    spare_workspace.SpareMaker(run_folder, mirror, commit or sha, clone_url, "deno-pipeline.ts", None,
+                               CacheStore(data_dir, "1")).start().finish(keep=keep)
+    return run_folder, sha
+
+
 def _cache_with_archive(tmp_path, data_dir) -> CacheStore:
     caches = CacheStore(data_dir, "1")
     source = tmp_path / "cached-deno-dir"
@@ -56,31 +66,19 @@ def test_spare_carries_pipeline_override(make_repo, tmp_path):
 
 
 def test_spare_of_failed_plan_is_removed(make_repo, tmp_path):
-    data_dir = tmp_path / "data"
-    mirror, sha, clone_url = _mirror_and_sha(make_repo, data_dir)
-    run_folder = tmp_path / "run-3"
-    spare_workspace.SpareMaker(run_folder, mirror, sha, clone_url, "deno-pipeline.ts", None,
-                               CacheStore(data_dir, "1")).start().finish(keep=False)
+    run_folder, _ = _made_spare(make_repo, tmp_path, "run-3", keep=False)
     assert not (run_folder / spare_workspace.SPARE).exists()
 
 
 def test_missing_commit_leaves_no_spare(make_repo, tmp_path):
-    data_dir = tmp_path / "data"
-    mirror, _, clone_url = _mirror_and_sha(make_repo, data_dir)
-    run_folder = tmp_path / "run-4"
-    spare_workspace.SpareMaker(run_folder, mirror, "0" * 40, clone_url, "deno-pipeline.ts", None,
-                               CacheStore(data_dir, "1")).start().finish(keep=True)
+    run_folder, _ = _made_spare(make_repo, tmp_path, "run-4", commit="0" * 40)
     assert not (run_folder / spare_workspace.SPARE).exists()
     assert not list(run_folder.glob(f"{spare_workspace.SPARE}.building-*"))
     assert not spare_workspace.exists(run_folder)
 
 
 def test_spare_of_other_source_is_discarded(make_repo, tmp_path):
-    data_dir = tmp_path / "data"
-    mirror, sha, clone_url = _mirror_and_sha(make_repo, data_dir)
-    run_folder = tmp_path / "run-5"
-    spare_workspace.SpareMaker(run_folder, mirror, sha, clone_url, "deno-pipeline.ts", None,
-                               CacheStore(data_dir, "1")).start().finish(keep=True)
+    run_folder, _ = _made_spare(make_repo, tmp_path, "run-5")
     stage = run_folder / "stage-1-1"
     # The same run id with another commit: what a reused id (a test database) or a re-pointed branch would give.
     assert spare_workspace.take(run_folder, stage / "workspace", stage / "deno-dir", "f" * 40, None) == (False, None)
