@@ -45,8 +45,9 @@ class SpareMaker:
         return self
 
     def finish(self, keep: bool) -> None:
-        """Wait for the spare; remove it unless `keep` (the run has stages to start)."""
-        self._thread.join()
+        """Wait for the spare, if it was started; remove it unless `keep` (the run has stages to start)."""
+        if self._thread.ident is not None:
+            self._thread.join()
         if not keep:
             shutil.rmtree(self.run_folder / SPARE, ignore_errors=True)
 

@@ -132,8 +132,13 @@ def execute_stage(
     on_log: Callable[[str, str], None],
     on_start: Callable[[Execution], None] | None = None,
     held_execution: Execution | None = None,
+    on_running: Callable[[], None] | None = None,
 ) -> StageOutcome:
     """Run the stage once in the sandbox, passing each output line to `on_log(stream, text)`.
+
+    `on_start` gets the execution as soon as it exists; `on_running` is called once the
+    runner reports that the stage's function began, so work that can wait does not slow
+    the sandbox's start.
 
     `held_execution` is the stage's execution from `hold_stage`, made for this workspace;
     it is released here instead of starting a new sandbox.
@@ -157,7 +162,10 @@ def execute_stage(
             on_log(event.stream, event.text)
         elif isinstance(event, ControlEvent):
             kind = event.data.get("type")
-            if kind == "stage_finished":
+            if kind == "stage_started" and on_running is not None:
+                on_running()
+                on_running = None
+            elif kind == "stage_finished":
                 finished = event.data
             elif kind == "artifact" and len(artifacts) < MAX_ARTIFACTS:
                 artifacts.append({"name": str(event.data.get("name")), "paths": [str(path) for path in event.data.get("paths") or []]})

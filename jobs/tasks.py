@@ -27,7 +27,7 @@ from app.forges.cloning import mirror_options
 from app.models import Artifact, Project, Run, RunStatus, Stage, StageStatus
 from app.models._columns import utcnow
 from app.status import TERMINAL_RUN
-from app.pipelines import graph, runner
+from app.pipelines import graph, plan_reuse, runner
 from app.queue import control_channel, redis_connection
 from app.runs import service, test_results
 from app.runs.events import make_event
@@ -138,19 +138,20 @@ def _prepare(run_id: int) -> None:
         sha = git_workspace.resolve_commit(mirror, revision)
         spare = spare_workspace.SpareMaker(run_workspace(run_id), mirror, sha, project.clone_url, project.pipeline_path,
                                            run.pipeline_override, caches).start()
-        with git_workspace.locked(folder.with_suffix(".lock")), ThreadPoolExecutor(max_workers=2) as pool:
-            # The commit's facts and the planning checkout are both read from the mirror: side by side.
-            facts = pool.submit(_commit_facts, mirror, sha, (run.event_data or {}).get("before"))
-            git_workspace.refresh_checkout(mirror, sha, folder, project.clone_url)
-            git_workspace.write_pipeline_override(folder, project.pipeline_path, run.pipeline_override)
-            event = _complete_event(run, sha, facts.result())
-            # Planning imports the repository's code: it runs in the stages' sandbox.
-            executor = get_executor(current_app.config["EXECUTOR"])
-            held_future = _hold_first_stage(pool, run, sha, executor, spare)
-            # An edited pipeline from the editor is not the commit's tree, so it is always checked.
-            tree = facts.result()["tree"] if run.pipeline_override is None else None
-            plan = runner.plan_and_check(folder, project.pipeline_path, event, plan_deno_dir, executor, source_key=tree,
-                                         max_memory_bytes=current_app.config["STAGE_MEMORY_BYTES"])
+        facts = _commit_facts(mirror, sha, (run.event_data or {}).get("before"))
+        event = _complete_event(run, sha, facts)
+        key = plan_reuse.plan_key(project.pipeline_path, event) if run.pipeline_override is None else None
+        earlier = first_stage.earlier_plan(run, key) if key is not None else None
+        # Planning imports the repository's code: it runs in the stages' sandbox.
+        executor = get_executor(current_app.config["EXECUTOR"])
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            held_future = _hold_first_stage(pool, run, sha, executor, spare, earlier[0] if earlier else None)
+            if earlier is not None:
+                plan = earlier[0]
+                service.system_log(run_id, None, f"Plan taken from run #{earlier[1]}, which planned the same commit "
+                                                 "and event with this pipeline file, SDK and Deno")
+            else:
+                plan = _plan(run, mirror, sha, event, executor, facts["tree"], (folder, plan_deno_dir))
     except git_workspace.GitError as error:
         _discard_spare(spare, held_future)
         service.fail_run(run_id, f"Cannot check out the commit: {error}")
@@ -169,7 +170,7 @@ def _prepare(run_id: int) -> None:
     held_stage = held_future.result() if held_future is not None else None
     claim = _claim_for(run_id, plan, held_stage, caches) if held_stage is not None else None
     try:
-        claimed_id = _record_plan(run_id, plan, event, claim)
+        claimed_id = _record_plan(run_id, plan, key, claim)
     except BaseException:
         if held_stage is not None:
             first_stage.drop(held_stage)
@@ -181,9 +182,32 @@ def _prepare(run_id: int) -> None:
     _remove_ended_run_folder(run_id)
 
 
-def _hold_first_stage(pool: ThreadPoolExecutor, run: Run, sha: str, executor, spare) -> Future | None:
-    """Start preparing the stage an earlier plan of this commit ran first, beside the planning (see jobs/first_stage.py)."""
-    plan_stage = first_stage.guess(run, sha) if can_hold(executor) else None
+def _plan(run: Run, mirror: Path, sha: str, event: dict, executor, tree: str, folders: tuple[Path, Path]) -> dict:
+    """Check the commit out into the project's planning folder and plan and type-check its pipeline there.
+
+    `folders` are the planning folder and its DENO_DIR.
+    """
+    project = run.project
+    folder, deno_dir = folders
+    with git_workspace.locked(folder.with_suffix(".lock")):
+        git_workspace.refresh_checkout(mirror, sha, folder, project.clone_url)
+        git_workspace.write_pipeline_override(folder, project.pipeline_path, run.pipeline_override)
+        # An edited pipeline from the editor is not the commit's tree, so it is always checked.
+        return runner.plan_and_check(folder, project.pipeline_path, event, deno_dir, executor,
+                                     source_key=tree if run.pipeline_override is None else None,
+                                     max_memory_bytes=current_app.config["STAGE_MEMORY_BYTES"])
+
+
+def _hold_first_stage(pool: ThreadPoolExecutor, run: Run, sha: str, executor, spare,
+                      known_plan: dict | None) -> Future | None:
+    """Start preparing the run's likely first stage, beside the planning (see jobs/first_stage.py).
+
+    `known_plan` is the plan the run takes from an earlier run; without one, the first
+    stage is guessed from an earlier plan of the commit.
+    """
+    if not can_hold(executor):
+        return None
+    plan_stage = graph.first_stage(known_plan) if known_plan is not None else first_stage.guess(run, sha)
     if plan_stage is None:
         return None
     context = _stage_context(run, plan_stage, executor)
@@ -229,8 +253,8 @@ def _complete_event(run: Run, sha: str, facts: dict) -> dict:
     return event
 
 
-def _record_plan(run_id: int, plan: dict, event: dict, claim: tuple[str, str] | None = None) -> int | None:
-    """Store the plan and its stages and queue the first ones; return the id of the stage claimed with `claim`."""
+def _record_plan(run_id: int, plan: dict, key: str | None, claim: tuple[str, str] | None = None) -> int | None:
+    """Store the plan, its reuse key and its stages and queue the first ones; return the id of the stage claimed with `claim`."""
     run = db.session.execute(
         db.select(Run).where(Run.id == run_id).with_for_update().execution_options(populate_existing=True)
     ).scalar_one()
@@ -238,7 +262,7 @@ def _record_plan(run_id: int, plan: dict, event: dict, claim: tuple[str, str] | 
         db.session.rollback()
         return None
     needs = graph.effective_needs(plan["stages"])
-    run.plan = plan
+    run.plan, run.plan_key = plan, key
     service.add_stages(run, plan, needs)
     db.session.commit()
     service.cancel_superseded_runs(run_id)
@@ -297,7 +321,7 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
             key, restored = cache_key(workspace, stage_key_files(stage.options)), held_stage.cache_key
         else:
             key, restored = _prepare_workspace(run, stage, caches, workspace, deno_dir)
-        next_spare = _start_next_spare(run, stage, caches)
+        next_spare = _next_spare(run, stage, caches)
         sink.write("system", f"Restored dependency cache {restored}" if restored else "No dependency cache yet")
         if held_stage is not None:
             sink.write("system", PREPARED_DURING_PLANNING)
@@ -305,8 +329,10 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         # A stage may run for an hour: hold no database connection meanwhile, so a
         # database restart during the stage cannot break this job's session.
         db.session.commit()
+        # The next stage's workspace is made once this stage runs, because making it while the sandbox starts slows that start.
         outcome = execute_stage(plan_stage, context, workspace, deno_dir, on_log=sink.write, on_start=watchdog.watch,
-                                held_execution=held_stage.execution if held_stage is not None else None)
+                                held_execution=held_stage.execution if held_stage is not None else None,
+                                on_running=next_spare.start if next_spare is not None else None)
         _retry_database(test_results.collect_stage_reports, run_id, stage_id, workspace)
         if outcome.status == StageStatus.SUCCESS:
             _retry_database(_collect_artifacts, run_id, stage_id, workspace, outcome)
@@ -352,8 +378,8 @@ def _stage_context(run: Run, plan_stage: dict, executor) -> StageContext:
     )
 
 
-def _start_next_spare(run: Run, stage: Stage, caches: CacheStore) -> spare_workspace.SpareMaker | None:
-    """Start making a workspace for the run's next stage while this one runs, when a stage of the run still waits."""
+def _next_spare(run: Run, stage: Stage, caches: CacheStore) -> spare_workspace.SpareMaker | None:
+    """Return the maker of a workspace for the run's next stage, to start while this one runs, when a stage still waits."""
     run_folder = run_workspace(run.id)
     mirror = _data_dir() / "mirrors" / f"{run.project_id}.git"
     if spare_workspace.exists(run_folder) or not (mirror / "HEAD").exists():
@@ -364,7 +390,7 @@ def _start_next_spare(run: Run, stage: Stage, caches: CacheStore) -> spare_works
         return None
     project = run.project
     return spare_workspace.SpareMaker(run_folder, mirror, run.commit_sha, project.clone_url, project.pipeline_path,
-                                      run.pipeline_override, caches).start()
+                                      run.pipeline_override, caches)
 
 
 def _remove_ended_run_folder(run_id: int) -> None:

@@ -1,5 +1,6 @@
 """The `deno-ci` command."""
 
+import importlib
 import logging
 import os
 import sys
@@ -7,8 +8,28 @@ from pathlib import Path
 
 import click
 
+# The module of each command, imported when the command runs: `deno-ci run` would
+# otherwise load the platform's modules before its first stage starts.
+COMMAND_MODULES = {
+    "serve": "app.cli.platform", "worker": "app.cli.platform", "migrate": "app.cli.platform",
+    "project": "app.cli.platform", "trigger": "app.cli.platform", "token": "app.cli.accounts",
+    "validate": "app.cli.local", "run": "app.cli.local",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A command group that imports a command's module the first time the command is looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(COMMAND_MODULES[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data", "data", type=click.Path(file_okay=False), envvar="DENO_CI_DATA", default="var",
               show_default=True, help="Data folder of the platform (database, queue, workspaces, caches).")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
@@ -22,5 +43,3 @@ def main(data: str, verbose: bool) -> None:
         stream=sys.stderr,
     )
 
-
-from app.cli import accounts, local, platform  # noqa: E402,F401  (registers the commands)

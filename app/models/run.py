@@ -37,6 +37,8 @@ class Run(db.Model):
     event_data: Mapped[dict] = mapped_column(JSONB, default=dict)
     # The runner's plan of the pipeline at this commit.
     plan: Mapped[dict | None] = mapped_column(JSONB)
+    # Key under which a later run may take this plan instead of planning (app/pipelines/plan_reuse.py).
+    plan_key: Mapped[str | None] = mapped_column(String(64))
     # True for a pull request from a fork: it runs without secrets and deploy stages until approved.
     approval_required: Mapped[bool] = mapped_column(Boolean, default=False)
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

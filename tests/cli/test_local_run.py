@@ -237,3 +237,26 @@ export default new Pipeline().stage("list", () => console.log([...Deno.readDirSy
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert "[list] [ \"inside.txt\" ]" in result.stdout
+
+
+def test_unchanged_tree_takes_the_last_plan(make_repo, local_data):
+    # Each planning gives the stage a new value, so an equal value shows that the plan was taken.
+    pipeline = '''import { env, Pipeline } from "deno-ci";
+
+export default new Pipeline()
+  .stage("build", { env: { PLANNED: crypto.randomUUID() } }, () => console.log(`planned ${env.get("PLANNED")}`));
+'''
+    repo = make_repo({"deno-pipeline.ts": pipeline})
+
+    def planned(*args: str) -> str:
+        result = deno_ci("--data", local_data, "run", str(repo), *args)
+        assert result.returncode == 0, result.stderr
+        return next(line for line in result.stdout.splitlines() if line.startswith("[build] planned "))
+
+    first = planned()
+    assert planned() == first
+    assert planned("--branch", "feature") != first
+    (repo / "notes.txt").write_text("an untracked file changes the tree")
+    changed = planned()
+    assert changed != first
+    assert planned() != changed
