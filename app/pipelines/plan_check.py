@@ -24,23 +24,31 @@ BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 def plan_problems(document: object) -> list[str]:
     """Return every problem of a plan document, as messages; an empty list means it may be stored."""
+    return [message for message, _ in located_plan_problems(document)]
+
+
+def located_plan_problems(document: object) -> list[tuple[str, object]]:
+    """Return every problem of a plan document with the stage entry it is about, or None for the whole plan."""
     if not isinstance(document, dict) or not isinstance(document.get("stages"), list):
-        return ["the runner's plan is not an object with a list of stages"]
+        return [("the runner's plan is not an object with a list of stages", None)]
     stages = document["stages"]
     if len(stages) > MAX_STAGES:
-        return [f"the pipeline declares {len(stages)} stages; at most {MAX_STAGES} are allowed in one run"]
-    problems: list[str] = []
+        # Placed at the first stage over the limit, so the error points at where the plan grows too long.
+        return [(f"the pipeline declares {len(stages)} stages; at most {MAX_STAGES} are allowed in one run",
+                 stages[MAX_STAGES])]
+    problems: list[tuple[str, object]] = []
     names: set[str] = set()
     for position, stage in enumerate(stages):
         if not isinstance(stage, dict):
-            problems.append(f"stage {position + 1} of the plan is not an object")
+            problems.append((f"stage {position + 1} of the plan is not an object", None))
             continue
-        problems += _stage_problems(stage, position, names)
+        problems += [(problem, stage) for problem in _stage_problems(stage, position, names)]
     for stage in stages:
         if isinstance(stage, dict) and isinstance(stage.get("needs"), list):
             for need in stage["needs"]:
                 if need not in names:
-                    problems.append(f"stage {_shown(stage.get('name'))} needs {_shown(need)}, which is not a stage of the pipeline")
+                    problems.append((f"stage {_shown(stage.get('name'))} needs {_shown(need)}, "
+                                     "which is not a stage of the pipeline", stage))
     return problems
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import deno
 
-from app.pipelines.plan_check import plan_problems
+from app.pipelines.plan_check import located_plan_problems
 
 log = logging.getLogger(__name__)
 
@@ -204,10 +204,23 @@ def plan(workspace: Path, pipeline_path: str, event: dict | None = None, deno_di
     document = _last_json_line(result.stdout) if result.returncode == 0 else None
     if document is None or "stages" not in document:
         raise PipelineError(_problems_from(result, pipeline_path))
-    problems = plan_problems(document)
+    problems = located_plan_problems(document)
     if problems:
-        raise PipelineError([Problem(pipeline_path, None, None, problem) for problem in problems])
+        raise PipelineError([_problem_at(stage, pipeline_path, message) for message, stage in problems])
     return document
+
+
+def _problem_at(stage: object, fallback_file: str, message: str) -> Problem:
+    """Place a problem the platform found in the plan at its stage's declaration, when the plan gives one."""
+    place = stage if isinstance(stage, dict) else {}
+    file, line, column = place.get("file"), place.get("line"), place.get("column")
+    if not isinstance(file, str) or not _is_position(line):
+        return Problem(fallback_file, None, None, message)
+    return Problem(file, line, column if _is_position(column) else None, message)
+
+
+def _is_position(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def type_check(workspace: Path, pipeline_path: str, deno_dir: Path | None = None, executor=None,

@@ -105,6 +105,20 @@ def test_validate_reports_unknown_need(make_repo, local_data):
     assert "bild" in result.stderr
 
 
+def test_validate_places_stage_limit(make_repo, local_data):
+    pipeline = '''import { Pipeline } from "deno-ci";
+
+const pipeline = new Pipeline();
+for (let index = 0; index < 300; index++) pipeline.stage(`stage ${index}`, () => {});
+export default pipeline;
+'''
+    repo = make_repo({"deno-pipeline.ts": pipeline})
+    result = deno_ci("--data", local_data, "validate", str(repo / "deno-pipeline.ts"))
+    assert result.returncode == 1
+    assert "deno-pipeline.ts:4:" in result.stderr
+    assert "300 stages; at most 256" in result.stderr
+
+
 def test_clean_tree_is_type_checked_once(make_repo, local_data):
     repo = make_repo({"deno-pipeline.ts": PARALLEL_PIPELINE, "main.ts": LIBRARY_MAIN, "main_test.ts": PASSING_TEST})
     assert deno_ci("--data", local_data, "run", str(repo)).returncode == 0
