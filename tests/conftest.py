@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,8 +15,16 @@ SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("data")
+def data_dir():
+    """The session's data folder, outside pytest's temporary root.
+
+    Each pytest session that starts on the machine sets that root back to owner-only
+    access. The embedded PostgreSQL runs as a user of its own and would then lose its
+    data folder while this session still runs.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="deno-ci-tests-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
