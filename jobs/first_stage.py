@@ -2,9 +2,9 @@
 
 Planning takes tens of milliseconds in the sandbox, and the first stage then spends
 about as long again making its own sandbox and starting Deno. When an earlier run of
-the project planned the same commit, its plan names the stage that most likely comes
-first, so the planning worker makes that stage's sandbox and loads the runner while it
-plans (`stage_execution.hold_stage`). If the new plan has a stage of that name with the
+the project planned the same commit, or another commit of the same branch, its plan
+names the stage that most likely comes first. So the planning worker makes that
+stage's sandbox and loads the runner while it plans (`stage_execution.hold_stage`). If the new plan has a stage of that name with the
 same settings and nothing to wait for, the worker marks it running on itself in the
 transaction that queues the run's other first stages (`service.advance_run`), then
 releases it. Otherwise it drops the sandbox, in which none of the stage's code has run.
@@ -21,7 +21,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from app.extensions import db
 from app.models import Run
@@ -54,18 +54,24 @@ class HeldStage:
 
 
 def guess(run: Run, sha: str) -> dict | None:
-    """Return the plan entry of the stage that an earlier plan of the same commit started first, or None."""
+    """Return the plan entry of the stage that an earlier plan started first, or None.
+
+    The latest plan of the same commit is taken, else the latest of the same branch:
+    a push of a new commit seldom changes the pipeline, so its first stage is usually
+    the one the branch's last run started with.
+    """
     if run.pipeline_override is not None:
         return None
-    # Only the project's latest runs are read (index ix_runs_project_id_id): a new commit,
-    # the usual case, would otherwise read every run of the project to find none.
-    recent = (select(Run.id, Run.plan, Run.commit_sha, Run.pipeline_override)
+    # Only the project's latest runs are read (index ix_runs_project_id_id): a project
+    # without such a run would otherwise have every run read to find none.
+    recent = (select(Run.id, Run.plan, Run.commit_sha, Run.branch, Run.pipeline_override)
               .where(Run.project_id == run.project_id, Run.id < run.id)
               .order_by(Run.id.desc()).limit(RECENT_RUNS).subquery())
+    same_commit = recent.c.commit_sha == sha
+    related = same_commit if run.branch is None else or_(same_commit, recent.c.branch == run.branch)
     previous = db.session.scalar(
-        select(recent.c.plan).where(recent.c.commit_sha == sha, recent.c.plan.is_not(None),
-                                    recent.c.pipeline_override.is_(None))
-        .order_by(recent.c.id.desc()).limit(1)
+        select(recent.c.plan).where(related, recent.c.plan.is_not(None), recent.c.pipeline_override.is_(None))
+        .order_by(same_commit.desc().nulls_last(), recent.c.id.desc()).limit(1)
     )
     return graph.first_stage(previous) if previous else None
 

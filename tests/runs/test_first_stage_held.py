@@ -1,5 +1,7 @@
 """The first stage's sandbox, made while the run is planned, through real workers."""
 
+from pathlib import Path
+
 from app.extensions import db
 from app.models import Project, Run
 from app.projects import add_project
@@ -46,6 +48,22 @@ def test_second_run_of_commit_uses_held_sandbox(workers, make_repo):
     assert HELD_NOTICE in text
     assert text.count("ran main only") == 1
     assert text.count("ran everywhere") == 1
+
+
+def test_new_commit_of_branch_uses_held_sandbox(workers, make_repo):
+    project = _project(make_repo)
+    first = _finished_run(project, "main")
+    repo = Path(project.clone_url)
+    (repo / "main.ts").write_text("export const changed = true;\n")
+    git(repo, "add", "main.ts")
+    git(repo, "commit", "-m", "Change a file beside the pipeline")
+    second = _finished_run(project, "main")
+
+    assert second.commit_sha != first.commit_sha
+    assert second.status == "success"
+    text = log_text(second.id)
+    assert HELD_NOTICE in text
+    assert text.count("ran main only") == 1
 
 
 def test_held_stage_dropped_when_plan_differs(workers, make_repo):
