@@ -11,17 +11,24 @@ ROOT = Path(__file__).resolve().parent.parent
 DENO = deno.find_deno_bin()
 
 
+GIT_ENV = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
+           "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+
+
 def make_repo(folder: Path, files: dict[str, str]) -> Path:
     """Create a git repository on branch main with `files` committed."""
     folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-           "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
     subprocess.run(["git", "init", "--quiet", "--initial-branch=main"], cwd=folder, check=True)
+    commit_files(folder, files)
+    return folder
+
+
+def commit_files(folder: Path, files: dict[str, str]) -> None:
+    """Write `files` into the repository at `folder` and commit them."""
     for name, content in files.items():
         (folder / name).write_text(content)
     subprocess.run(["git", "add", "--all"], cwd=folder, check=True)
-    subprocess.run(["git", "commit", "--quiet", "-m", "bench"], cwd=folder, check=True, env=env)
-    return folder
+    subprocess.run(["git", "commit", "--quiet", "-m", "bench"], cwd=folder, check=True, env={**os.environ, **GIT_ENV})
 
 
 def percentile(values: list[float], fraction: float) -> float:
