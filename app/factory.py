@@ -6,6 +6,7 @@ from flask import Flask
 
 from app.extensions import csrf, db, login_manager, migrate, sock
 from app.errors import register_error_handlers
+from app.json_depth import DepthLimitedJSONProvider
 from config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def create_app(overrides: dict | None = None) -> Flask:
     """Build the web application; `overrides` replaces settings (tests pass theirs here)."""
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.json = DepthLimitedJSONProvider(app)
     app.config.from_object(Config())
     app.config.update(overrides or {})
     _resolve_service_urls(app)

@@ -69,30 +69,24 @@ def _last_plan_file(data_dir: Path, directory: Path) -> Path:
     return data_dir / "plan-caches" / f"{local_scope(directory)}.last-plan.json"
 
 
-def last_plan(data_dir: Path, directory: Path, tree_id: str | None) -> tuple[dict | None, str | None]:
-    """Return the plan of the previous run of `directory` and its reuse key when it ran the same clean tree.
-
-    Returns (None, None) otherwise. A plan whose key equals the new run's is taken as
-    it is (`app/pipelines/plan_reuse.py`); another one only names the likely first stage.
-    """
+def last_plan(data_dir: Path, directory: Path, tree_id: str | None) -> dict | None:
+    """Return the plan of the previous run of `directory` when it ran the same clean tree, else None."""
     if tree_id is None:
-        return None, None
+        return None
     try:
         document = json.loads(_last_plan_file(data_dir, directory).read_text())
     except (OSError, ValueError):
-        return None, None
-    if not isinstance(document, dict) or document.get("tree") != tree_id:
-        return None, None
-    return document.get("plan"), document.get("key")
+        return None
+    return document.get("plan") if isinstance(document, dict) and document.get("tree") == tree_id else None
 
 
-def remember_plan(data_dir: Path, directory: Path, tree_id: str | None, plan: dict, key: str | None) -> None:
-    """Keep the plan of a clean tree and its reuse key for the next run; a changed tree keeps nothing."""
+def remember_plan(data_dir: Path, directory: Path, tree_id: str | None, plan: dict) -> None:
+    """Keep the plan of a clean tree for the next run's guess of its first stage; a changed tree keeps nothing."""
     if tree_id is None:
         return
     target = _last_plan_file(data_dir, directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=".last-plan-", dir=target.parent)
     with os.fdopen(handle, "w") as file:
-        json.dump({"tree": tree_id, "key": key, "plan": plan}, file)
+        json.dump({"tree": tree_id, "plan": plan}, file)
     os.replace(temporary, target)

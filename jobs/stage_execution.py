@@ -17,8 +17,8 @@ from jobs.executor import START_FD, ControlEvent, Execution, Executor, ExecutorE
 log = logging.getLogger(__name__)
 
 SANDBOX_PATH = f"{DENO.parent}:/usr/local/bin:/usr/bin:/bin"
-# The "system" line of a stage whose sandbox was made while the run was planned.
-PREPARED_DURING_PLANNING = "Sandbox made while the pipeline was planned"
+# The "system" line of a stage whose sandbox was made while the run was planned, or while a taken plan was recorded.
+PREPARED_DURING_PLANNING = "Sandbox made while the run was prepared"
 # A stage may publish at most this many artifacts; further events are ignored.
 MAX_ARTIFACTS = 100
 

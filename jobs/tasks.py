@@ -203,7 +203,7 @@ def _hold_first_stage(pool: ThreadPoolExecutor, run: Run, sha: str, executor, sp
     """Start preparing the run's likely first stage, beside the planning (see jobs/first_stage.py).
 
     `known_plan` is the plan the run takes from an earlier run; without one, the first
-    stage is guessed from an earlier plan of the commit.
+    stage is guessed from an earlier plan of the commit or its branch.
     """
     if not can_hold(executor):
         return None
@@ -311,7 +311,7 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         # A deploy stage without a function needs no checkout and no sandbox.
         _finish_deploy_stage(stage.id, run, deploy_spec, sink)
         return
-    watchdog = _Watchdog(current_app._get_current_object(), run.id, stage.id)
+    watchdog = _Watchdog(current_app._get_current_object(), run.id, stage.id, attempt)
     next_spare = None
     try:
         workspace, deno_dir = folder / "workspace", folder / "deno-dir"
@@ -348,25 +348,40 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         outcome = None
         error_message = f"The platform failed to run the stage: {error}"
     finally:
-        watchdog.stop()
         shutil.rmtree(folder, ignore_errors=True)
         # The next stage is queued when this one finishes: its workspace must be in place by then.
         if next_spare is not None:
             next_spare.finish(keep=True)
-    if outcome is None:
-        sink.write("system", error_message)
+    # Heartbeats go on until the attempt's end is recorded: storing a large log backlog
+    # can take longer than the heartbeat timeout, and the stage would be taken for lost.
+    try:
+        if outcome is None:
+            sink.write("system", error_message)
+            sink.close()
+            _record_end(stage_id, attempt, StageStatus.ERROR, None, error_message)
+            return
+        if outcome.status == StageStatus.SUCCESS and deploy_spec:
+            _finish_deploy_stage(stage_id, run, deploy_spec, sink)
+            return
+        if outcome.error and outcome.status != StageStatus.SUCCESS:
+            sink.write("system", f"Stage {outcome.status}: {outcome.error}")
         sink.close()
-        _retry_database(service.finish_stage, stage_id, StageStatus.ERROR, None, error_message)
-        return
-    if outcome.status == StageStatus.SUCCESS and deploy_spec:
-        _finish_deploy_stage(stage_id, run, deploy_spec, sink)
-        return
-    if outcome.error and outcome.status != StageStatus.SUCCESS:
-        sink.write("system", f"Stage {outcome.status}: {outcome.error}")
-    sink.close()
-    log.info("run %s stage %s: attempt %s ended %s", run_id, stage_id, attempt, outcome.status)
-    _retry_database(service.finish_stage, stage_id, outcome.status, outcome.exit_code, outcome.error)
+        log.info("run %s stage %s: attempt %s ended %s", run_id, stage_id, attempt, outcome.status)
+        _record_end(stage_id, attempt, outcome.status, outcome.exit_code, outcome.error)
+    finally:
+        watchdog.stop()
     _remove_ended_run_folder(run_id)
+
+
+def _record_end(stage_id: int, attempt: int, status: StageStatus, exit_code: int | None, error: str | None) -> None:
+    """Record how the attempt ended, unless the stage has moved on to another attempt meanwhile."""
+    if not _retry_database(_finish_attempt, stage_id, attempt, status, exit_code, error):
+        log.warning("stage %s attempt %s: ended %s after the stage had moved on; the result is not recorded",
+                    stage_id, attempt, status)
+
+
+def _finish_attempt(stage_id: int, attempt: int, status: StageStatus, exit_code: int | None, error: str | None) -> bool:
+    return service.finish_stage(stage_id, status, exit_code, error, attempt=attempt)
 
 
 def _stage_context(run: Run, plan_stage: dict, executor) -> StageContext:
@@ -521,8 +536,8 @@ class _Watchdog:
     run's status at every heartbeat, so a cancel is seen even while Redis is down.
     """
 
-    def __init__(self, app: Flask, run_id: int, stage_id: int) -> None:
-        self.app, self.run_id, self.stage_id = app, run_id, stage_id
+    def __init__(self, app: Flask, run_id: int, stage_id: int, attempt: int) -> None:
+        self.app, self.run_id, self.stage_id, self.attempt = app, run_id, stage_id, attempt
         self._stopped = threading.Event()
         self._execution = None
         self._thread: threading.Thread | None = None
@@ -575,15 +590,26 @@ class _Watchdog:
         return bool(message and message.get("data") == b"cancel")
 
     def _beat_and_check_cancelled(self) -> bool:
+        """Send the heartbeat; return whether the execution is to stop.
+
+        It stops when the run was cancelled, and when the stage no longer runs this
+        attempt: the scheduler took the worker for lost and queued the stage again, so
+        the attempt must not go on beside the new one.
+        """
         try:
             with self.app.app_context():
-                status = db.session.execute(
-                    update(Stage).where(Stage.id == self.stage_id).values(heartbeat_at=utcnow()).returning(Stage.run_id)
+                beating = db.session.execute(
+                    update(Stage).where(Stage.id == self.stage_id, Stage.attempt == self.attempt,
+                                        Stage.status == StageStatus.RUNNING)
+                    .values(heartbeat_at=utcnow()).returning(Stage.run_id)
                 ).scalar_one_or_none()
                 run_status = db.session.scalar(db.select(Run.status).where(Run.id == self.run_id))
                 db.session.commit()
                 db.session.remove()
-            return status is not None and run_status == RunStatus.CANCELLED
+            if beating is None:
+                log.warning("run %s stage %s: attempt %s no longer runs; its execution is stopped",
+                            self.run_id, self.stage_id, self.attempt)
+            return beating is None or run_status == RunStatus.CANCELLED
         except Exception as error:  # noqa: BLE001  (a database outage must not kill the stage)
             log.warning("run %s stage %s: heartbeat failed: %s", self.run_id, self.stage_id, error)
             return False

@@ -60,25 +60,22 @@ def run_command(directory: str, kind: str, branch: str | None, tag: str | None, 
 
 def _run_directory(directory: Path, kind: str, branch: str | None, tag: str | None, pipeline_path: str,
                    executor: str) -> None:
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
     from app.local_tree import last_plan, plan_deno_dir, read_directory, remember_plan
-    from app.pipelines.plan_reuse import plan_key
 
     folder = directory.resolve()
     event, tree_id = read_directory(folder, kind, branch, tag)
-    previous_plan, previous_key = last_plan(data_dir(), folder, tree_id)
-    # The key reads the SDK's digest, which the type check's marker needs too, before the
-    # import below: read in the planning thread, its many small reads would wait for the import.
-    key = plan_key(pipeline_path, event) if tree_id is not None else None
+    previous_plan = last_plan(data_dir(), folder, tree_id)
+    # Planned on every run, unlike on the platform: the local planner is not sandboxed, so
+    # the pipeline may import files that the tree id does not cover (ignored ones, or any
+    # file on the machine).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan") as pool:
-        if key is not None and key == previous_key and previous_plan is not None:
-            planning = Future()
-            planning.set_result(previous_plan)
-        else:
-            # Deno plans while this process imports what runs the stages.
-            planning = pool.submit(runner.plan_and_check, folder, pipeline_path, event,
-                                   plan_deno_dir(data_dir(), folder), source_key=tree_id)
+        # Deno plans while this process imports what runs the stages. The SDK's digest is
+        # read first: its many small reads would otherwise wait for the import between each.
+        runner.toolchain_id()
+        planning = pool.submit(runner.plan_and_check, folder, pipeline_path, event, plan_deno_dir(data_dir(), folder),
+                               source_key=tree_id)
         from app.local_run import LocalRun, format_summary
 
         local_run = LocalRun(folder, pipeline_path, event, executor, data_dir(), previous_plan=previous_plan)
@@ -90,7 +87,7 @@ def _run_directory(directory: Path, kind: str, branch: str | None, tag: str | No
                 for problem in error.problems:
                     click.echo(str(problem), err=True)
                 sys.exit(1)
-            remember_plan(data_dir(), folder, tree_id, plan, key)
+            remember_plan(data_dir(), folder, tree_id, plan)
             status, reports = local_run.execute(plan)
         finally:
             signal.signal(signal.SIGINT, previous)

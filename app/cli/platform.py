@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -199,18 +199,23 @@ def project_list() -> None:
 @click.option("--wait", is_flag=True, help="Follow the log and exit 0 only if the run succeeds.")
 def trigger(name: str, branch: str | None, commit: str | None, wait: bool) -> None:
     """Start a run of project NAME, as a push to the branch would."""
-    from app.extensions import db
-    from app.models import Project
-    from app.runs.events import make_event
-    from app.runs.service import RunError, create_run
-
-    from app.forges.fields import ref_name_problem
-
     if branch and commit:
         raise click.UsageError("Give --branch or --commit, not both.")
-    if branch and (problem := ref_name_problem(branch)):
-        raise click.UsageError(f"--branch {branch!r} is not a valid Git branch name: {problem}.")
-    with platform_app() as app:
+    with ExitStack() as stack:
+        try:
+            from app.extensions import db
+            from app.forges.fields import ref_name_problem
+            from app.models import Project
+            from app.runs.events import make_event
+            from app.runs.service import RunError, create_run
+
+            if branch and (problem := ref_name_problem(branch)):
+                raise click.UsageError(f"--branch {branch!r} is not a valid Git branch name: {problem}.")
+            app = stack.enter_context(platform_app())
+        except KeyboardInterrupt:
+            # Ctrl-C while the platform's code loads, before any run exists.
+            click.echo("Cancelled before the run was created.", err=True)
+            sys.exit(130)
         found = db.session.scalar(db.select(Project).where(Project.name == name))
         if found is None:
             raise click.ClickException(f"Project {name!r} not found. List projects with `deno-ci project list`.")

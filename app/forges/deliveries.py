@@ -7,7 +7,6 @@ log with its status code and reason, including rejected ones.
 
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs
@@ -19,6 +18,7 @@ from app.extensions import db
 from app.forges import FORGES, get_forge
 from app.forges.base import Forge, HookOutcome, MalformedPayloadError, OutcomeKind
 from app.forges.crypto import SecretDecryptionError, decrypt
+from app.json_depth import MAX_JSON_DEPTH, nests_deeper_than
 from app.models import Project, Run, WebhookDelivery
 from app.models._columns import utcnow
 from app.queue import redis_connection
@@ -32,9 +32,6 @@ KEPT_HEADER_PREFIXES = ("x-github-", "x-gitlab-", "x-event-", "x-request-", "x-h
 KEPT_HEADERS = {"content-type", "user-agent", "idempotency-key", "x-event-key"}
 # Delivery ids are stored in a column of this width.
 MAX_DELIVERY_ID = 200
-# Objects and arrays nested deeper than this are rejected. The recorded payloads in the tests nest
-# at most 10 levels deep, and the delivery page's pretty-printer recurses once per level.
-MAX_JSON_DEPTH = 100
 
 
 @dataclass
@@ -156,30 +153,8 @@ def decode_payload(headers: dict[str, str], body: bytes) -> dict:
     return payload
 
 
-# A JSON string (with its escapes) or a bracket; in UTF-8 bytes these are all ASCII.
-_JSON_TOKEN = re.compile(rb'"(?:[^"\\]+|\\.)*"|[][{}]')
-
-
-def _nests_deeper_than(text: str | bytes, limit: int) -> bool:
-    """Return whether the brackets of a JSON text, outside its strings, nest deeper than `limit`.
-
-    Read before decoding: the decoder recurses once per level, and at thousands of levels
-    it fails deep in the interpreter's stack instead.
-    """
-    depth = 0
-    for match in _JSON_TOKEN.finditer(text.encode(errors="replace") if isinstance(text, str) else text):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            if depth > limit:
-                return True
-        elif token in (b"]", b"}"):
-            depth -= 1
-    return False
-
-
 def _parse_json(text: str | bytes):
-    if _nests_deeper_than(text, MAX_JSON_DEPTH):
+    if nests_deeper_than(text):
         raise MalformedPayloadError(_json_limit_reason(RecursionError()))
     try:
         payload = json.loads(text)

@@ -2,9 +2,9 @@
 
 The planner imports the pipeline with no permissions: it reads only the files of the
 commit and the event, and cannot read the environment or the network. With the same
-SDK and Deno, the same commit and event give the same plan, so a re-run, a second
-trigger of a commit or `deno-ci run` on an unchanged tree takes the earlier plan
-instead of starting a sandboxed Deno process to plan again. The type check needs no
+SDK and Deno, the same commit and event give the same plan, so a re-run or a second
+trigger of a commit takes the earlier plan instead of starting a sandboxed Deno
+process to plan again. The type check needs no
 repeating either: a plan is kept only once its check passed.
 
 The one thing the planner can read that changes is the clock. Scheduled runs, whose

@@ -274,14 +274,24 @@ def _passed_check_marker(deno_dir: Path, source_key: str) -> Path:
     return deno_dir.parent / f"{deno_dir.name}.checked" / f"{source_key}-{toolchain_id()}"
 
 
-@functools.cache
 def toolchain_id() -> str:
-    """Return a digest of the Deno binary's path and every SDK file, which a type check's result depends on."""
-    digest = hashlib.sha256(str(DENO).encode())
+    """Return a digest of the Deno binary and every SDK file, on which a type check and a plan depend.
+
+    The binary counts by its path, size and modification time, read at every call, so an
+    upgrade of Deno in place (`pip install -U deno`) changes the id of running workers too.
+    """
+    binary = DENO.stat()
+    identity = f"{_sdk_digest()} {DENO} {binary.st_size} {binary.st_mtime_ns} {binary.st_ino}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _sdk_digest() -> str:
+    digest = hashlib.sha256()
     for path in sorted(SDK_DIR.rglob("*")):
         if path.is_file():
             digest.update(str(path.relative_to(SDK_DIR)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
 
 
 def exec_command(pipeline_file: Path, stage: dict, import_map: Path) -> list[str]:

@@ -270,13 +270,15 @@ def start_stage(stage_id: int, attempt: int, worker: str) -> Stage | None:
 
 
 def finish_stage(stage_id: int, status: StageStatus, exit_code: int | None, error: str | None, *,
-                 retry: bool = True) -> bool:
+                 retry: bool = True, attempt: int | None = None) -> bool:
     """Record how an attempt ended; retry it if `retry` and its `retries` allow, else advance the run.
 
-    Returns False when the stage was not running (another call ended it first).
+    With `attempt`, only that attempt's end is recorded. Returns False when the stage
+    was not running that attempt (another call ended it first, or the scheduler queued
+    it again after its worker stopped responding).
     """
     stage = db.session.get(Stage, stage_id, with_for_update=True, populate_existing=True)
-    if stage.status != StageStatus.RUNNING:
+    if stage.status != StageStatus.RUNNING or (attempt is not None and stage.attempt != attempt):
         db.session.rollback()
         return False
     retries = int(stage.options.get("retries") or 0) if retry else 0

@@ -69,3 +69,14 @@ def test_stored_html_is_escaped_on_pages(db_app, world):
         assert "<script>alert" not in page
         assert "<b>bold</b>" not in page
         assert "<script>x" not in page
+
+
+@pytest.mark.parametrize("method, path", [
+    ("post", "/api/v1/tokens"), ("post", "/api/v1/projects"), ("post", "/api/v1/users"),
+    ("put", "/api/v1/projects/alpha/secrets/X"), ("post", "/api/v1/projects/alpha/runs"),
+])
+def test_deeply_nested_body_is_rejected(db_app, world, bearer, method, path):
+    body = "[" * 5000 + "]" * 5000
+    response = getattr(db_app.test_client(), method)(path, data=body, content_type="application/json", headers=bearer)
+    assert response.status_code in (400, 422)
+    assert set(response.get_json()) == {"error", "detail"}

@@ -119,6 +119,38 @@ def test_killed_worker_stage_is_retried_elsewhere(workers, make_repo, db_app):
     assert sum(1 for line in lines if line["text"] == "tick 40") == 1
 
 
+def test_lost_attempt_stops_early(workers, make_repo):
+    run_id = start_run(make_repo, TICKING_PIPELINE % {"count": 100, "interval": 100}, "lost")
+    wait_for(lambda: "tick 3" in texts(run_id), timeout=120)
+    stage = db.session.get(Stage, stage_of(run_id, "tick").id, with_for_update=True)
+    # What the scheduler does when the worker's heartbeats stop, here while the worker still runs it.
+    service.requeue_stage(stage, "worker taken for lost during attempt 1; retrying on another worker")
+
+    wait_for(lambda: run_status(run_id) in ("success", "failed", "error"), timeout=120)
+    stage = stage_of(run_id, "tick")
+    assert run_status(run_id) == "success"
+    assert stage.attempt == 2
+    lines = [line["text"] for line in read_lines(db.engine, run_id, 0, 100_000)]
+    # The first attempt stopped at its next heartbeat (2 s) instead of ticking on beside the second.
+    assert lines.count("tick 100") == 1
+    assert lines.count("tick 60") == 1
+
+
+def test_finish_of_replaced_attempt_is_ignored(db_app, make_repo):
+    run_id = start_run(make_repo, TICKING_PIPELINE % {"count": 1, "interval": 1}, "replaced")
+    run = db.session.get(Run, run_id)
+    service.add_stages(run, {"stages": [{"name": "tick", "index": 0, "needs": [], "options": {}, "denoFlags": []}]},
+                       {"tick": []})
+    stage = stage_of(run_id, "tick")
+    stage.status, stage.attempt = "running", 2
+    db.session.commit()
+
+    assert service.finish_stage(stage.id, "success", 0, None, attempt=1) is False
+    assert stage_of(run_id, "tick").status == "running"
+    assert service.finish_stage(stage.id, "success", 0, None, attempt=2) is True
+    assert stage_of(run_id, "tick").status == "success"
+
+
 # Planning imports the pipeline with no permissions, so reading a variable throws there and
 # only there: the plan takes about 3 s, and the stage runs at once.
 SLOW_PLAN_PIPELINE = '''import { Pipeline } from "deno-ci";

@@ -102,6 +102,22 @@ def test_invalid_pipeline_names_repository_file(workers, make_repo):
     assert current_app.config["DATA_DIR"] not in run.status_reason
 
 
+def test_ctrl_c_before_run_exists(db_app, monkeypatch):
+    from click.testing import CliRunner
+
+    from app.cli import main, platform
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(platform, "platform_app", interrupted)
+    result = CliRunner().invoke(main, ["trigger", "anything", "--wait"])
+
+    assert result.exit_code == 130
+    assert "Cancelled before the run was created." in result.output
+    assert latest_run() is None
+
+
 def test_ctrl_c_stops_following_not_the_run(workers, make_repo):
     pipeline = '''import { Pipeline } from "deno-ci";
 
