@@ -606,7 +606,7 @@ class _Watchdog:
                 run_status = db.session.scalar(db.select(Run.status).where(Run.id == self.run_id))
                 db.session.commit()
                 db.session.remove()
-            if beating is None:
+            if beating is None and run_status != RunStatus.CANCELLED:
                 log.warning("run %s stage %s: attempt %s no longer runs; its execution is stopped",
                             self.run_id, self.stage_id, self.attempt)
             return beating is None or run_status == RunStatus.CANCELLED
