@@ -50,12 +50,30 @@ def ago(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d")
 
 
+# A search result shows at most this many characters of its line, around the first match.
+EXCERPT_CHARACTERS = 400
+
+
 @web.app_template_filter("highlight")
 def highlight(text: str, term: str) -> Markup:
-    """Escape a log line, drop its ANSI escapes, and wrap each case-insensitive match of `term` in <mark>."""
+    """Escape a log line, drop its ANSI escapes, and wrap each case-insensitive match of `term` in <mark>.
+
+    A line longer than EXCERPT_CHARACTERS is cut to that many characters around its
+    first match, with "…" where text was left out. A line of 64 KiB matching on every
+    few characters would otherwise make a page of megabytes.
+    """
     plain = ANSI_ESCAPE.sub("", text)
+    if len(plain) > EXCERPT_CHARACTERS:
+        plain = _excerpt(plain, term)
     if not term:
         return escape(plain)
     parts = re.split(f"({re.escape(term)})", plain, flags=re.IGNORECASE)
     return Markup("").join(Markup("<mark>{}</mark>").format(part) if index % 2 else escape(part)
                            for index, part in enumerate(parts))
+
+
+def _excerpt(plain: str, term: str) -> str:
+    found = plain.lower().find(term.lower()) if term else -1
+    start = max(0, min(found - EXCERPT_CHARACTERS // 2, len(plain) - EXCERPT_CHARACTERS)) if found > 0 else 0
+    end = start + EXCERPT_CHARACTERS
+    return ("…" if start else "") + plain[start:end] + ("…" if end < len(plain) else "")

@@ -95,6 +95,21 @@ def test_search_highlights_matches_and_filters_stream(client, project):
     assert "<mark>REFUSED</mark>" in stderr_only
 
 
+def test_search_shows_excerpt_of_long_line(client, project):
+    run = make_run(project, 1)
+    stage = make_stage(run)
+    line = "a" * 30_000 + " needle " + "a" * 30_000
+    store_lines(db.engine, run.id, stage.id, [PendingLine("stdout", line, utcnow())])
+
+    needle = client.get("/projects/web/search?q=needle", headers=HX).get_data(as_text=True)
+    repeated = client.get("/projects/web/search?q=aaaa", headers=HX).get_data(as_text=True)
+
+    assert "<mark>needle</mark>" in needle
+    assert "…" + "a" * 190 in needle
+    assert len(needle) < 10_000
+    assert len(repeated) < 20_000
+
+
 def test_search_rejects_short_term(client, project):
     page = client.get("/projects/web/search?q=ab", headers=HX).get_data(as_text=True)
 
