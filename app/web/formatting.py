@@ -76,4 +76,6 @@ def _excerpt(plain: str, term: str) -> str:
     found = plain.lower().find(term.lower()) if term else -1
     start = max(0, min(found - EXCERPT_CHARACTERS // 2, len(plain) - EXCERPT_CHARACTERS)) if found > 0 else 0
     end = start + EXCERPT_CHARACTERS
-    return ("…" if start else "") + plain[start:end] + ("…" if end < len(plain) else "")
+    before = "…" if start else ""
+    after = "…" if end < len(plain) else ""
+    return before + plain[start:end] + after
