@@ -30,15 +30,21 @@ CLOSE_DEADLINE = 300.0
 
 
 class LogSink:
-    """Batches the lines of one stage attempt into the run's log."""
+    """Batches the lines of one stage attempt into the run's log.
+
+    With `attempt`, lines are stored only while the stage runs that attempt: the output
+    of an attempt that the scheduler replaced (its worker was taken for lost) is dropped.
+    """
 
     def __init__(self, engine: Engine, connection: redis.Redis | None, run_id: int, stage_id: int | None,
-                 masker: SecretMasker | None = None) -> None:
+                 masker: SecretMasker | None = None, attempt: int | None = None) -> None:
         self.engine = engine
         self.masker = masker
         self.connection = connection
         self.run_id = run_id
         self.stage_id = stage_id
+        self.attempt = attempt
+        self._replaced = False
         self._pending: list[PendingLine] = []
         self._condition = threading.Condition()
         self._closing = False
@@ -85,8 +91,10 @@ class LogSink:
                 if self._closing:
                     return
                 continue
+            if self._replaced:
+                continue
             try:
-                records = store_lines(self.engine, self.run_id, self.stage_id, batch)
+                records = store_lines(self.engine, self.run_id, self.stage_id, batch, self.attempt)
             except DBAPIError as error:
                 with self._condition:
                     self._pending[:0] = batch
@@ -102,6 +110,11 @@ class LogSink:
             if failing_since is not None:
                 log.info("run %s stage %s: storing log lines again", self.run_id, self.stage_id)
                 failing_since, backoff = None, 0.1
+            if records is None:
+                self._replaced = True
+                log.warning("run %s stage %s: attempt %s no longer runs; its remaining output is dropped",
+                            self.run_id, self.stage_id, self.attempt)
+                continue
             self._publish(records)
 
     def _publish(self, records: list[dict]) -> None:

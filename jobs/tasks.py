@@ -304,7 +304,7 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
     folder = held_stage.folder if held_stage is not None else run_workspace(run.id) / f"stage-{stage.id}-{attempt}"
     connection = _redis_or_none()
     masker = SecretMasker(values_to_mask(run))
-    sink = LogSink(db.engine, connection, run.id, stage.id, masker)
+    sink = LogSink(db.engine, connection, run.id, stage.id, masker, attempt)
     plan_stage = next(entry for entry in run.plan["stages"] if entry["name"] == stage.name)
     deploy_spec = plan_stage.get("deploy")
     if deploy_spec and not deploy_spec.get("run"):

@@ -42,3 +42,15 @@ def authenticate_request():
 
 
 from app.api import admin, deployments, forges, openapi, projects, runs, tokens  # noqa: E402,F401
+
+
+@api.before_request
+def reject_deep_json():
+    """Reject a JSON body nested deeper than MAX_JSON_DEPTH with a reason, instead of "not a JSON object"."""
+    from app.errors import error_response
+    from app.json_depth import MAX_JSON_DEPTH, nests_deeper_than
+
+    if request.is_json and nests_deeper_than(request.get_data(cache=True)):
+        return error_response(422, "Unprocessable Entity", f"The JSON body nests objects and arrays more than "
+                                                           f"{MAX_JSON_DEPTH} levels deep; send at most {MAX_JSON_DEPTH}.")
+    return None

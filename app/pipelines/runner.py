@@ -250,7 +250,7 @@ def plan_and_check(workspace: Path, pipeline_path: str, event: dict | None, deno
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    passed = _passed_check_marker(deno_dir, source_key) if source_key else None
+    passed = _passed_check_marker(deno_dir, source_key, pipeline_path) if source_key else None
     if passed is not None and passed.exists():
         return plan(workspace, pipeline_path, event, deno_dir, executor, max_memory_bytes)
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -269,9 +269,11 @@ def plan_and_check(workspace: Path, pipeline_path: str, event: dict | None, deno
     return document
 
 
-def _passed_check_marker(deno_dir: Path, source_key: str) -> Path:
-    # Beside the DENO_DIR, not in it: sandboxed processes may write there.
-    return deno_dir.parent / f"{deno_dir.name}.checked" / f"{source_key}-{toolchain_id()}"
+def _passed_check_marker(deno_dir: Path, source_key: str, pipeline_path: str) -> Path:
+    # Beside the DENO_DIR, not in it: sandboxed processes may write there. The path counts
+    # because a project may switch to another pipeline file of the same tree.
+    path_id = hashlib.sha256(pipeline_path.encode()).hexdigest()[:12]
+    return deno_dir.parent / f"{deno_dir.name}.checked" / f"{source_key}-{path_id}-{toolchain_id()}"
 
 
 def toolchain_id() -> str:

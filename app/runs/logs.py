@@ -35,15 +35,28 @@ def clean_text(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
-def store_lines(engine: Engine, run_id: int, stage_id: int | None, lines: list[PendingLine]) -> list[dict]:
-    """Insert lines with the next sequence numbers of the run; return them as published records."""
+# Numbers the lines of an attempt only while the stage still runs that attempt.
+_WHILE_ATTEMPT_RUNS = (" AND EXISTS (SELECT 1 FROM stages WHERE stages.id = :stage_id AND stages.attempt = :attempt"
+                       " AND stages.status = 'running')")
+
+
+def store_lines(engine: Engine, run_id: int, stage_id: int | None, lines: list[PendingLine],
+                attempt: int | None = None) -> list[dict] | None:
+    """Insert lines with the next sequence numbers of the run; return them as published records.
+
+    With `attempt`, the lines are stored only while the stage runs that attempt, and None
+    is returned when it no longer does (the scheduler queued the stage again).
+    """
     if not lines:
         return []
+    guard = _WHILE_ATTEMPT_RUNS if attempt is not None else ""
     with engine.begin() as connection:
         last = connection.execute(
-            text("UPDATE runs SET log_seq = log_seq + :count WHERE id = :run_id RETURNING log_seq"),
-            {"count": len(lines), "run_id": run_id},
-        ).scalar_one()
+            text(f"UPDATE runs SET log_seq = log_seq + :count WHERE id = :run_id{guard} RETURNING log_seq"),
+            {"count": len(lines), "run_id": run_id, "stage_id": stage_id, "attempt": attempt},
+        ).scalar_one_or_none()
+        if last is None:
+            return None
         first = last - len(lines) + 1
         records = [
             {"seq": first + index, "stage_id": stage_id, "stream": line.stream, "text": clean_text(line.text),

@@ -73,8 +73,10 @@ def highlight(text: str, term: str) -> Markup:
 
 
 def _excerpt(plain: str, term: str) -> str:
-    found = plain.lower().find(term.lower()) if term else -1
-    start = max(0, min(found - EXCERPT_CHARACTERS // 2, len(plain) - EXCERPT_CHARACTERS)) if found > 0 else 0
+    # Searched in the line itself: lowercasing can change a line's length (U+0130 becomes two characters).
+    match = re.search(re.escape(term), plain, flags=re.IGNORECASE) if term else None
+    found = match.start() if match else 0
+    start = max(0, min(found - EXCERPT_CHARACTERS // 2, len(plain) - EXCERPT_CHARACTERS))
     end = start + EXCERPT_CHARACTERS
     before = "…" if start else ""
     after = "…" if end < len(plain) else ""

@@ -31,6 +31,16 @@ def test_passed_check_is_not_repeated_for_same_tree(make_repo, tmp_path):
         runner.plan_and_check(repo, "deno-pipeline.ts", None, deno_dir, source_key="tree-2")
 
 
+def test_other_pipeline_file_of_tree_is_checked(make_repo, tmp_path):
+    repo = make_repo({"deno-pipeline.ts": GOOD, "other-pipeline.ts": TYPE_ERROR})
+    deno_dir = tmp_path / "deno-dir"
+    runner.plan_and_check(repo, "deno-pipeline.ts", None, deno_dir, source_key="tree-4")
+
+    with pytest.raises(runner.PipelineError) as raised:
+        runner.plan_and_check(repo, "other-pipeline.ts", None, deno_dir, source_key="tree-4")
+    assert any("not assignable" in problem.message for problem in raised.value.problems)
+
+
 def test_failed_check_leaves_no_marker(make_repo, tmp_path):
     repo = make_repo({"deno-pipeline.ts": TYPE_ERROR})
     deno_dir = tmp_path / "deno-dir"

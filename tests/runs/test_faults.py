@@ -136,14 +136,32 @@ def test_lost_attempt_stops_early(workers, make_repo):
     assert lines.count("tick 60") == 1
 
 
-def test_finish_of_replaced_attempt_is_ignored(db_app, make_repo):
-    run_id = start_run(make_repo, TICKING_PIPELINE % {"count": 1, "interval": 1}, "replaced")
+def _stage_running_attempt_two(make_repo, name: str) -> Stage:
+    run_id = start_run(make_repo, TICKING_PIPELINE % {"count": 1, "interval": 1}, name)
     run = db.session.get(Run, run_id)
     service.add_stages(run, {"stages": [{"name": "tick", "index": 0, "needs": [], "options": {}, "denoFlags": []}]},
                        {"tick": []})
     stage = stage_of(run_id, "tick")
     stage.status, stage.attempt = "running", 2
     db.session.commit()
+    return stage
+
+
+def test_output_of_replaced_attempt_is_dropped(db_app, make_repo):
+    from jobs.log_sink import LogSink
+
+    stage = _stage_running_attempt_two(make_repo, "dropped")
+    for attempt in (1, 2):
+        sink = LogSink(db.engine, None, stage.run_id, stage.id, attempt=attempt)
+        sink.write("stdout", f"from attempt {attempt}")
+        sink.close()
+
+    assert texts(stage.run_id) == ["from attempt 2"]
+
+
+def test_finish_of_replaced_attempt_is_ignored(db_app, make_repo):
+    stage = _stage_running_attempt_two(make_repo, "replaced")
+    run_id = stage.run_id
 
     assert service.finish_stage(stage.id, "success", 0, None, attempt=1) is False
     assert stage_of(run_id, "tick").status == "running"

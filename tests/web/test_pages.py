@@ -99,11 +99,15 @@ def test_search_shows_excerpt_of_long_line(client, project):
     run = make_run(project, 1)
     stage = make_stage(run)
     line = "a" * 30_000 + " needle " + "a" * 30_000
-    store_lines(db.engine, run.id, stage.id, [PendingLine("stdout", line, utcnow())])
+    # Lowercase U+0130 is two characters, which must not move the excerpt off its match.
+    dotted = "\u0130" * 300 + "x" * 500 + "MATCHME" + "z" * 500
+    store_lines(db.engine, run.id, stage.id, [PendingLine("stdout", line, utcnow()), PendingLine("stdout", dotted, utcnow())])
 
     needle = client.get("/projects/web/search?q=needle", headers=HX).get_data(as_text=True)
     repeated = client.get("/projects/web/search?q=aaaa", headers=HX).get_data(as_text=True)
+    dotted_page = client.get("/projects/web/search?q=matchme", headers=HX).get_data(as_text=True)
 
+    assert "<mark>MATCHME</mark>" in dotted_page
     assert "<mark>needle</mark>" in needle
     assert "…" + "a" * 190 in needle
     assert len(needle) < 10_000
