@@ -4,6 +4,7 @@ Python's decoder recurses once per level, and at thousands of levels it fails de
 the interpreter's stack with a RecursionError, which Flask reports as a server error.
 """
 
+import json
 import re
 from array import array
 from itertools import accumulate
@@ -31,7 +32,11 @@ def nests_deeper_than(text: str | bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     here. The escapes and strings are cut out, then everything but the brackets, and the
     deepest level is the highest running sum of +1 and -1 steps.
     """
-    data = text.encode(errors="replace") if isinstance(text, str) else bytes(text)
+    if not isinstance(text, str):
+        # Read as the decoder will: it takes UTF-16 and UTF-32 too, where a byte-wise scan
+        # would take an escaped quote for a real one and miss the brackets after it.
+        text = bytes(text).decode(json.detect_encoding(text), errors="replace")
+    data = text.encode(errors="replace")
     if data.count(b"[") + data.count(b"{") <= limit:
         return False
     steps = _STRING.sub(b"", _ESCAPE.sub(b"", data)).translate(_AS_STEPS, _NOT_BRACKETS)

@@ -132,15 +132,17 @@ def _prepare(run_id: int) -> None:
     plan_deno_dir = _data_dir() / "plan-caches" / cache_scope(run)
     caches = CacheStore(_data_dir(), cache_scope(run))
     spare = held_future = None
+    # Fixed for the whole run: committed with the event below, and read by every stage.
+    run.pipeline_path = pipeline_path = pipeline_file(run)
     try:
         mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         revision = run.commit_sha or run.tag or run.branch or project.default_branch
         sha = git_workspace.resolve_commit(mirror, revision)
-        spare = spare_workspace.SpareMaker(run_workspace(run_id), mirror, sha, project.clone_url, project.pipeline_path,
+        spare = spare_workspace.SpareMaker(run_workspace(run_id), mirror, sha, project.clone_url, pipeline_path,
                                            run.pipeline_override, caches).start()
         facts = _commit_facts(mirror, sha, (run.event_data or {}).get("before"))
         event = _complete_event(run, sha, facts)
-        key = plan_reuse.plan_key(project.pipeline_path, event) if run.pipeline_override is None else None
+        key = plan_reuse.plan_key(pipeline_path, event) if run.pipeline_override is None else None
         earlier = first_stage.earlier_plan(run, key) if key is not None else None
         # Planning imports the repository's code: it runs in the stages' sandbox.
         executor = get_executor(current_app.config["EXECUTOR"])
@@ -160,7 +162,7 @@ def _prepare(run_id: int) -> None:
         _discard_spare(spare, held_future)
         problems = runner.relative_problems(error.problems, folder)
         service.system_log(run_id, None, *[f"pipeline error: {problem}" for problem in problems])
-        service.fail_run(run_id, f"The pipeline {project.pipeline_path!r} is invalid: {problems[0]}")
+        service.fail_run(run_id, f"The pipeline {pipeline_path!r} is invalid: {problems[0]}")
         return
     except BaseException:
         _discard_spare(spare, held_future)
@@ -187,13 +189,12 @@ def _plan(run: Run, mirror: Path, sha: str, event: dict, executor, tree: str, fo
 
     `folders` are the planning folder and its DENO_DIR.
     """
-    project = run.project
     folder, deno_dir = folders
     with git_workspace.locked(folder.with_suffix(".lock")):
-        git_workspace.refresh_checkout(mirror, sha, folder, project.clone_url)
-        git_workspace.write_pipeline_override(folder, project.pipeline_path, run.pipeline_override)
+        git_workspace.refresh_checkout(mirror, sha, folder, run.project.clone_url)
+        git_workspace.write_pipeline_override(folder, run.pipeline_path, run.pipeline_override)
         # An edited pipeline from the editor is not the commit's tree, so it is always checked.
-        return runner.plan_and_check(folder, project.pipeline_path, event, deno_dir, executor,
+        return runner.plan_and_check(folder, run.pipeline_path, event, deno_dir, executor,
                                      source_key=tree if run.pipeline_override is None else None,
                                      max_memory_bytes=current_app.config["STAGE_MEMORY_BYTES"])
 
@@ -386,7 +387,7 @@ def _finish_attempt(stage_id: int, attempt: int, status: StageStatus, exit_code:
 
 def _stage_context(run: Run, plan_stage: dict, executor) -> StageContext:
     return StageContext(
-        run_id=str(run.id), pipeline_path=run.project.pipeline_path, event=run.event_data, executor=executor,
+        run_id=str(run.id), pipeline_path=pipeline_file(run), event=run.event_data, executor=executor,
         default_timeout=current_app.config["STAGE_TIMEOUT"], max_output_bytes=current_app.config["STAGE_MAX_OUTPUT"],
         secrets=secrets_for_stage(run, plan_stage.get("options") or {}), tmp_bytes=current_app.config["STAGE_TMP_BYTES"],
         max_memory_bytes=current_app.config["STAGE_MEMORY_BYTES"],
@@ -404,7 +405,7 @@ def _next_spare(run: Run, stage: Stage, caches: CacheStore) -> spare_workspace.S
     if not waiting:
         return None
     project = run.project
-    return spare_workspace.SpareMaker(run_folder, mirror, run.commit_sha, project.clone_url, project.pipeline_path,
+    return spare_workspace.SpareMaker(run_folder, mirror, run.commit_sha, project.clone_url, pipeline_file(run),
                                       run.pipeline_override, caches)
 
 
@@ -414,6 +415,11 @@ def _remove_ended_run_folder(run_id: int) -> None:
     run = db.session.get(Run, run_id)
     if run is None or run.status in TERMINAL_RUN:
         shutil.rmtree(run_workspace(run_id), ignore_errors=True)
+
+
+def pipeline_file(run: Run) -> str:
+    """Return the path of the pipeline file the run is planned from (the project's, for runs planned before it was kept)."""
+    return run.pipeline_path or run.project.pipeline_path
 
 
 def cache_scope(run: Run) -> str:
@@ -438,7 +444,7 @@ def _prepare_workspace(run: Run, stage: Stage, caches: CacheStore, workspace: Pa
             mirror = _data_dir() / "mirrors" / f"{project.id}.git"
         else:
             mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
-        guessed_key = spare_workspace.make_workspace(mirror, run.commit_sha, project.clone_url, project.pipeline_path,
+        guessed_key = spare_workspace.make_workspace(mirror, run.commit_sha, project.clone_url, pipeline_file(run),
                                                      run.pipeline_override, caches, workspace, deno_dir)
     artifact_store(run.id).restore_all(workspace)
     key = cache_key(workspace, stage_key_files(stage.options))

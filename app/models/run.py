@@ -39,6 +39,9 @@ class Run(db.Model):
     plan: Mapped[dict | None] = mapped_column(JSONB)
     # Key under which a later run may take this plan instead of planning (app/pipelines/plan_reuse.py).
     plan_key: Mapped[str | None] = mapped_column(String(64))
+    # The pipeline file the run is planned from, fixed when planning starts, so that a change
+    # of the project's path during the run does not give its later stages another file.
+    pipeline_path: Mapped[str | None] = mapped_column(Text)
     # True for a pull request from a fork: it runs without secrets and deploy stages until approved.
     approval_required: Mapped[bool] = mapped_column(Boolean, default=False)
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

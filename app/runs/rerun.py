@@ -97,6 +97,7 @@ def _copy_run(original: Run) -> Run:
         pull_request=original.pull_request, author=original.author, message=original.message,
         event_data=original.event_data, plan=original.plan, status=RunStatus.QUEUED, rerun_of_id=original.id,
         approval_required=original.approval_required, pipeline_override=original.pipeline_override,
+        pipeline_path=original.pipeline_path,
     )
     db.session.add(run)
     db.session.flush()

@@ -64,7 +64,7 @@ def highlight(text: str, term: str) -> Markup:
     """
     plain = ANSI_ESCAPE.sub("", text)
     if len(plain) > EXCERPT_CHARACTERS:
-        plain = _excerpt(plain, term)
+        plain = _excerpt(plain, term, text)
     if not term:
         return escape(plain)
     parts = re.split(f"({re.escape(term)})", plain, flags=re.IGNORECASE)
@@ -72,10 +72,14 @@ def highlight(text: str, term: str) -> Markup:
                            for index, part in enumerate(parts))
 
 
-def _excerpt(plain: str, term: str) -> str:
+def _excerpt(plain: str, term: str, raw: str) -> str:
     # Searched in the line itself: lowercasing can change a line's length (U+0130 becomes two characters).
     match = re.search(re.escape(term), plain, flags=re.IGNORECASE) if term else None
     found = match.start() if match else 0
+    raw_match = re.search(re.escape(term), raw, flags=re.IGNORECASE) if term and match is None else None
+    if raw_match is not None:
+        # The stored line matched across a colour code, which `plain` no longer has: show where it was.
+        found = len(ANSI_ESCAPE.sub("", raw[:raw_match.start()]))
     start = max(0, min(found - EXCERPT_CHARACTERS // 2, len(plain) - EXCERPT_CHARACTERS))
     end = start + EXCERPT_CHARACTERS
     before = "…" if start else ""

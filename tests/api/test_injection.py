@@ -75,8 +75,9 @@ def test_stored_html_is_escaped_on_pages(db_app, world):
     ("post", "/api/v1/tokens"), ("post", "/api/v1/projects"), ("post", "/api/v1/users"),
     ("put", "/api/v1/projects/alpha/secrets/X"), ("post", "/api/v1/projects/alpha/runs"),
 ])
-def test_deeply_nested_body_is_rejected(db_app, world, bearer, method, path):
-    body = "[" * 5000 + "]" * 5000
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_deeply_nested_body_is_rejected(db_app, world, bearer, method, path, encoding):
+    body = ('{"name": "\\"", "deep": ' + "[" * 5000 + "]" * 5000 + "}").encode(encoding)
     response = getattr(db_app.test_client(), method)(path, data=body, content_type="application/json", headers=bearer)
     assert response.status_code == 422
     assert set(response.get_json()) == {"error", "detail"}

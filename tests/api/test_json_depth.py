@@ -29,3 +29,11 @@ def test_hostile_text_is_checked_in_linear_time(text):
     thread.start()
     thread.join(30)
     assert done.is_set()
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-16-be", "utf-32", "utf-32-le"])
+def test_depth_is_read_in_any_json_encoding(encoding):
+    # In UTF-16 an escaped quote is the bytes '\\', 0, '"', 0: read byte by byte, the quote
+    # looked real and hid the brackets after it.
+    text = '{"name": "\\"", "deep": ' + "[" * 3000 + "]" * 3000 + "}"
+    assert nests_deeper_than(text.encode(encoding)) is True

@@ -63,3 +63,34 @@ def test_new_event_and_schedule_replanned(workers, make_repo):
     assert feature.plan_key not in (None, main.plan_key)
     assert [run.plan_key for run in scheduled] == [None, None]
     assert not any(TAKEN.search(log_text(run.id)) for run in (feature, *scheduled))
+
+
+def _pipeline_printing(origin: str) -> str:
+    return f'''import {{ Pipeline }} from "deno-ci";
+
+export default new Pipeline()
+  .stage("a", async () => {{
+    console.log("a started");
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+  }})
+  .stage("b", () => console.log("b from {origin}"));
+'''
+
+
+def test_later_stages_keep_planned_pipeline_file(workers, make_repo):
+    repo = make_repo({"deno-pipeline.ts": _pipeline_printing("the planned file"),
+                      "other-pipeline.ts": _pipeline_printing("the other file")})
+    project = add_project("path-change", str(repo))
+    run = create_run(project, trigger="api", event=make_event("push", branch="main"))
+    wait_for(lambda: "a started" in log_text(run.id), timeout=120)
+    project = db.session.get(Project, project.id)
+    project.pipeline_path = "other-pipeline.ts"
+    db.session.commit()
+
+    wait_for(lambda: db.session.get(Run, run.id, populate_existing=True).status in TERMINAL_RUN, timeout=120)
+    run = db.session.get(Run, run.id)
+    text = log_text(run.id)
+    assert run.status == "success"
+    assert run.pipeline_path == "deno-pipeline.ts"
+    assert "b from the planned file" in text
+    assert "b from the other file" not in text

@@ -101,13 +101,18 @@ def test_search_shows_excerpt_of_long_line(client, project):
     line = "a" * 30_000 + " needle " + "a" * 30_000
     # Lowercase U+0130 is two characters, which must not move the excerpt off its match.
     dotted = "\u0130" * 300 + "x" * 500 + "MATCHME" + "z" * 500
-    store_lines(db.engine, run.id, stage.id, [PendingLine("stdout", line, utcnow()), PendingLine("stdout", dotted, utcnow())])
+    coloured = "y" * 800 + "\x1b[1mBOLDNEEDLE\x1b[0m" + "y" * 200
+    store_lines(db.engine, run.id, stage.id, [PendingLine("stdout", text, utcnow()) for text in (line, dotted, coloured)])
 
     needle = client.get("/projects/web/search?q=needle", headers=HX).get_data(as_text=True)
     repeated = client.get("/projects/web/search?q=aaaa", headers=HX).get_data(as_text=True)
     dotted_page = client.get("/projects/web/search?q=matchme", headers=HX).get_data(as_text=True)
 
+    across_colour = client.get("/projects/web/search?q=mBOLDNEEDLE", headers=HX).get_data(as_text=True)
+
     assert "<mark>MATCHME</mark>" in dotted_page
+    # The stored line matches across a colour code that the page does not show: the excerpt is where it was.
+    assert "BOLDNEEDLE" in across_colour
     assert "<mark>needle</mark>" in needle
     assert "…" + "a" * 190 in needle
     assert len(needle) < 10_000
