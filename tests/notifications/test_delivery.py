@@ -327,7 +327,13 @@ def test_hanging_receiver_neither_slows_nor_fails_run(receiver, add_channel, pro
         row = wait_until(lambda: next((r for r in deliveries() if r.status == DeliveryStatus.RETRYING), None))
     finally:
         worker.terminate()
-        worker.wait(10)
+        try:
+            worker.wait(10)
+        except subprocess.TimeoutExpired:
+            # This test is about the delivery, not about how fast the worker stops: on a busy
+            # machine RQ's warm shutdown took longer than 10 s once.
+            worker.kill()
+            worker.wait()
 
     assert ending_took < 5
     assert db.session.get(Run, run.id).status == RunStatus.ERROR
