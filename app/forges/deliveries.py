@@ -155,7 +155,8 @@ def decode_payload(headers: dict[str, str], body: bytes) -> dict:
 
 def _parse_json(text: str | bytes):
     if nests_deeper_than(text):
-        raise MalformedPayloadError(_json_limit_reason(RecursionError()))
+        raise MalformedPayloadError(f"The body is malformed JSON: its objects and arrays nest more than {MAX_JSON_DEPTH} "
+                                    "levels deep. Expected the event's payload, which nests far less.")
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as error:
@@ -164,12 +165,10 @@ def _parse_json(text: str | bytes):
     except UnicodeDecodeError as error:
         raise MalformedPayloadError(f"The body is malformed JSON: byte {error.start} is not valid UTF-8. "
                                     "Expected the event's payload as UTF-8 JSON.") from error
-    except (RecursionError, ValueError) as error:
-        # RecursionError: nesting deeper than the interpreter's recursion limit. ValueError: a
-        # number of more than 4,300 digits (sys.int_info.default_max_str_digits).
-        raise MalformedPayloadError(_json_limit_reason(error)) from error
-    if _nesting_depth(payload) > MAX_JSON_DEPTH:
-        raise MalformedPayloadError(_json_limit_reason(RecursionError()))
+    except ValueError as error:
+        # A number of more than 4,300 digits (sys.int_info.default_max_str_digits).
+        raise MalformedPayloadError("The body is malformed JSON: it has a number too long to read. "
+                                    "Expected the event's payload.") from error
     return payload
 
 
@@ -178,30 +177,6 @@ def _json_kind(value) -> str:
         return f"JSON {json.dumps(value)}"
     kinds = {str: "a JSON string", int: "a JSON number", float: "a JSON number", list: "a JSON array"}
     return kinds.get(type(value), "not a JSON object")
-
-
-def _json_limit_reason(error: Exception) -> str:
-    if isinstance(error, RecursionError):
-        return (f"The body is malformed JSON: its objects and arrays nest more than {MAX_JSON_DEPTH} levels deep. "
-                "Expected the event's payload, which nests far less.")
-    return "The body is malformed JSON: it has a number too long to read. Expected the event's payload."
-
-
-def _nesting_depth(document) -> int:
-    """Return how deep objects and arrays nest in a decoded document, without recursion."""
-    deepest, pending = 0, [(document, 1)]
-    while pending:
-        value, depth = pending.pop()
-        if isinstance(value, dict):
-            children = list(value.values())
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        deepest = max(deepest, depth)
-        if depth <= MAX_JSON_DEPTH:
-            pending.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def _sentence(outcome: HookOutcome) -> str:
