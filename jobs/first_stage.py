@@ -4,14 +4,15 @@ Planning takes tens of milliseconds in the sandbox, and the first stage then spe
 about as long again making its own sandbox and starting Deno. When an earlier run of
 the project planned the same commit, or another commit of the same branch, its plan
 names the stage that most likely comes first. So the planning worker makes that
-stage's sandbox and loads the runner while it plans (`stage_execution.hold_stage`). If the new plan has a stage of that name with the
-same settings and nothing to wait for, the worker marks it running on itself in the
-transaction that queues the run's other first stages (`service.advance_run`), then
-releases it. Otherwise it drops the sandbox, in which none of the stage's code has run.
+stage's sandbox and loads the runner while it plans (`stage_execution.hold_stage`).
+If the new plan has a stage of that name with the same settings and nothing to wait
+for, the worker marks it running on itself in the transaction that queues the run's
+other first stages (`service.advance_run`), then releases it. Otherwise it drops the
+sandbox, in which none of the stage's code has run.
 
 When an earlier run planned the same commit for the same event, the run takes that plan
-without planning (`app/pipelines/plan_reuse.py`, `earlier_plan`), and the same path runs
-its first stage: the sandbox is then made while the stages are recorded.
+without planning (`app/pipelines/plan_reuse.py`), and the same path runs its first
+stage. The sandbox is then made while the stages are recorded.
 """
 
 from __future__ import annotations
@@ -74,16 +75,6 @@ def guess(run: Run, sha: str) -> dict | None:
         .order_by(same_commit.desc().nulls_last(), recent.c.id.desc()).limit(1)
     )
     return graph.first_stage(previous) if previous else None
-
-
-def earlier_plan(run: Run, key: str) -> tuple[dict, int] | None:
-    """Return the plan and number of the project's latest run whose plan has reuse key `key`, or None."""
-    row = db.session.execute(
-        select(Run.plan, Run.number).where(Run.project_id == run.project_id, Run.plan_key == key, Run.id != run.id,
-                                           Run.plan.is_not(None))
-        .order_by(Run.id.desc()).limit(1)
-    ).first()
-    return (row.plan, row.number) if row is not None else None
 
 
 def hold(plan_stage: dict, context: StageContext, run_folder: Path, spare: spare_workspace.SpareMaker, sha: str) -> HeldStage | None:

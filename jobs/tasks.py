@@ -143,7 +143,7 @@ def _prepare(run_id: int) -> None:
         facts = _commit_facts(mirror, sha, (run.event_data or {}).get("before"))
         event = _complete_event(run, sha, facts)
         key = plan_reuse.plan_key(pipeline_path, event) if run.pipeline_override is None else None
-        earlier = first_stage.earlier_plan(run, key) if key is not None else None
+        earlier = plan_reuse.earlier_plan(run, key) if key is not None else None
         # Planning imports the repository's code: it runs in the stages' sandbox.
         executor = get_executor(current_app.config["EXECUTOR"])
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -203,7 +203,7 @@ def _hold_first_stage(pool: ThreadPoolExecutor, run: Run, sha: str, executor, sp
                       known_plan: dict | None) -> Future | None:
     """Start preparing the run's likely first stage, beside the planning (see jobs/first_stage.py).
 
-    `known_plan` is the plan the run takes from an earlier run; without one, the first
+    `known_plan` is the plan the run takes from an earlier run. Without one, the first
     stage is guessed from an earlier plan of the commit or its branch.
     """
     if not can_hold(executor):

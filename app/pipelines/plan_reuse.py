@@ -1,20 +1,24 @@
-"""The key under which a plan may be reused by a later run of the same commit, event and pipeline file.
+"""Reuse of a plan by a later run of the same commit, event and pipeline file.
 
 The planner imports the pipeline with no permissions: it reads only the files of the
 commit and the event, and cannot read the environment or the network. With the same
 SDK and Deno, the same commit and event give the same plan, so a re-run or a second
 trigger of a commit takes the earlier plan instead of starting a sandboxed Deno
-process to plan again. The type check needs no
-repeating either: a plan is kept only once its check passed.
+process to plan again. The type check needs no repeating either, because a plan is
+kept only once its check passed.
 
 The one thing the planner can read that changes is the clock. Scheduled runs, whose
-pipelines may pick stages by the day of the week, are therefore always planned
-again; other pipelines should not choose their stages by date or at random.
+pipelines may pick stages by the day of the week, are therefore always planned again.
+Other pipelines should not choose their stages by date or at random.
 """
 
 import hashlib
 import json
 
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Run
 from app.pipelines.runner import toolchain_id
 
 # Event kinds whose runs are always planned again (see the module's docstring).
@@ -31,3 +35,13 @@ def plan_key(pipeline_path: str, event: dict) -> str | None:
         return None
     document = {"toolchain": toolchain_id(), "pipeline": pipeline_path, "event": event}
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def earlier_plan(run: Run, key: str) -> tuple[dict, int] | None:
+    """Return the plan and number of the project's latest other run whose plan has reuse key `key`, or None."""
+    row = db.session.execute(
+        select(Run.plan, Run.number).where(Run.project_id == run.project_id, Run.plan_key == key, Run.id != run.id,
+                                           Run.plan.is_not(None))
+        .order_by(Run.id.desc()).limit(1)
+    ).first()
+    return (row.plan, row.number) if row is not None else None

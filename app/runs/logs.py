@@ -17,6 +17,7 @@ from sqlalchemy import Engine, text
 
 from app.models._columns import utcnow
 from app.queue import log_channel
+from app.status import StageStatus
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def clean_text(value: str) -> str:
 
 # Numbers the lines of an attempt only while the stage still runs that attempt.
 _WHILE_ATTEMPT_RUNS = (" AND EXISTS (SELECT 1 FROM stages WHERE stages.id = :stage_id AND stages.attempt = :attempt"
-                       " AND stages.status = 'running')")
+                       " AND stages.status = :running)")
 
 
 def store_lines(engine: Engine, run_id: int, stage_id: int | None, lines: list[PendingLine],
@@ -53,7 +54,8 @@ def store_lines(engine: Engine, run_id: int, stage_id: int | None, lines: list[P
     with engine.begin() as connection:
         last = connection.execute(
             text(f"UPDATE runs SET log_seq = log_seq + :count WHERE id = :run_id{guard} RETURNING log_seq"),
-            {"count": len(lines), "run_id": run_id, "stage_id": stage_id, "attempt": attempt},
+            {"count": len(lines), "run_id": run_id, "stage_id": stage_id, "attempt": attempt,
+             "running": StageStatus.RUNNING.value},
         ).scalar_one_or_none()
         if last is None:
             return None
