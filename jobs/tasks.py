@@ -359,7 +359,7 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         if outcome is None:
             sink.write("system", error_message)
             sink.close()
-            _record_end(stage_id, attempt, StageStatus.ERROR, None, error_message)
+            _record_end(run_id, stage_id, attempt, StageStatus.ERROR, None, error_message)
             return
         if outcome.status == StageStatus.SUCCESS and deploy_spec:
             _finish_deploy_stage(stage_id, run, deploy_spec, sink)
@@ -368,17 +368,18 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
             sink.write("system", f"Stage {outcome.status}: {outcome.error}")
         sink.close()
         log.info("run %s stage %s: attempt %s ended %s", run_id, stage_id, attempt, outcome.status)
-        _record_end(stage_id, attempt, outcome.status, outcome.exit_code, outcome.error)
+        _record_end(run_id, stage_id, attempt, outcome.status, outcome.exit_code, outcome.error)
     finally:
         watchdog.stop()
     _remove_ended_run_folder(run_id)
 
 
-def _record_end(stage_id: int, attempt: int, status: StageStatus, exit_code: int | None, error: str | None) -> None:
+def _record_end(run_id: int, stage_id: int, attempt: int, status: StageStatus, exit_code: int | None,
+                error: str | None) -> None:
     """Record how the attempt ended, unless the stage has moved on to another attempt meanwhile."""
     if not _retry_database(_finish_attempt, stage_id, attempt, status, exit_code, error):
-        log.warning("stage %s attempt %s: ended %s after the stage had moved on; the result is not recorded",
-                    stage_id, attempt, status)
+        log.warning("run %s stage %s attempt %s: ended %s after the stage had moved on; the result is not recorded",
+                    run_id, stage_id, attempt, status)
 
 
 def _finish_attempt(stage_id: int, attempt: int, status: StageStatus, exit_code: int | None, error: str | None) -> bool:

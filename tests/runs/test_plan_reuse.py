@@ -36,7 +36,7 @@ def _planned(run: Run) -> str:
     return run.plan["stages"][0]["options"]["env"]["PLANNED"]
 
 
-def test_rerun_takes_earlier_plan(workers, make_repo):
+def test_second_trigger_takes_earlier_plan(workers, make_repo):
     project = _project(make_repo)
     first = _finished_run(project)
     second = _finished_run(project)
