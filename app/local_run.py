@@ -70,12 +70,12 @@ def copy_working_tree(source: Path, destination: Path) -> None:
 class LocalRun:
     """One local run of a directory's pipeline, printing every log line as `[stage] text`."""
 
-    def __init__(self, directory: Path, pipeline_path: str, event: dict, executor_name: str, data_dir: Path,
-                 out=sys.stdout, previous_plan: dict | None = None) -> None:
-        """Set a run up; `previous_plan`, of an earlier run of the same files, names the stage to prepare while planning."""
+    def __init__(self, directory: Path, pipeline_path: str, executor_name: str, data_dir: Path,
+                 out=sys.stdout) -> None:
+        """Set a run up and start copying the directory; `begin` gives it the event before it executes."""
         self.directory = directory.resolve()
         self.pipeline_path = pipeline_path
-        self.event = event
+        self.event: dict = {}
         self.executor = get_executor(executor_name)
         self.settings = Config()
         self.out = out
@@ -87,16 +87,25 @@ class LocalRun:
         self._held: dict[str, Future] = {}
         # Copied while the pipeline is planned, for the first stage that adds no cache key files.
         self._spare: Future | None = self._preparer.submit(self._prepare_folder, "spare", [])
-        # The stage the previous plan started with, prepared in the spare while this run is planned.
-        self._guessed = graph.first_stage(previous_plan) if previous_plan and can_hold(self.executor) else None
-        if self._guessed is not None and not stage_key_files(self._guessed["options"]):
-            self._guess: Future | None = self._preparer.submit(self._hold, self._guessed, self._spare)
-            self._spare = None
-        else:
-            self._guess = None
+        if warm_up := getattr(self.executor, "warm_up", None):
+            self._preparer.submit(warm_up)
+        self._guessed: dict | None = None
+        self._guess: Future | None = None
         self._print_lock = threading.Lock()
         self._executions: dict[str, object] = {}
         self._cancelled = threading.Event()
+
+    def begin(self, event: dict, previous_plan: dict | None) -> None:
+        """Take the run's event, and prepare the stage `previous_plan` started with while this run is planned.
+
+        `previous_plan` comes from an earlier run of the directory; `execute` drops the
+        prepared stage unless the new plan starts with the same stage.
+        """
+        self.event = event
+        self._guessed = graph.first_stage(previous_plan) if previous_plan and can_hold(self.executor) else None
+        if self._guessed is not None and not stage_key_files(self._guessed["options"]):
+            self._guess = self._preparer.submit(self._hold, self._guessed, self._spare)
+            self._spare = None
 
     def emit(self, stage: str, text: str) -> None:
         with self._print_lock:
@@ -191,20 +200,24 @@ class LocalRun:
                             tmp_bytes=self.settings.STAGE_TMP_BYTES, max_memory_bytes=self.settings.STAGE_MEMORY_BYTES)
 
     def _hold_next(self, stages: dict[str, dict], needs: dict[str, list[str]], statuses: dict[str, str]) -> None:
-        """Make the sandbox of each stage that will be ready when the running stages pass, so it starts at once.
+        """Make the sandbox of each stage that will be ready when the running and held stages pass, so it starts at once.
 
         The sandbox and Deno start while the stages it needs run; the pipeline's code
         runs only when the stage does (see `hold_stage`).
         """
         if not can_hold(self.executor):
             return
+        # A held stage counts as running: the stage after it is held too, so a chain of
+        # stages does not wait for each sandbox in turn.
+        expected = {**statuses, **dict.fromkeys(self._held, StageStatus.RUNNING)}
         for name, waits_for in needs.items():
             if len(self._held) >= MAX_HELD:
                 return
             if statuses[name] != StageStatus.QUEUED or name in self._held:
                 continue
-            if graph.ready_when_running_pass(waits_for, statuses):
+            if graph.ready_when_running_pass(waits_for, expected):
                 self._held[name] = self._preparer.submit(self._hold, stages[name])
+                expected[name] = StageStatus.RUNNING
 
     def _take_guess(self, plan: dict, needs: dict[str, list[str]]) -> None:
         """Keep the stage prepared during planning when the plan starts it unchanged; drop it otherwise."""

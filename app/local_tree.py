@@ -1,7 +1,7 @@
 """The state of a local directory that `deno-ci run` reads before it plans: git facts, caches and the last plan.
 
-Kept apart from `app.local_run`, whose imports take longer than planning: the
-command starts the plan first and imports the rest while Deno works.
+Kept apart from `app.local_run`, whose imports take longer than git and planning:
+the command starts git first and imports the rest while git and then Deno work.
 """
 
 import hashlib
@@ -14,23 +14,10 @@ from pathlib import Path
 from app.runs.events import make_event
 
 
-def _git_at_once(directory: Path, commands: dict[str, list[str]]) -> dict[str, str]:
-    """Run read-only git commands side by side; return each one's output, or "" where git failed (not a repository)."""
-    processes = {name: subprocess.Popen(["git", *args], cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                        text=True) for name, args in commands.items()}
-    outputs = {}
-    for name, process in processes.items():
-        output, _ = process.communicate()
-        outputs[name] = output.strip() if process.returncode == 0 else ""
-    return outputs
+def start_reading(directory: Path, branch: str | None) -> dict[str, subprocess.Popen]:
+    """Start the read-only git commands that `read_directory` needs, side by side, and return them.
 
-
-def read_directory(directory: Path, kind: str, branch: str | None, tag: str | None) -> tuple[dict, str | None]:
-    """Describe the directory's current state as an event of `kind`; also return its clean tree id.
-
-    The tree id is HEAD's when the directory contains exactly that tree (nothing changed
-    or untracked), else None. Ignored files are not looked at: a pipeline that imports
-    one is checked against the version that was there when its tree first passed.
+    A caller starts them before its slower imports, and passes them to `read_directory`.
     """
     commands = {
         "head": ["log", "-1", "--format=%H%x00%T%x00%an <%ae>%x00%B"],
@@ -40,7 +27,29 @@ def read_directory(directory: Path, kind: str, branch: str | None, tag: str | No
     }
     if branch is None:
         commands["branch"] = ["symbolic-ref", "--short", "-q", "HEAD"]
-    facts = _git_at_once(directory, commands)
+    return {name: subprocess.Popen(["git", *args], cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   text=True) for name, args in commands.items()}
+
+
+def _outputs(processes: dict[str, subprocess.Popen]) -> dict[str, str]:
+    """Return each git command's output, or "" where git failed (not a repository)."""
+    outputs = {}
+    for name, process in processes.items():
+        output, _ = process.communicate()
+        outputs[name] = output.strip() if process.returncode == 0 else ""
+    return outputs
+
+
+def read_directory(directory: Path, kind: str, branch: str | None, tag: str | None,
+                   started: dict[str, subprocess.Popen] | None = None) -> tuple[dict, str | None]:
+    """Describe the directory's current state as an event of `kind`; also return its clean tree id.
+
+    The tree id is HEAD's when the directory contains exactly that tree (nothing changed
+    or untracked), else None. Ignored files are not looked at: a pipeline that imports
+    one is checked against the version that was there when its tree first passed.
+    `started` are the commands from `start_reading(directory, branch)`.
+    """
+    facts = _outputs(started if started is not None else start_reading(directory, branch))
     commit, tree, author, message = (facts["head"].split("\0", 3) + ["", "", "", ""])[:4]
     branch = branch if branch is not None else (facts["branch"] or None)
     event = make_event(
@@ -69,24 +78,20 @@ def _last_plan_file(data_dir: Path, directory: Path) -> Path:
     return data_dir / "plan-caches" / f"{local_scope(directory)}.last-plan.json"
 
 
-def last_plan(data_dir: Path, directory: Path, tree_id: str | None) -> dict | None:
-    """Return the plan of the previous run of `directory` when it ran the same clean tree, else None."""
-    if tree_id is None:
-        return None
+def last_plan(data_dir: Path, directory: Path) -> dict | None:
+    """Return the plan of the previous run of `directory`, or None; its first stage is prepared while the next run plans."""
     try:
         document = json.loads(_last_plan_file(data_dir, directory).read_text())
     except (OSError, ValueError):
         return None
-    return document.get("plan") if isinstance(document, dict) and document.get("tree") == tree_id else None
+    return document.get("plan") if isinstance(document, dict) else None
 
 
-def remember_plan(data_dir: Path, directory: Path, tree_id: str | None, plan: dict) -> None:
-    """Keep the plan of a clean tree for the next run's guess of its first stage; a changed tree keeps nothing."""
-    if tree_id is None:
-        return
+def remember_plan(data_dir: Path, directory: Path, plan: dict) -> None:
+    """Keep the plan for the next run of `directory`, which prepares the first stage while it plans."""
     target = _last_plan_file(data_dir, directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=".last-plan-", dir=target.parent)
     with os.fdopen(handle, "w") as file:
-        json.dump({"tree": tree_id, "plan": plan}, file)
+        json.dump({"plan": plan}, file)
     os.replace(temporary, target)

@@ -107,15 +107,15 @@ export function openControlChannel(): boolean {
 
 /**
  * Waits until the platform lets a stage it prepared ahead of time go on: one
- * byte on the descriptor named by DENO_CI_START_FD. Returns `true` at once when
+ * byte on the descriptor named by DENO_CI_START_FD. Resolves to `true` at once when
  * the variable is unset, and `false` when the descriptor closed without that
  * byte (the platform dropped the stage). The descriptor is closed afterwards, so
  * the pipeline's code and its commands never see it. `whileHeld` runs first,
  * only when the stage is held: it readies what the stage will need.
  *
- * @throws {Error} When the variable is set without a control channel or is not a descriptor number.
+ * @throws {Error} When the variable is set without a control channel or is not a descriptor number (the promise rejects).
  */
-export function waitForStart(whileHeld: () => void = () => {}): boolean {
+export async function waitForStart(whileHeld: () => void | Promise<void> = () => {}): Promise<boolean> {
   const fd = descriptorFrom(START_FD_VARIABLE, "Cannot wait for the start");
   if (fd === null) return true;
   if (!openedLibc) {
@@ -124,7 +124,7 @@ export function waitForStart(whileHeld: () => void = () => {}): boolean {
     );
   }
   Deno.env.delete(START_FD_VARIABLE);
-  whileHeld();
+  await whileHeld();
   const byte = new Uint8Array(1);
   const read = Number(openedLibc.symbols.read(fd, byte, 1n));
   openedLibc.symbols.close(fd);

@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "./_test_assert.ts";
+import { assertEquals, assertRejects, assertThrows } from "./_test_assert.ts";
 import {
   hasControlChannel,
   openControlChannel,
@@ -26,15 +26,15 @@ Deno.test("openControlChannel() rejects a descriptor that is not a number from 3
   }
 });
 
-Deno.test("waitForStart() goes on at once when DENO_CI_START_FD is unset", () => {
+Deno.test("waitForStart() goes on at once when DENO_CI_START_FD is unset", async () => {
   Deno.env.delete("DENO_CI_START_FD");
-  assertEquals(waitForStart(), true);
+  assertEquals(await waitForStart(), true);
 });
 
-Deno.test("waitForStart() rejects a descriptor that is not a number from 3", () => {
+Deno.test("waitForStart() rejects a descriptor that is not a number from 3", async () => {
   Deno.env.set("DENO_CI_START_FD", "two");
   try {
-    assertThrows(
+    await assertRejects(
       () => waitForStart(),
       Error,
       "DENO_CI_START_FD must be a descriptor number from 3, got 'two'",
@@ -44,10 +44,10 @@ Deno.test("waitForStart() rejects a descriptor that is not a number from 3", () 
   }
 });
 
-Deno.test("waitForStart() needs the control channel, whose C library it reads with", () => {
+Deno.test("waitForStart() needs the control channel, whose C library it reads with", async () => {
   Deno.env.set("DENO_CI_START_FD", "8");
   try {
-    assertThrows(() => waitForStart(), Error, "DENO_CI_START_FD needs DENO_CI_CONTROL_FD as well");
+    await assertRejects(() => waitForStart(), Error, "DENO_CI_START_FD needs DENO_CI_CONTROL_FD as well");
   } finally {
     Deno.env.delete("DENO_CI_START_FD");
   }

@@ -23,7 +23,7 @@ export async function execCommand(file: string, stageName: string): Promise<numb
   try {
     openControlChannel();
     // A stage prepared ahead of time has loaded the runner by now. Its own code starts at the platform's signal.
-    if (!waitForStart(loadProcessApi)) return 1;
+    if (!(await waitForStart(loadWhileHeld))) return 1;
   } catch (error) {
     console.error(`deno-ci: ${(error as Error).message}`);
     return 1;
@@ -50,11 +50,13 @@ export async function execCommand(file: string, stageName: string): Promise<numb
   return await runStage(matches[0]);
 }
 
+// What a held stage loads while it waits, so that its code starts sooner once released.
 // Deno loads its process API on first use, which delays a stage's first command by
-// several milliseconds. A held stage loads it while it waits. Making a command needs
-// no permission, only spawning one does.
-function loadProcessApi(): void {
+// several milliseconds; making a command needs no permission, only spawning one does.
+// The SDK is the platform's code: loading it runs nothing of the pipeline's.
+async function loadWhileHeld(): Promise<void> {
   new Deno.Command("true");
+  await import("./mod.ts");
 }
 
 async function runStage(record: StageRecord): Promise<number> {

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from app.cli import main
-from app.pipelines import runner
 from app.runs.events import EVENT_KINDS
 from config import data_dir
 
@@ -20,6 +19,8 @@ DEFAULT_PIPELINE = "deno-pipeline.ts"
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of a table.")
 def validate(file: str, as_json: bool) -> None:
     """Check a pipeline file and print its plan, or its errors as FILE:LINE:COL: message."""
+    from app.pipelines import runner
+
     path = Path(file).resolve()
     if not path.is_file():
         raise click.ClickException(f"{file}: file not found. Pass the path of a deno-pipeline.ts.")
@@ -62,35 +63,58 @@ def _run_directory(directory: Path, kind: str, branch: str | None, tag: str | No
                    executor: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from app.local_tree import last_plan, plan_deno_dir, read_directory, remember_plan
+    from app.local_tree import last_plan, plan_deno_dir, read_directory, remember_plan, start_reading
 
     folder = directory.resolve()
-    event, tree_id = read_directory(folder, kind, branch, tag)
-    previous_plan = last_plan(data_dir(), folder, tree_id)
-    # Planned on every run, unlike on the platform: the local planner is not sandboxed, so
-    # the pipeline may import files that the tree id does not cover (ignored ones, or any
-    # file on the machine).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan") as pool:
-        # Deno plans while this process imports what runs the stages. The SDK's digest is
-        # read first: its many small reads would otherwise wait for the import between each.
-        runner.toolchain_id()
-        planning = pool.submit(runner.plan_and_check, folder, pipeline_path, event, plan_deno_dir(data_dir(), folder),
-                               source_key=tree_id)
-        from app.local_run import LocalRun, format_summary
-
-        local_run = LocalRun(folder, pipeline_path, event, executor, data_dir(), previous_plan=previous_plan)
-        previous = signal.signal(signal.SIGINT, lambda *_: local_run.cancel())
+    reading = start_reading(folder, branch)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="start") as pool:
+        # The first stage's sandbox is what a run waits for longest, so its workspace copy and
+        # the imports that start it begin next, while git and then Deno read the directory.
+        making = pool.submit(_local_run, folder, pipeline_path, executor)
+        local_run = None
         try:
+            event, tree_id = read_directory(folder, kind, branch, tag, reading)
+            from app.pipelines import runner
+
+            # The SDK's digest is read before Deno plans: its many small reads would otherwise
+            # wait between each for the imports of the other thread.
+            runner.toolchain_id()
+            # Planned on every run, unlike on the platform: the local planner is not sandboxed,
+            # so the pipeline may import files that the tree id does not cover (ignored ones,
+            # or any file on the machine).
+            planning = pool.submit(runner.plan_and_check, folder, pipeline_path, event,
+                                   plan_deno_dir(data_dir(), folder), source_key=tree_id)
+            local_run = making.result()
+            local_run.begin(event, last_plan(data_dir(), folder))
+            previous = signal.signal(signal.SIGINT, lambda *_: local_run.cancel())
             try:
-                plan = planning.result()
-            except runner.PipelineError as error:
-                for problem in error.problems:
-                    click.echo(str(problem), err=True)
-                sys.exit(1)
-            remember_plan(data_dir(), folder, tree_id, plan)
-            status, reports = local_run.execute(plan)
+                try:
+                    plan = planning.result()
+                except runner.PipelineError as error:
+                    for problem in error.problems:
+                        click.echo(str(problem), err=True)
+                    sys.exit(1)
+                remember_plan(data_dir(), folder, plan)
+                status, reports = local_run.execute(plan)
+            finally:
+                signal.signal(signal.SIGINT, previous)
         finally:
-            signal.signal(signal.SIGINT, previous)
-            local_run.cleanup()
+            if local_run is None and making.exception() is None:
+                local_run = making.result()
+            if local_run is not None:
+                local_run.cleanup()
+    from app.local_run import format_summary
+
     click.echo(format_summary(status, reports))
     sys.exit(0 if status == "success" else 1)
+
+
+def _local_run(folder: Path, pipeline_path: str, executor: str):
+    """Make the run of `folder`, which starts copying it; an executor that cannot run here ends the command."""
+    from app.local_run import LocalRun
+    from jobs.executor import ExecutorError
+
+    try:
+        return LocalRun(folder, pipeline_path, executor, data_dir())
+    except ExecutorError as error:
+        raise click.ClickException(str(error)) from None

@@ -38,6 +38,7 @@ import resource
 import select
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -45,7 +46,7 @@ from pathlib import Path
 
 from ._process import CONTROL_FD, LaunchedProcess, PipeExecution, close_quietly, spawn
 from .base import START_FD, ExecutorError, ExecutorUnavailableError, StageSpec
-from .cgroups import StageCgroup, memory_limit_notice
+from .cgroups import StageCgroup, memory_limit_notice, stage_cgroup_parent
 from .network import METADATA_NETWORKS, SANDBOX_DNS, UserModeNetwork, find_slirp4netns, host_addresses, reject_routes
 from .validation import check_spec
 
@@ -223,6 +224,19 @@ class BubblewrapExecutor:
         self.bwrap = bwrap
         self._slirp4netns: str | None = None
         self._etc_folder = write_etc_folder()
+
+    def warm_up(self) -> None:
+        """Read the host facts that each sandbox's start needs once per process, ahead of the first start.
+
+        `deno-ci run` calls this while it plans, so its first stage does not wait for
+        them. An error here is raised again, with its message, by the start that needs them.
+        """
+        for controller in ("pids", "memory"):
+            stage_cgroup_parent(controller)
+        try:
+            host_addresses()
+        except (OSError, ExecutorError, ValueError, subprocess.SubprocessError) as error:
+            log.debug("reading the host's addresses ahead failed: %s", error)
 
     def start(self, spec: StageSpec) -> PipeExecution:
         """Start `spec` in a new sandbox; raise `ExecutorError` for an invalid spec or a missing tool."""

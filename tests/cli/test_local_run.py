@@ -146,14 +146,20 @@ export default new Pipeline()
 
 def _runner_of_stage(stage: str) -> bool:
     """Return whether a runner process for `stage` exists on this machine."""
-    marker = f"--stage\0{stage}".encode()
+    return stage in _runner_stages()
+
+
+def _runner_stages() -> set[str]:
+    """Return the names of the stages whose runner processes exist on this machine."""
+    names = set()
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes():
-                return True
+            arguments = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
         except OSError:
             continue
-    return False
+        if b"exec" in arguments and b"--stage" in arguments[:-1]:
+            names.add(arguments[arguments.index(b"--stage") + 1].decode())
+    return names
 
 
 def _run_watching_for_stage(repo: Path, local_data: str, stage: str):
@@ -192,6 +198,27 @@ def test_prepared_stage_after_failure_runs_nothing(make_repo, local_data):
     assert not _runner_of_stage("second")
 
 
+def test_chain_of_stages_prepared_while_first_runs(make_repo, local_data):
+    pipeline = HELD_PIPELINE.replace("FAIL_FIRST", "").replace(
+        '.stage("second", () => console.log("second ran"));',
+        '.stage("second", () => console.log("second ran"))\n  .stage("third", () => console.log("third ran"));')
+    repo = make_repo({"deno-pipeline.ts": pipeline})
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
+                               env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    beside_third = None
+    while process.poll() is None and beside_third is None:
+        running = _runner_stages()
+        if "third" in running:
+            beside_third = running
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    # "third" needs "second", which was only held then: both sandboxes were made while "first" ran.
+    assert beside_third is not None and "first" in beside_third
+    lines = stdout.splitlines()
+    assert lines.index("[third] pipeline loaded") > lines.index("[second] second ran")
+    assert "[third] third ran" in lines
+
+
 GUESS_PIPELINE = '''import { Pipeline } from "deno-ci";
 
 console.log("pipeline loaded");
@@ -211,6 +238,26 @@ def test_second_run_prepares_first_stage_while_planning(make_repo, local_data):
     assert second.returncode == 0, second.stderr
     assert f"[main only] {PREPARED_DURING_PLANNING}" in second.stdout.splitlines()
     assert second.stdout.count("ran main only") == 1
+
+
+def test_changed_tree_still_prepares_first_stage(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": GUESS_PIPELINE})
+    assert deno_ci("--data", local_data, "run", str(repo)).returncode == 0
+    (repo / "notes.txt").write_text("not committed")
+    second = deno_ci("--data", local_data, "run", str(repo))
+    assert second.returncode == 0, second.stderr
+    assert f"[main only] {PREPARED_DURING_PLANNING}" in second.stdout.splitlines()
+
+
+def test_missing_docker_engine_is_a_message(make_repo, local_data, tmp_path):
+    repo = make_repo({"deno-pipeline.ts": GUESS_PIPELINE})
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    result = subprocess.run([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo), "--executor", "docker"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "Error: Cannot use the docker executor" in result.stderr
+    assert "choose the 'bubblewrap' executor" in result.stderr
 
 
 def test_first_stage_guess_dropped_when_plan_differs(make_repo, local_data):
