@@ -47,7 +47,8 @@ from pathlib import Path
 from ._process import CONTROL_FD, LaunchedProcess, PipeExecution, close_quietly, spawn
 from .base import START_FD, ExecutorError, ExecutorUnavailableError, StageSpec
 from .cgroups import StageCgroup, memory_limit_notice, stage_cgroup_parent
-from .network import METADATA_NETWORKS, SANDBOX_DNS, UserModeNetwork, find_slirp4netns, host_addresses, reject_routes
+from .network import (LOOPBACK_TIMEOUT, METADATA_NETWORKS, SANDBOX_DNS, UserModeNetwork, find_slirp4netns,
+                      host_addresses, reject_routes, wait_for_loopback)
 from .validation import check_spec
 
 log = logging.getLogger(__name__)
@@ -249,10 +250,10 @@ class BubblewrapExecutor:
     def _launch(self, spec: StageSpec) -> LaunchedProcess:
         """Start bwrap, trying again when bwrap itself died while setting the sandbox up.
 
-        When several sandboxes start while another one's network namespace is being
-        torn down, bwrap sometimes fails to configure the new loopback device ("Failed
-        RTM_NEWADDR: No child processes", seen with bubblewrap 0.8 on Linux 6.18) and
-        exits before the command starts. Nothing of the stage ran yet, so a new try is safe.
+        bwrap can exit before the command starts, for one when its setup of the loopback
+        device fails ("Failed RTM_NEWADDR: No child processes", seen with bubblewrap 0.8
+        on Linux 6.18). slirp4netns racing it for `lo` was the usual cause, and
+        `wait_for_loopback` now avoids that. Nothing of the stage ran yet, so a new try is safe.
         """
         for attempt in range(1, LAUNCH_ATTEMPTS + 1):
             process, bwrap_failed = self._launch_once(spec)
@@ -332,6 +333,8 @@ class BubblewrapExecutor:
             return
         sandbox.attach_init(init_pid)
         if spec.network:
+            if not wait_for_loopback(init_pid):
+                log.info("sandbox %s: no loopback address after %g s; slirp4netns starts anyway", init_pid, LOOPBACK_TIMEOUT)
             # slirp4netns starts while the limits are set, to shorten the stage's start.
             sandbox.network = UserModeNetwork(self._slirp4netns, init_pid)
         sandbox.limit_resources(spec, process)

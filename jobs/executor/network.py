@@ -172,6 +172,31 @@ def host_addresses() -> tuple[str, ...]:
                          if not entry["local"].startswith("127.")}))
 
 
+# How long `wait_for_loopback` waits for bwrap; bwrap took at most 27 ms on a loaded 2-core machine.
+LOOPBACK_TIMEOUT = 2.0
+
+
+def wait_for_loopback(sandbox_pid: int, timeout: float = LOOPBACK_TIMEOUT) -> bool:
+    """Wait until bwrap has set up the loopback device of the sandbox's namespace; return whether it did.
+
+    slirp4netns's --configure sets `lo` up as well. When it does that while bwrap is still
+    adding 127.0.0.1 to `lo`, bwrap's request fails ("Failed RTM_NEWADDR") and the sandbox
+    dies before its command starts. The address shows in the namespace's local routing
+    table once `lo` is up with it.
+    """
+    routes = f"/proc/{sandbox_pid}/net/fib_trie"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(routes) as table:
+                if "127.0.0.1" in table.read():
+                    return True
+        except OSError:
+            return False
+        time.sleep(0.0005)
+    return False
+
+
 def reject_routes(sandbox_pid: int, networks: tuple[str, ...]) -> None:
     """Make `networks` unreachable from the sandbox's network namespace; raise `ExecutorError` on failure.
 

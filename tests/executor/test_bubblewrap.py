@@ -1,7 +1,9 @@
 """Isolation of the bubblewrap sandbox, proven from inside real stages."""
 
+import logging
 import os
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -11,6 +13,7 @@ import pytest
 
 from jobs.executor import Exit, Mount, StageSpec
 from jobs.executor.bubblewrap import SANDBOX_UID, build_bwrap_argv
+from jobs.executor.network import wait_for_loopback
 
 CONNECT_CODE = """
 import socket, sys
@@ -257,6 +260,40 @@ def test_bwrap_failing_its_setup_is_tried_again(bubblewrap, run, tmp_path, failu
     assert result.exit.code == 0, result.exit
     assert "started" in result.stdout
     assert not any("RTM_NEWADDR" in line for line in result.lines("stderr"))
+
+
+def test_sandboxes_started_together_need_no_second_try(bubblewrap, run, caplog):
+    caplog.set_level(logging.INFO, logger="jobs.executor.bubblewrap")
+    results = []
+
+    def start_one():
+        results.append(run(bubblewrap, ["/bin/true"], network=True))
+
+    for _ in range(16):
+        threads = [threading.Thread(target=start_one) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert [result.exit.code for result in results] == [0] * 48
+    assert not [record for record in caplog.records if "during sandbox setup" in record.getMessage()]
+
+
+def test_wait_for_loopback_sees_lo_come_up():
+    namespace = subprocess.Popen(["unshare", "--net", "sleep", "30"])
+    try:
+        deadline = time.monotonic() + 10
+        while os.readlink(f"/proc/{namespace.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+            assert time.monotonic() < deadline, "unshare did not make a network namespace"
+            time.sleep(0.01)
+        # Nothing has set `lo` up in the new namespace yet.
+        assert not wait_for_loopback(namespace.pid, timeout=0.2)
+        subprocess.run(["nsenter", f"--net=/proc/{namespace.pid}/ns/net", "ip", "link", "set", "lo", "up"], check=True)
+        assert wait_for_loopback(namespace.pid, timeout=5)
+    finally:
+        namespace.kill()
+        namespace.wait()
+    assert not wait_for_loopback(namespace.pid, timeout=5)
 
 
 def test_host_addresses_and_metadata_are_unreachable(bubblewrap, run):
