@@ -77,7 +77,9 @@ class CacheStore:
     def _newest_first(self) -> list[Path]:
         if not self.folder.is_dir():
             return []
-        archives = [path for path in self.folder.iterdir() if path.name.endswith(ARCHIVE_SUFFIX)]
+        # Names starting with a dot are archives still being written by `save`.
+        archives = [path for path in self.folder.iterdir()
+                    if path.name.endswith(ARCHIVE_SUFFIX) and not path.name.startswith(".")]
         return sorted(archives, key=lambda path: path.stat().st_mtime, reverse=True)
 
     def _unpack(self, archive: Path, destination: Path) -> bool:
@@ -139,7 +141,7 @@ class CacheStore:
         # A folder left from an archive that was deleted by hand would not match the new one.
         shutil.rmtree(target.with_name(key + TREE_SUFFIX), ignore_errors=True)
         self.folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".save-", suffix=ARCHIVE_SUFFIX, dir=self.folder)
+        handle, temporary = tempfile.mkstemp(prefix=".save-", suffix=".partial", dir=self.folder)
         try:
             with os.fdopen(handle, "wb") as raw:
                 with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=1) as tar:

@@ -1,4 +1,5 @@
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 
 from jobs.cache import CacheStore, cache_key
 
@@ -73,6 +74,36 @@ def test_save_leaves_no_partial_file(tmp_path):
     assert names == ["deno-k.tar.gz"]
     with tarfile.open(store.archive_path("deno-k")) as archive:
         assert archive.getnames() == ["file"]
+
+
+def test_restore_leaves_archive_being_saved_alone(tmp_path):
+    store = CacheStore(tmp_path / "data", "p1")
+    store.folder.mkdir(parents=True)
+    # What `save` of this version and of the previous one has written so far, before its rename.
+    being_saved = [store.folder / ".save-1234.partial", store.folder / ".save-5678.tar.gz"]
+    for path in being_saved:
+        path.write_bytes(b"")
+    assert store.restore("deno-abc", tmp_path / "restored") is None
+    assert store.restore_newest(tmp_path / "restored") is None
+    assert all(path.exists() for path in being_saved)
+
+
+def test_parallel_saves_of_one_key_all_succeed(tmp_path):
+    store = CacheStore(tmp_path / "data", "p1")
+    source = tmp_path / "deno-dir"
+    source.mkdir()
+    (source / "file").write_text("x" * 100_000)
+    restored = tmp_path / "restored"
+
+    def save_or_restore(index: int) -> None:
+        if index % 2:
+            store.restore_newest(restored / str(index))
+        else:
+            store.save("deno-k", source)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(save_or_restore, range(40)))
+    assert store.archive_path("deno-k").is_file()
 
 
 def _saved_store(tmp_path, content: str = "cached") -> CacheStore:
