@@ -22,7 +22,7 @@ from app.local_tree import local_scope
 from app.pipelines import graph
 from config import Config
 from jobs.artifacts import ArtifactError, ArtifactStore
-from jobs.cache import CacheStore, cache_key, stage_key_files
+from jobs.cache import CacheStore, has_own_cache_key, restore_paths, stage_cache_key, stage_cache_paths
 from jobs.executor import Execution, ExecutorError, get_executor
 from jobs.stage_execution import (PREPARED_DURING_PLANNING, StageContext, StageOutcome, can_hold, drop_held,
                                   execute_stage, hold_stage)
@@ -86,7 +86,7 @@ class LocalRun:
         self._prepared: dict[str, Future] = {}
         self._held: dict[str, Future] = {}
         # Copied while the pipeline is planned, for the first stage that adds no cache key files.
-        self._spare: Future | None = self._preparer.submit(self._prepare_folder, "spare", [])
+        self._spare: Future | None = self._preparer.submit(self._prepare_folder, "spare", {})
         if warm_up := getattr(self.executor, "warm_up", None):
             self._preparer.submit(warm_up)
         self._guessed: dict | None = None
@@ -103,7 +103,7 @@ class LocalRun:
         """
         self.event = event
         self._guessed = graph.first_stage(previous_plan) if previous_plan and can_hold(self.executor) else None
-        if self._guessed is not None and not stage_key_files(self._guessed["options"]):
+        if self._guessed is not None and not has_own_cache_key(self._guessed["options"]):
             self._guess = self._preparer.submit(self._hold, self._guessed, self._spare)
             self._spare = None
 
@@ -128,7 +128,7 @@ class LocalRun:
         for name in needs:
             if name in self._held:
                 continue
-            if self._spare is not None and not stage_key_files(stages[name]["options"]):
+            if self._spare is not None and not has_own_cache_key(stages[name]["options"]):
                 self._prepared[name], self._spare = self._spare, None
             else:
                 self._prepared[name] = self._preparer.submit(self._prepare, stages[name], 1)
@@ -177,13 +177,14 @@ class LocalRun:
                 prepared = self._prepared.pop(name, None) if attempt == 1 else None
                 workspace, deno_dir, key = prepared.result() if prepared else self._prepare(stage, attempt)
             self.artifacts.restore_all(workspace)
+            restore_paths(deno_dir, workspace, stage_cache_paths(stage["options"]))
             outcome = execute_stage(stage, context, workspace, deno_dir,
                                     on_log=lambda stream, text: self.emit(name, text),
                                     on_start=lambda execution: self._executions.__setitem__(name, execution),
                                     held_execution=held_execution)
             if outcome.status == StageStatus.SUCCESS:
                 self._collect(name, outcome, workspace)
-                self.caches.save(key, deno_dir)
+                self.caches.save(key, deno_dir, workspace, stage_cache_paths(stage["options"]))
             if outcome.status not in RETRIED_STAGE or self._cancelled.is_set():
                 break
             if attempt <= retries:
@@ -253,13 +254,13 @@ class LocalRun:
 
     def _prepare(self, stage: dict, attempt: int) -> tuple[Path, Path, str]:
         """Copy the directory and restore the dependency cache for one attempt; return (workspace, DENO_DIR, cache key)."""
-        return self._prepare_folder(f"{stage['index']}-{attempt}", stage_key_files(stage["options"]))
+        return self._prepare_folder(f"{stage['index']}-{attempt}", stage["options"])
 
-    def _prepare_folder(self, label: str, key_files: list[str]) -> tuple[Path, Path, str]:
+    def _prepare_folder(self, label: str, options: dict) -> tuple[Path, Path, str]:
         workspace = self.scratch / "workspaces" / label
         copy_working_tree(self.directory, workspace)
         deno_dir = self.scratch / "deno-dirs" / label
-        key = cache_key(workspace, key_files)
+        key = stage_cache_key(workspace, options)
         self.caches.restore(key, deno_dir)
         return workspace, deno_dir, key
 

@@ -24,6 +24,8 @@ def start_reading(directory: Path, branch: str | None) -> dict[str, subprocess.P
         "committed": ["diff-tree", "--root", "--no-commit-id", "--name-only", "-r", "HEAD"],
         "working": ["diff", "--name-only", "HEAD"],
         "status": ["status", "--porcelain", "--untracked-files=normal"],
+        # git status does not report changes to files marked skip-worktree or assume-unchanged.
+        "flags": ["ls-files", "-v", "-z"],
     }
     if branch is None:
         commands["branch"] = ["symbolic-ref", "--short", "-q", "HEAD"]
@@ -45,7 +47,7 @@ def read_directory(directory: Path, kind: str, branch: str | None, tag: str | No
     """Describe the directory's current state as an event of `kind`; also return its clean tree id.
 
     The tree id is HEAD's when the directory contains exactly that tree (nothing changed
-    or untracked), else None. Ignored files are not looked at: a pipeline that imports
+    or untracked, no file marked to be left out of git status), else None. Ignored files are not looked at: a pipeline that imports
     one is checked against the version that was there when its tree first passed.
     `started` are the commands from `start_reading(directory, branch)`.
     """
@@ -61,7 +63,8 @@ def read_directory(directory: Path, kind: str, branch: str | None, tag: str | No
         message=message.strip() or None,
         changed_files=sorted(set(facts["committed"].split()) | set(facts["working"].split())),
     )
-    return event, (tree or None) if facts["status"] == "" else None
+    hidden = any(entry[:1] == "S" or entry[:1].islower() for entry in facts["flags"].split("\0") if entry)
+    return event, (tree or None) if facts["status"] == "" and not hidden else None
 
 
 def local_scope(directory: Path) -> str:

@@ -9,6 +9,12 @@ so a changed lock file only downloads what changed.
 
 An archive is unpacked once, into a folder beside it. Each restore copies that
 folder, so a stage does not pay for decompressing the archive again.
+
+A stage's `cache.paths` (folders or files of its workspace) are archived with it,
+under `.deno-ci-workspace/`, and count in the key. A restore puts them back into the
+workspace, replacing what the checkout has there, like GitHub Actions' cache action.
+A path below a symbolic link of the workspace is neither saved nor restored: on the
+host, the link could lead out of the workspace.
 """
 
 import hashlib
@@ -23,25 +29,85 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 KEY_FILES = ("deno.lock", "deno.json", "deno.jsonc", "package.json")
+# The folder of an archive with the stage's `cache.paths` in it, beside the DENO_DIR's own files.
+WORKSPACE_FOLDER = ".deno-ci-workspace"
 ARCHIVE_SUFFIX = ".tar.gz"
 # Beside each archive, the same files unpacked, which later restores copy.
 TREE_SUFFIX = ".tree"
 
 
-def cache_key(workspace: Path, extra_files: list[str] = ()) -> str:
-    """Return the cache key of a workspace: a hash over each key file's path and content."""
+def cache_key(workspace: Path, extra_files: list[str] = (), paths: list[str] = ()) -> str:
+    """Return the cache key of a workspace: a hash over each key file's path and content, and the cached `paths`."""
     digest = hashlib.sha256()
     for name in sorted({*KEY_FILES, *extra_files}):
         path = workspace / name
         digest.update(name.encode() + b"\0")
         digest.update(path.read_bytes() if path.is_file() else b"<missing>")
         digest.update(b"\0")
+    if paths:
+        # Stages that cache other paths must not share an archive: each would miss its own.
+        digest.update(b"paths\0" + "\0".join(sorted(set(paths))).encode())
     return "deno-" + digest.hexdigest()[:40]
 
 
 def stage_key_files(options: dict) -> list[str]:
     """Return the files a stage's `cache` option adds to its cache key."""
     return (options.get("cache") or {}).get("key") or []
+
+
+def stage_cache_paths(options: dict) -> list[str]:
+    """Return the workspace paths a stage's `cache` option keeps between runs."""
+    return (options.get("cache") or {}).get("paths") or []
+
+
+def stage_cache_key(workspace: Path, options: dict) -> str:
+    """Return the cache key of a stage with `options` in `workspace`."""
+    return cache_key(workspace, stage_key_files(options), stage_cache_paths(options))
+
+
+def has_own_cache_key(options: dict) -> bool:
+    """Return whether a stage's `cache` option makes its key differ from the project's default one."""
+    return bool(stage_key_files(options) or stage_cache_paths(options))
+
+
+def _inside_without_links(workspace: Path, relative: str) -> Path | None:
+    """Return `workspace / relative` when it is inside and no folder on the way there is a symbolic link, else None."""
+    target = workspace
+    parts = Path(relative).parts
+    if not parts or parts[0] in ("/", ".."):
+        return None
+    for part in parts[:-1]:
+        target = target / part
+        if target.is_symlink():
+            return None
+    return workspace.joinpath(*parts)
+
+
+def restore_paths(deno_dir: Path, workspace: Path, paths: list[str]) -> list[str]:
+    """Move the cached `paths` that a restore put into `deno_dir` into `workspace`; return those moved.
+
+    A path already in the workspace is replaced. Whatever else the archive held for
+    other paths is removed, so it never shows in the stage's DENO_DIR.
+    """
+    cached = deno_dir / WORKSPACE_FOLDER
+    moved = []
+    for relative in paths if cached.is_dir() else []:
+        source, target = _inside_without_links(cached, relative), _inside_without_links(workspace, relative)
+        if source is None or not source.exists() and not source.is_symlink():
+            continue
+        if target is None:
+            log.warning("cache path %s not restored: it is not inside the workspace, or a folder on its way "
+                        "is a symbolic link", relative)
+            continue
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.rename(target)
+        moved.append(relative)
+    shutil.rmtree(cached, ignore_errors=True)
+    return moved
 
 
 class CacheStore:
@@ -129,11 +195,11 @@ class CacheStore:
             shutil.rmtree(staging, ignore_errors=True)
         return tree
 
-    def save(self, key: str, source: Path) -> bool:
-        """Archive `source` under `key` unless that key is saved already; return whether it wrote one.
+    def save(self, key: str, source: Path, workspace: Path | None = None, paths: list[str] = ()) -> bool:
+        """Archive `source` (a DENO_DIR) and the `paths` of `workspace` under `key`, unless that key is saved already.
 
-        The archive is written to a temporary file and renamed into place, so a
-        reader sees either no archive or a whole one.
+        Return whether it wrote one. The archive is written to a temporary file and
+        renamed into place, so a reader sees either no archive or a whole one.
         """
         target = self.archive_path(key)
         if target.exists() or not source.is_dir():
@@ -146,7 +212,10 @@ class CacheStore:
             with os.fdopen(handle, "wb") as raw:
                 with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=1) as tar:
                     for entry in sorted(source.iterdir()):
-                        tar.add(entry, arcname=entry.name)
+                        if entry.name != WORKSPACE_FOLDER:
+                            tar.add(entry, arcname=entry.name)
+                    for relative in paths if workspace is not None else []:
+                        self._add_path(tar, workspace, relative)
                 raw.flush()
                 os.fsync(raw.fileno())
             os.replace(temporary, target)
@@ -155,3 +224,13 @@ class CacheStore:
             raise
         log.info("saved cache %s (%d bytes)", target, target.stat().st_size)
         return True
+
+    @staticmethod
+    def _add_path(tar: tarfile.TarFile, workspace: Path, relative: str) -> None:
+        path = _inside_without_links(workspace, relative)
+        if path is None:
+            log.warning("cache path %s not saved: it is not inside the workspace, or a folder on its way "
+                        "is a symbolic link", relative)
+        elif path.exists() or path.is_symlink():
+            # Links are archived as links; the restore's unpacking drops those that lead outside.
+            tar.add(path, arcname=f"{WORKSPACE_FOLDER}/{Path(relative).as_posix()}")

@@ -10,6 +10,12 @@ for, the worker marks it running on itself in the transaction that queues the ru
 other first stages (`service.advance_run`), then releases it. Otherwise it drops the
 sandbox, in which none of the stage's code has run.
 
+As soon as the commit is known, the stage's folder is made, the dependency cache is
+unpacked into it and the commit is checked out into its workspace, side by side. The
+sandbox starts once the cache is in place and the run's event is complete, since the
+stage's environment carries it; the checkout may still be going on then (`hold`),
+because the stage's code reads the workspace only once released.
+
 When an earlier run planned the same commit for the same event, the run takes that plan
 without planning (`app/pipelines/plan_reuse.py`), and the same path runs its first
 stage. The sandbox is then made while the stages are recorded.
@@ -19,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +35,10 @@ from sqlalchemy import or_, select
 from app.extensions import db
 from app.models import Run
 from app.pipelines import graph
-from jobs import spare_workspace
-from jobs.cache import CacheStore, cache_key, stage_key_files
+from jobs.cache import CacheStore, stage_cache_key
 from jobs.executor import Execution, ExecutorError
 from jobs.stage_execution import StageContext, drop_held, hold_stage
+from jobs.workspace import GitError
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +85,61 @@ def guess(run: Run, sha: str) -> dict | None:
     return graph.first_stage(previous) if previous else None
 
 
-def hold(plan_stage: dict, context: StageContext, run_folder: Path, spare: spare_workspace.SpareMaker, sha: str) -> HeldStage | None:
-    """Take the run's spare workspace once it is made and start the stage's sandbox in it, held; None if either fails."""
-    spare.finish(keep=True)
-    folder = run_folder / FOLDER
+@dataclass
+class StageFolder:
+    """The folder of a stage to hold, with its workspace and its DENO_DIR."""
+
+    path: Path
+
+    @property
+    def workspace(self) -> Path:
+        return self.path / "workspace"
+
+    @property
+    def deno_dir(self) -> Path:
+        return self.path / "deno-dir"
+
+
+def make_folder(run_folder: Path) -> StageFolder | None:
+    """Make the held stage's folder with an empty workspace, replacing one that a killed worker left; None on failure."""
+    folder = StageFolder(run_folder / FOLDER)
+    shutil.rmtree(folder.path, ignore_errors=True)
     try:
-        taken, restored_key = spare_workspace.take(run_folder, folder / "workspace", folder / "deno-dir", sha, None)
-        if not taken:
-            return None
-        execution = hold_stage(plan_stage, context, folder / "workspace", folder / "deno-dir")
-    except (ExecutorError, OSError) as error:
-        log.info("run %s: the first stage could not be prepared during planning: %s", context.run_id, error)
-        shutil.rmtree(folder, ignore_errors=True)
+        folder.workspace.mkdir(parents=True)
+    except OSError as error:
+        log.warning("run folder %s: no folder for the first stage: %s", run_folder, error)
         return None
-    return HeldStage(plan_stage, execution, folder, restored_key)
+    return folder
+
+
+def hold(plan_stage: dict, context: StageContext, folder: StageFolder, restoring: Future,
+         checking_out: Future) -> HeldStage | None:
+    """Start the stage's sandbox in `folder`, held, once its cache is restored; return it once the checkout is done.
+
+    `restoring` unpacks the dependency cache into the DENO_DIR and gives its key: the
+    runner reads the cache when Deno starts. `checking_out` fills the workspace, which
+    the stage's code reads only once released. Return None, with the folder removed,
+    when the sandbox, the cache or the checkout fails.
+    """
+    execution = None
+    try:
+        restored_key = restoring.result()
+        execution = hold_stage(plan_stage, context, folder.workspace, folder.deno_dir)
+        checking_out.result()
+    except (ExecutorError, OSError, GitError) as error:
+        log.info("run %s: the first stage could not be prepared during planning: %s", context.run_id, error)
+        if execution is not None:
+            drop_held(execution)
+        discard_folder(folder, restoring, checking_out)
+        return None
+    return HeldStage(plan_stage, execution, folder.path, restored_key)
+
+
+def discard_folder(folder: StageFolder, *work: Future) -> None:
+    """Remove `folder` once the `work` filling it has ended, when no stage is held in it."""
+    for future in work:
+        future.exception()
+    shutil.rmtree(folder.path, ignore_errors=True)
 
 
 def matches(plan: dict, held_stage: HeldStage, caches: CacheStore) -> bool:
@@ -102,7 +151,7 @@ def matches(plan: dict, held_stage: HeldStage, caches: CacheStore) -> bool:
     entry = held_stage.plan_stage
     if not graph.starts_unchanged(plan, entry):
         return False
-    key = cache_key(held_stage.workspace, stage_key_files(entry["options"]))
+    key = stage_cache_key(held_stage.workspace, entry["options"])
     if held_stage.cache_key is None:
         return not caches.archive_path(key).exists()
     return held_stage.cache_key == key

@@ -34,7 +34,7 @@ from app.runs.events import make_event
 from app.secret_store import secrets_for_stage, values_to_mask
 from jobs import workspace as git_workspace
 from jobs.artifacts import ArtifactError, ArtifactStore
-from jobs.cache import CacheStore, cache_key, stage_key_files
+from jobs.cache import CacheStore, restore_paths, stage_cache_key, stage_cache_paths
 from jobs import deploy_stage, first_stage, spare_workspace
 from jobs.executor import get_executor
 from jobs.log_sink import LogSink
@@ -131,23 +131,34 @@ def _prepare(run_id: int) -> None:
     folder = _data_dir() / "plan-workspaces" / str(project.id)
     plan_deno_dir = _data_dir() / "plan-caches" / cache_scope(run)
     caches = CacheStore(_data_dir(), cache_scope(run))
-    spare = held_future = None
+    spare = held_future = held_folder = None
+    held_work: tuple[Future, ...] = ()
     # Fixed for the whole run: committed with the event below, and read by every stage.
     run.pipeline_path = pipeline_path = pipeline_file(run)
     try:
         mirror = git_workspace.update_mirror(_data_dir(), project.id, project.clone_url, **mirror_options(run))
         revision = run.commit_sha or run.tag or run.branch or project.default_branch
         sha = git_workspace.resolve_commit(mirror, revision)
-        spare = spare_workspace.SpareMaker(run_workspace(run_id), mirror, sha, project.clone_url, pipeline_path,
-                                           run.pipeline_override, caches).start()
-        facts = _commit_facts(mirror, sha, (run.event_data or {}).get("before"))
-        event = _complete_event(run, sha, facts)
-        key = plan_reuse.plan_key(pipeline_path, event) if run.pipeline_override is None else None
-        earlier = plan_reuse.earlier_plan(run, key) if key is not None else None
         # Planning imports the repository's code: it runs in the stages' sandbox.
         executor = get_executor(current_app.config["EXECUTOR"])
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            held_future = _hold_first_stage(pool, run, sha, executor, spare, earlier[0] if earlier else None)
+        guessed = first_stage.guess(run, sha) if can_hold(executor) else None
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            # The likely first stage gets a checkout of its own, made while its sandbox starts,
+            # so no spare workspace is made for it.
+            held_folder = first_stage.make_folder(run_workspace(run_id)) if guessed is not None else None
+            if held_folder is not None:
+                held_work = (pool.submit(caches.restore_newest, held_folder.deno_dir),
+                             pool.submit(git_workspace.checkout_into, mirror, sha, held_folder.workspace, project.clone_url))
+            else:
+                spare = spare_workspace.SpareMaker(run_workspace(run_id), mirror, sha, project.clone_url, pipeline_path,
+                                                   run.pipeline_override, caches).start()
+            facts = _commit_facts(mirror, sha, (run.event_data or {}).get("before"))
+            event = _complete_event(run, sha, facts)
+            key = plan_reuse.plan_key(pipeline_path, event) if run.pipeline_override is None else None
+            earlier = plan_reuse.earlier_plan(run, key) if key is not None else None
+            if held_folder is not None:
+                plan_stage = graph.first_stage(earlier[0]) if earlier is not None else guessed
+                held_future = _hold_first_stage(pool, run, plan_stage, executor, held_folder, held_work)
             if earlier is not None:
                 plan = earlier[0]
                 service.system_log(run_id, None, f"Plan taken from run #{earlier[1]}, which planned the same commit "
@@ -155,20 +166,21 @@ def _prepare(run_id: int) -> None:
             else:
                 plan = _plan(run, mirror, sha, event, executor, facts["tree"], (folder, plan_deno_dir))
     except git_workspace.GitError as error:
-        _discard_spare(spare, held_future)
+        _discard_spare(spare, held_future, held_folder, held_work)
         service.fail_run(run_id, f"Cannot check out the commit: {error}")
         return
     except runner.PipelineError as error:
-        _discard_spare(spare, held_future)
+        _discard_spare(spare, held_future, held_folder, held_work)
         problems = runner.relative_problems(error.problems, folder)
         service.system_log(run_id, None, *[f"pipeline error: {problem}" for problem in problems])
         service.fail_run(run_id, f"The pipeline {pipeline_path!r} is invalid: {problems[0]}")
         return
     except BaseException:
-        _discard_spare(spare, held_future)
+        _discard_spare(spare, held_future, held_folder, held_work)
         raise
     # The spare must be in place before the first stage is queued, or that stage misses it.
-    spare.finish(keep=True)
+    if spare is not None:
+        spare.finish(keep=True)
     held_stage = held_future.result() if held_future is not None else None
     claim = _claim_for(run_id, plan, held_stage, caches) if held_stage is not None else None
     try:
@@ -199,20 +211,17 @@ def _plan(run: Run, mirror: Path, sha: str, event: dict, executor, tree: str, fo
                                      max_memory_bytes=current_app.config["STAGE_MEMORY_BYTES"])
 
 
-def _hold_first_stage(pool: ThreadPoolExecutor, run: Run, sha: str, executor, spare,
-                      known_plan: dict | None) -> Future | None:
-    """Start preparing the run's likely first stage, beside the planning (see jobs/first_stage.py).
+def _hold_first_stage(pool: ThreadPoolExecutor, run: Run, plan_stage: dict | None, executor,
+                      folder: first_stage.StageFolder, work: tuple[Future, ...]) -> Future:
+    """Start holding `plan_stage`, the run's likely first stage, in `folder` (see jobs/first_stage.py).
 
-    `known_plan` is the plan the run takes from an earlier run. Without one, the first
-    stage is guessed from an earlier plan of the commit or its branch.
+    Called once the run's event is complete, since the stage's environment carries it.
+    `work` restores the cache and checks the commit out into the folder. The future's
+    result is the held stage, or None.
     """
-    if not can_hold(executor):
-        return None
-    plan_stage = graph.first_stage(known_plan) if known_plan is not None else first_stage.guess(run, sha)
     if plan_stage is None:
-        return None
-    context = _stage_context(run, plan_stage, executor)
-    return pool.submit(first_stage.hold, plan_stage, context, run_workspace(run.id), spare, sha)
+        return pool.submit(first_stage.discard_folder, folder, *work)
+    return pool.submit(first_stage.hold, plan_stage, _stage_context(run, plan_stage, executor), folder, *work)
 
 
 def _claim_for(run_id: int, plan: dict, held_stage: first_stage.HeldStage, caches: CacheStore) -> tuple[str, str] | None:
@@ -230,17 +239,23 @@ def _claim_for(run_id: int, plan: dict, held_stage: first_stage.HeldStage, cache
     return name, worker_name()
 
 
-def _discard_spare(spare: spare_workspace.SpareMaker | None, held_future: Future | None = None) -> None:
+def _discard_spare(spare: spare_workspace.SpareMaker | None, held_future: Future | None = None,
+                   held_folder: first_stage.StageFolder | None = None, held_work: tuple[Future, ...] = ()) -> None:
+    """Remove what was made ahead for a run that will not start: the spare, and the held stage or its folder."""
     if spare is not None:
         spare.finish(keep=False)
     held_stage = held_future.result() if held_future is not None else None
     if held_stage is not None:
         first_stage.drop(held_stage)
+    elif held_future is None and held_folder is not None:
+        first_stage.discard_folder(held_folder, *held_work)
 
 
 def _commit_facts(mirror: Path, sha: str, before: str | None) -> dict:
-    """Return the commit's author and message, and the files the push changed."""
-    return {**git_workspace.commit_details(mirror, sha), "changedFiles": git_workspace.changed_files(mirror, before, sha)}
+    """Return the commit's author and message, and the files the push changed, read side by side."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        changed = pool.submit(git_workspace.changed_files, mirror, before, sha)
+        return {**git_workspace.commit_details(mirror, sha), "changedFiles": changed.result()}
 
 
 def _complete_event(run: Run, sha: str, facts: dict) -> dict:
@@ -319,9 +334,10 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         caches = CacheStore(_data_dir(), cache_scope(run))
         if held_stage is not None:
             artifact_store(run.id).restore_all(workspace)
-            key, restored = cache_key(workspace, stage_key_files(stage.options)), held_stage.cache_key
+            key, restored = stage_cache_key(workspace, stage.options), held_stage.cache_key
         else:
             key, restored = _prepare_workspace(run, stage, caches, workspace, deno_dir)
+        restore_paths(deno_dir, workspace, stage_cache_paths(stage.options))
         next_spare = _next_spare(run, stage, caches)
         sink.write("system", f"Restored dependency cache {restored}" if restored else "No dependency cache yet")
         if held_stage is not None:
@@ -338,7 +354,7 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         if outcome.status == StageStatus.SUCCESS:
             _retry_database(_collect_artifacts, run_id, stage_id, workspace, outcome)
         if outcome.status == StageStatus.SUCCESS:
-            caches.save(key, deno_dir)
+            caches.save(key, deno_dir, workspace, stage_cache_paths(stage.options))
         # A stage's error text quotes its own output, which may contain a secret.
         outcome.error = masker.mask(outcome.error) if outcome.error else outcome.error
     except git_workspace.GitError as error:
@@ -448,7 +464,7 @@ def _prepare_workspace(run: Run, stage: Stage, caches: CacheStore, workspace: Pa
         guessed_key = spare_workspace.make_workspace(mirror, run.commit_sha, project.clone_url, pipeline_file(run),
                                                      run.pipeline_override, caches, workspace, deno_dir)
     artifact_store(run.id).restore_all(workspace)
-    key = cache_key(workspace, stage_key_files(stage.options))
+    key = stage_cache_key(workspace, stage.options)
     restored = guessed_key if guessed_key == key else caches.restore(key, deno_dir)
     return key, restored
 

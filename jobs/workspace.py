@@ -151,6 +151,14 @@ def checkout(mirror: Path, sha: str, destination: Path, clone_url: str) -> Path:
     """Make a fresh working copy of one commit at `destination`, replacing whatever a killed worker left there."""
     shutil.rmtree(destination, ignore_errors=True)
     destination.parent.mkdir(parents=True, exist_ok=True)
+    return checkout_into(mirror, sha, destination, clone_url)
+
+
+def checkout_into(mirror: Path, sha: str, destination: Path, clone_url: str) -> Path:
+    """Make a working copy of one commit in `destination`, which must be missing or an empty folder.
+
+    The folder stays the same one, so a sandbox that already mounts it gets the files.
+    """
     git("clone", "--no-hardlinks", "--no-checkout", "--quiet", str(mirror), str(destination))
     git("checkout", "--quiet", "--detach", sha, cwd=destination)
     # The mirror's path means nothing inside the sandbox; the project's URL does.

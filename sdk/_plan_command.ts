@@ -71,6 +71,7 @@ function consoleToStderr(): () => void {
 }
 
 function print(plan: Plan): number {
-  console.log(JSON.stringify(plan));
+  // On a line of its own, even after output of the pipeline file's that did not end its line.
+  console.log("\n" + JSON.stringify(plan));
   return plan.errors.length === 0 ? 0 : 1;
 }

@@ -3,6 +3,7 @@
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -36,7 +37,8 @@ def validate(file: str, as_json: bool) -> None:
     for stage in plan["stages"]:
         needs = ", ".join(stage["needs"]) or "-"
         click.echo(f"{stage['name']}  (needs: {needs}; line {stage['line']})")
-    click.echo(f"{path.name}: {len(plan['stages'])} stages, valid")
+    count = len(plan["stages"])
+    click.echo(f"{path.name}: {count} {'stage' if count == 1 else 'stages'}, valid")
 
 
 @main.command("run")
@@ -51,62 +53,104 @@ def validate(file: str, as_json: bool) -> None:
               show_default=True, help="Where stages run; unsandboxed is for local development only.")
 def run_command(directory: str, kind: str, branch: str | None, tag: str | None, pipeline_path: str, executor: str) -> None:
     """Run a repository's pipeline on this machine in the platform's sandbox; exit 0 only if it succeeds."""
+    folder = Path(directory).resolve()
+    _check_pipeline_path(folder, pipeline_path)
     try:
-        _run_directory(Path(directory), kind, branch, tag, pipeline_path, executor)
-    except KeyboardInterrupt:
-        # Ctrl-C while planning; the handler of LocalRun takes over once the stages may start.
+        _run_directory(folder, kind, branch, tag, pipeline_path, executor)
+    except (KeyboardInterrupt, _Cancelled):
         click.echo("Cancelled before any stage started.", err=True)
         sys.exit(130)
 
 
-def _run_directory(directory: Path, kind: str, branch: str | None, tag: str | None, pipeline_path: str,
+def _check_pipeline_path(folder: Path, pipeline_path: str) -> None:
+    """Stop with a message when `pipeline_path` is not a file inside `folder`."""
+    path = (folder / pipeline_path).resolve()
+    if not pipeline_path.strip() or not path.is_relative_to(folder):
+        raise click.BadParameter(f"{pipeline_path!r} is not a path inside {folder}. Give the pipeline file's path "
+                                 "relative to the directory.", param_hint="--pipeline")
+    if not path.is_file():
+        raise click.BadParameter(f"{pipeline_path!r} is not a file in {folder}.", param_hint="--pipeline")
+
+
+class _Cancelled(Exception):
+    """Ctrl-C or SIGTERM came before any stage started."""
+
+
+def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None, pipeline_path: str,
                    executor: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from app.local_tree import last_plan, plan_deno_dir, read_directory, remember_plan, start_reading
 
-    folder = directory.resolve()
     reading = start_reading(folder, branch)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="start") as pool:
-        # The first stage's sandbox is what a run waits for longest, so its workspace copy and
-        # the imports that start it begin next, while git and then Deno read the directory.
-        making = pool.submit(_local_run, folder, pipeline_path, executor)
-        local_run = None
-        try:
-            event, tree_id = read_directory(folder, kind, branch, tag, reading)
-            from app.pipelines import runner
+    cancelled = threading.Event()
+    local_run = None
 
-            # The SDK's digest is read before Deno plans: its many small reads would otherwise
-            # wait between each for the imports of the other thread.
-            runner.toolchain_id()
-            # Planned on every run, unlike on the platform: the local planner is not sandboxed,
-            # so the pipeline may import files that the tree id does not cover (ignored ones,
-            # or any file on the machine).
-            planning = pool.submit(runner.plan_and_check, folder, pipeline_path, event,
-                                   plan_deno_dir(data_dir(), folder), source_key=tree_id)
-            local_run = making.result()
-            local_run.begin(event, last_plan(data_dir(), folder))
-            previous = signal.signal(signal.SIGINT, lambda *_: local_run.cancel())
+    def cancel(*_) -> None:
+        # Ctrl-C reaches the whole process group, stages and planner included; SIGTERM only this process.
+        cancelled.set()
+        if local_run is not None:
+            local_run.cancel()
+        from app.pipelines import runner
+
+        runner.stop_host_runners()
+
+    previous = {number: signal.signal(number, cancel) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="start") as pool:
+            # The first stage's sandbox is what a run waits for longest, so its workspace copy and
+            # the imports that start it begin next, while git and then Deno read the directory.
+            making = pool.submit(_local_run, folder, pipeline_path, executor)
             try:
+                event, tree_id = read_directory(folder, kind, branch, tag, reading)
+                _explain_missing_branch(event)
+                if cancelled.is_set():
+                    raise _Cancelled()
+                from app.pipelines import runner
+
+                # The SDK's digest is read before Deno plans: its many small reads would otherwise
+                # wait between each for the imports of the other thread.
+                runner.toolchain_id()
+                # Planned on every run, unlike on the platform: the local planner is not sandboxed,
+                # so the pipeline may import files that the tree id does not cover (ignored ones,
+                # or any file on the machine).
+                planning = pool.submit(runner.plan_and_check, folder, pipeline_path, event,
+                                       plan_deno_dir(data_dir(), folder), source_key=tree_id)
+                local_run = making.result()
+                if cancelled.is_set():
+                    local_run.cancel()
+                local_run.begin(event, last_plan(data_dir(), folder))
                 try:
                     plan = planning.result()
                 except runner.PipelineError as error:
+                    if cancelled.is_set():
+                        raise _Cancelled() from None
                     for problem in error.problems:
                         click.echo(str(problem), err=True)
                     sys.exit(1)
+                if cancelled.is_set():
+                    raise _Cancelled()
                 remember_plan(data_dir(), folder, plan)
                 status, reports = local_run.execute(plan)
             finally:
-                signal.signal(signal.SIGINT, previous)
-        finally:
-            if local_run is None and making.exception() is None:
-                local_run = making.result()
-            if local_run is not None:
-                local_run.cleanup()
+                if local_run is None and making.exception() is None:
+                    local_run = making.result()
+                if local_run is not None:
+                    local_run.cleanup()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     from app.local_run import format_summary
 
     click.echo(format_summary(status, reports))
     sys.exit(0 if status == "success" else 1)
+
+
+def _explain_missing_branch(event: dict) -> None:
+    """Say why branch filters select nothing when neither the directory nor the options gave a branch or tag."""
+    if event.get("branch") is None and event.get("tag") is None:
+        click.echo("No branch: the directory is not on a git branch and --branch was not given, so stages "
+                   "with a branch filter are not selected. Pass --branch NAME to pick one.", err=True)
 
 
 def _local_run(folder: Path, pipeline_path: str, executor: str):

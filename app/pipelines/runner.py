@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,10 +140,43 @@ def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: fl
     """
     if executor is not None:
         return _run_sandboxed(executor, command, workspace, deno_dir, timeout, file, mounts, max_memory_bytes)
+    process = subprocess.Popen(command, cwd=workspace, env=deno_env(deno_dir), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    with _HOST_RUNNERS_LOCK:
+        _HOST_RUNNERS.add(process)
+        if _HOST_RUNNERS_STOPPED.is_set():
+            process.kill()
     try:
-        return subprocess.run(command, cwd=workspace, env=deno_env(deno_dir), capture_output=True, text=True, timeout=timeout)
+        stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as error:
+        process.kill()
+        process.communicate()
         raise PipelineError([Problem(file, None, None, f"the runner did not finish within {timeout:.0f} s")]) from error
+    finally:
+        with _HOST_RUNNERS_LOCK:
+            _HOST_RUNNERS.discard(process)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+# Runner processes started on the host (by `deno-ci run` and `validate`), which a Ctrl-C ends.
+_HOST_RUNNERS: set[subprocess.Popen] = set()
+_HOST_RUNNERS_LOCK = threading.RLock()
+_HOST_RUNNERS_STOPPED = threading.Event()
+
+
+def stop_host_runners() -> None:
+    """Kill the runner processes this process started on the host, planning or type-checking, and any it starts later.
+
+    Called when the user cancels.
+
+    Deno may not end on Ctrl-C by itself: a pipeline busy at its top level (`while (true) {}`)
+    kept it running until the planning timeout.
+    """
+    with _HOST_RUNNERS_LOCK:
+        # One that is started later, or was just being registered, is killed at once.
+        _HOST_RUNNERS_STOPPED.set()
+        for process in _HOST_RUNNERS:
+            process.kill()
 
 
 # The plan of 256 stages with long options and environments stays well below this.

@@ -1,6 +1,7 @@
 """`deno-ci run` and `deno-ci validate` on real git repositories of small Deno projects."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -269,6 +270,98 @@ def test_first_stage_guess_dropped_when_plan_differs(make_repo, local_data):
     assert "ran main only" not in other.stdout
     assert other.stdout.count("pipeline loaded") == 1
     assert not _runner_of_stage("main only")
+
+
+def test_cache_paths_kept_between_runs(make_repo, local_data):
+    pipeline = '''import { Pipeline } from "deno-ci";
+
+export default new Pipeline().stage("count", { cache: { paths: ["cachedir"] } }, () => {
+  Deno.mkdirSync("cachedir", { recursive: true });
+  Deno.writeTextFileSync("cachedir/log", "run\\n", { append: true });
+  console.log(`runs seen: ${Deno.readTextFileSync("cachedir/log").trim().split("\\n").length}`);
+});
+'''
+    repo = make_repo({"deno-pipeline.ts": pipeline})
+    first = deno_ci("--data", local_data, "run", str(repo))
+    second = deno_ci("--data", local_data, "run", str(repo))
+    assert first.returncode == 0, first.stderr
+    assert "[count] runs seen: 1" in first.stdout
+    assert second.returncode == 0, second.stderr
+    assert "[count] runs seen: 2" in second.stdout
+
+
+def _planner_running(marker: bytes) -> bool:
+    """Return whether a runner process exists that plans a pipeline file with `marker` in its path."""
+    for entry in Path("/proc").iterdir():
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if b"plan" in arguments and any(marker in argument for argument in arguments):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_cancel_while_planning_ends_planner(make_repo, local_data, tmp_path, signal_number):
+    busy = '''import { Pipeline } from "deno-ci";
+
+while (true) {}
+export default new Pipeline().stage("never", () => {});
+'''
+    repo = make_repo({"deno-pipeline.ts": busy})
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
+                               env={**os.environ, "TMPDIR": str(scratch)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    while not _planner_running(str(repo).encode()):
+        assert process.poll() is None, process.communicate()
+    process.send_signal(signal_number)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "Cancelled before any stage started." in stderr
+    assert "Traceback" not in stderr
+    assert not _planner_running(str(repo).encode())
+    assert list(scratch.iterdir()) == []
+
+
+def test_pipeline_outside_directory_is_refused(make_repo, local_data, tmp_path):
+    (tmp_path / "outside.ts").write_text(GUESS_PIPELINE)
+    repo = make_repo({"deno-pipeline.ts": GUESS_PIPELINE})
+    outside = deno_ci("--data", local_data, "run", str(repo), "--pipeline", "../outside.ts")
+    folder = deno_ci("--data", local_data, "run", str(repo), "--pipeline", ".")
+    assert outside.returncode == 2
+    assert "is not a path inside" in outside.stderr
+    assert folder.returncode == 2
+    assert "'.' is not a file in" in folder.stderr
+    assert "Traceback" not in outside.stderr + folder.stderr
+
+
+def test_hidden_pipeline_change_is_type_checked(make_repo, local_data):
+    pipeline = '''import { Pipeline } from "deno-ci";
+
+export default new Pipeline().stage("build", () => console.log("built"));
+'''
+    repo = make_repo({"deno-pipeline.ts": pipeline})
+    assert deno_ci("--data", local_data, "run", str(repo)).returncode == 0
+    git(repo, "update-index", "--skip-worktree", "deno-pipeline.ts")
+    (repo / "deno-pipeline.ts").write_text(pipeline + 'const count: number = "three";\n')
+    second = deno_ci("--data", local_data, "run", str(repo))
+    assert second.returncode == 1
+    assert "TS2322" in second.stderr
+
+
+def test_unended_output_while_planning_keeps_plan_readable(make_repo, local_data):
+    pipeline = '''import { Pipeline } from "deno-ci";
+
+Deno.stdout.writeSync(new TextEncoder().encode("partial"));
+export default new Pipeline().stage("build", () => console.log("built"));
+'''
+    repo = make_repo({"deno-pipeline.ts": pipeline})
+    result = deno_ci("--data", local_data, "validate", str(repo / "deno-pipeline.ts"))
+    assert result.returncode == 0, result.stderr
+    assert "deno-pipeline.ts: 1 stage, valid" in result.stdout
 
 
 def test_allowed_failure_is_retried(make_repo, local_data):

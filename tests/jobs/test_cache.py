@@ -1,7 +1,7 @@
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
-from jobs.cache import CacheStore, cache_key
+from jobs.cache import CacheStore, cache_key, restore_paths
 
 
 def test_key_covers_path_and_content(tmp_path):
@@ -143,3 +143,51 @@ def test_save_after_deleted_archive_drops_old_folder(tmp_path):
     _saved_store(tmp_path, "new")
     store.restore("deno-abc", tmp_path / "second")
     assert (tmp_path / "second" / "npm" / "package.txt").read_text() == "new"
+
+
+def test_cache_paths_change_the_key(tmp_path):
+    plain = cache_key(tmp_path)
+    assert cache_key(tmp_path, paths=["node_modules"]) != plain
+    assert cache_key(tmp_path, paths=["a", "b"]) == cache_key(tmp_path, paths=["b", "a"])
+
+
+def test_cached_paths_return_to_the_workspace(tmp_path):
+    store = CacheStore(tmp_path / "data", "p1")
+    workspace, deno_dir = tmp_path / "workspace", tmp_path / "deno-dir"
+    (workspace / "build" / "out").mkdir(parents=True)
+    (workspace / "build" / "out" / "result.txt").write_text("built")
+    (workspace / "notes.txt").write_text("not cached")
+    (deno_dir / "npm").mkdir(parents=True)
+    assert store.save("deno-paths", deno_dir, workspace, ["build/out"])
+
+    later_workspace, later_deno_dir = tmp_path / "later-workspace", tmp_path / "later-deno-dir"
+    (later_workspace / "build" / "out").mkdir(parents=True)
+    (later_workspace / "build" / "out" / "stale.txt").write_text("from the checkout")
+    assert store.restore("deno-paths", later_deno_dir) == "deno-paths"
+    assert restore_paths(later_deno_dir, later_workspace, ["build/out"]) == ["build/out"]
+
+    assert (later_workspace / "build" / "out" / "result.txt").read_text() == "built"
+    assert not (later_workspace / "build" / "out" / "stale.txt").exists()
+    assert not (later_workspace / "notes.txt").exists()
+    assert sorted(path.name for path in later_deno_dir.iterdir()) == ["npm"]
+
+
+def test_cache_path_below_link_is_skipped(tmp_path):
+    store = CacheStore(tmp_path / "data", "p1")
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "secret.txt").write_text("host file")
+    workspace, deno_dir = tmp_path / "workspace", tmp_path / "deno-dir"
+    workspace.mkdir()
+    deno_dir.mkdir()
+    (workspace / "linked").symlink_to(host)
+    assert store.save("deno-linked", deno_dir, workspace, ["linked/secret.txt"])
+    with tarfile.open(store.archive_path("deno-linked")) as archive:
+        assert archive.getnames() == []
+
+    # A checkout whose folder is a link to the host gets nothing written through it.
+    (deno_dir / ".deno-ci-workspace" / "linked").mkdir(parents=True)
+    (deno_dir / ".deno-ci-workspace" / "linked" / "secret.txt").write_text("from the cache")
+    assert restore_paths(deno_dir, workspace, ["linked/secret.txt"]) == []
+    assert (host / "secret.txt").read_text() == "host file"
+    assert not (deno_dir / ".deno-ci-workspace").exists()

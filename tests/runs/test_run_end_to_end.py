@@ -79,6 +79,28 @@ def test_failing_test_stops_before_deploy(workers, make_repo):
     assert "deploying release" not in text
 
 
+COUNTING_PIPELINE = '''import { Pipeline } from "deno-ci";
+
+export default new Pipeline().stage("count", { cache: { paths: ["cachedir"] } }, () => {
+  Deno.mkdirSync("cachedir", { recursive: true });
+  Deno.writeTextFileSync("cachedir/log", "run\\n", { append: true });
+  console.log(`runs seen: ${Deno.readTextFileSync("cachedir/log").trim().split("\\n").length}`);
+});
+'''
+
+
+def test_cache_paths_kept_between_runs(workers, make_repo):
+    repo = make_repo({"deno-pipeline.ts": COUNTING_PIPELINE})
+    assert cli("project", "add", "counting", "--repo", str(repo)).returncode == 0
+
+    first = cli("trigger", "counting", "--wait")
+    second = cli("trigger", "counting", "--wait")
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "runs seen: 2" in log_text(latest_run().id)
+
+
 TYPE_ERROR_PIPELINE = '''import { Pipeline } from "deno-ci";
 
 const count: number = "three";
