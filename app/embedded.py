@@ -225,6 +225,16 @@ class Services:
             if server is not None and server.start():
                 self._started.append(server)
 
+    def adopt_running(self) -> None:
+        """Count the embedded servers that run already as started here, so `stop_started` stops them too.
+
+        Only the process that serves the data folder does this: the servers were left by a
+        serve that was killed, or started by a command that is about to stop them again.
+        """
+        for server in (self.postgres, self.redis):
+            if server is not None and server not in self._started and server.is_running():
+                self._started.append(server)
+
     def stop_started(self) -> None:
         """Stop the servers that `start` started, newest first."""
         while self._started:

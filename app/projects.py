@@ -47,6 +47,10 @@ VALID_BRANCH = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]{1,255}(?<!/
 VALID_CLONE_URL = re.compile(r"^((https?|ssh|git|file)://[^\s<>\"']+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s<>\"']+|/[^\s<>\"']*)$")
 
 
+# A user or host part that starts with "-", after a scheme or at the start of an scp-like address.
+OPTION_LIKE_HOST = re.compile(r"^([a-z+]+://([^/@]*@)?-|-|[^/@:]*@-)", re.IGNORECASE)
+
+
 def local_clone_path(clone_url: str) -> Path | None:
     """Return the path of a repository on this server's file system (a path or a `file:` URL), or None for a remote one."""
     if clone_url.startswith("/"):
@@ -69,7 +73,13 @@ def check_local_clone_url(clone_url: str, user: User, data_dir: Path) -> None:
     if not user.is_admin:
         raise ProjectAccessError(f"Only administrators may connect a repository on the server's file system "
                                  f"({clone_url[:200]!r}). Use the repository's http(s) or ssh address.")
-    if Path(os.path.realpath(location)).is_relative_to(os.path.realpath(data_dir)):
+    check_outside_data_folder(clone_url, data_dir)
+
+
+def check_outside_data_folder(clone_url: str, data_dir: Path) -> None:
+    """Raise ProjectError when `clone_url` is a local path into the platform's data folder (its mirrors and caches)."""
+    location = local_clone_path(clone_url)
+    if location is not None and Path(os.path.realpath(location)).is_relative_to(os.path.realpath(data_dir)):
         raise ProjectError(f"Clone URL {clone_url[:200]!r} is inside the platform's data folder; "
                            "use the repository's own location.")
 
@@ -79,6 +89,10 @@ def check_settings(clone_url: str | None = None, default_branch: str | None = No
     if clone_url is not None and (len(clone_url) > 2000 or not VALID_CLONE_URL.match(clone_url)):
         raise ProjectError(f"Clone URL {clone_url[:200]!r} is invalid: expected an http(s), ssh, git or file URL, "
                            "'user@host:path' or an absolute path.")
+    if clone_url is not None and OPTION_LIKE_HOST.match(clone_url):
+        # ssh would read such a host as an option (-oProxyCommand=... runs a command).
+        raise ProjectError(f"Clone URL {clone_url[:200]!r} is invalid: its user or host starts with '-', which ssh "
+                           "would take for an option. Give the repository's real address.")
     if default_branch is not None and not VALID_BRANCH.match(default_branch):
         raise ProjectError(f"Branch name {default_branch[:200]!r} is invalid: use letters, digits and '._/+-', "
                            "without '..' or '//'.")

@@ -1,7 +1,9 @@
 """`deno-ci serve`'s process tree: the web server, the RQ workers and the scheduler.
 
 Children that die are started again; stopping `serve` (Ctrl-C or SIGTERM) stops
-every child, then the embedded servers it started.
+every child, then the embedded servers it started. The children also end when
+`serve` is killed (app/die_with_parent.py), and the next `serve` of the data
+folder takes over the embedded servers that were left running.
 """
 
 import logging
@@ -40,7 +42,9 @@ class Supervisor:
         ]
 
     def _start(self, name: str) -> None:
-        self.children[name] = subprocess.Popen(self.commands[name], cwd=ROOT, env=os.environ.copy())
+        # Through app.die_with_parent: a serve that is killed takes its children with it.
+        command = [sys.executable, "-m", "app.die_with_parent", str(os.getpid()), *self.commands[name]]
+        self.children[name] = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy())
         log.info("started %s (pid %s)", name, self.children[name].pid)
 
     def run(self) -> None:

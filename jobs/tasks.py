@@ -30,7 +30,7 @@ from app.status import TERMINAL_RUN
 from app.pipelines import graph, plan_reuse, runner
 from app.queue import control_channel, redis_connection
 from app.runs import service, test_results
-from app.runs.events import make_event
+from app.runs.events import cut_message, make_event
 from app.secret_store import secrets_for_stage, values_to_mask
 from jobs import workspace as git_workspace
 from jobs.artifacts import ArtifactError, ArtifactStore
@@ -100,12 +100,24 @@ def _planning_heartbeat(run_id: int):
     stopped = threading.Event()
 
     def beat() -> None:
+        cancels = _cancel_subscription(connection, run_id)
+        next_beat = 0.0
         while not stopped.is_set():
-            try:
-                connection.set(key, worker_name(), ex=ttl)
-            except redis.RedisError as error:
-                log.warning("run %s: planning heartbeat failed: %s", run_id, error)
-            stopped.wait(HEARTBEAT_INTERVAL)
+            if time.monotonic() >= next_beat:
+                try:
+                    connection.set(key, worker_name(), ex=ttl)
+                except redis.RedisError as error:
+                    log.warning("run %s: planning heartbeat failed: %s", run_id, error)
+                next_beat = time.monotonic() + HEARTBEAT_INTERVAL
+            if cancels is None:
+                stopped.wait(HEARTBEAT_INTERVAL)
+            elif _cancel_heard(cancels, timeout=0.25):
+                # The run was cancelled while it was planned: a pipeline that keeps the planner
+                # busy would otherwise hold this worker until the planning timeout.
+                log.info("run %s: cancelled while planned; stopping the planning", run_id)
+                runner.cancel_sandboxed_runners()
+        if cancels is not None:
+            cancels.close()
 
     thread = threading.Thread(target=beat, name=f"planning heartbeat {run_id}", daemon=True)
     thread.start()
@@ -118,6 +130,26 @@ def _planning_heartbeat(run_id: int):
             connection.delete(key)
         except redis.RedisError:
             pass
+
+
+def _cancel_subscription(connection: redis.Redis, run_id: int):
+    """Subscribe to the run's control channel, where a cancel of the run is published; None when Redis fails."""
+    try:
+        pubsub = connection.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(control_channel(run_id))
+        return pubsub
+    except redis.RedisError as error:
+        log.warning("run %s: cannot subscribe to cancels, relying on heartbeats: %s", run_id, error)
+        return None
+
+
+def _cancel_heard(pubsub, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for a message on the control channel; return whether it was a cancel."""
+    try:
+        message = pubsub.get_message(timeout=timeout)
+    except redis.RedisError:
+        return False
+    return bool(message and message.get("data") == b"cancel")
 
 
 def _prepare(run_id: int) -> None:
@@ -171,6 +203,11 @@ def _prepare(run_id: int) -> None:
         return
     except runner.PipelineError as error:
         _discard_spare(spare, held_future, held_folder, held_work)
+        db.session.rollback()
+        if db.session.get(Run, run_id, populate_existing=True).status in TERMINAL_RUN:
+            # Cancelled while planned: the planning was stopped, which is no error of the pipeline's.
+            log.info("run %s: planning stopped, the run has ended", run_id)
+            return
         problems = runner.relative_problems(error.problems, folder)
         service.system_log(run_id, None, *[f"pipeline error: {problem}" for problem in problems])
         service.fail_run(run_id, f"The pipeline {pipeline_path!r} is invalid: {problems[0]}")
@@ -262,7 +299,7 @@ def _complete_event(run: Run, sha: str, facts: dict) -> dict:
     event = dict(run.event_data or {}) or make_event(run.event, branch=run.branch, tag=run.tag)
     event["commit"] = sha
     event["author"] = event.get("author") or facts["author"]
-    event["message"] = event.get("message") or facts["message"]
+    event["message"] = cut_message(event.get("message") or facts["message"])
     event["changedFiles"] = facts["changedFiles"]
     run.commit_sha, run.author, run.message, run.event_data = sha, event["author"], event["message"], event
     db.session.commit()
@@ -580,7 +617,7 @@ class _Watchdog:
         next_beat = 0.0
 
         while not self._stopped.is_set():
-            if pubsub is not None and self._cancel_message(pubsub):
+            if pubsub is not None and _cancel_heard(pubsub, timeout=0.5):
                 self._execution.cancel()
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + HEARTBEAT_INTERVAL
@@ -595,22 +632,8 @@ class _Watchdog:
                 pass
 
     def _subscribe(self):
-        try:
-            with self.app.app_context():
-                pubsub = redis_connection().pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(control_channel(self.run_id))
-            return pubsub
-        except redis.RedisError as error:
-            log.warning("run %s: cannot subscribe to cancels, relying on heartbeats: %s", self.run_id, error)
-            return None
-
-    @staticmethod
-    def _cancel_message(pubsub) -> bool:
-        try:
-            message = pubsub.get_message(timeout=0.5)
-        except redis.RedisError:
-            return False
-        return bool(message and message.get("data") == b"cancel")
+        with self.app.app_context():
+            return _cancel_subscription(redis_connection(), self.run_id)
 
     def _beat_and_check_cancelled(self) -> bool:
         """Send the heartbeat; return whether the execution is to stop.

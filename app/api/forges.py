@@ -8,21 +8,22 @@ from app.api import api
 from app.api.params import json_body, paginate
 from app.api.serialize import run_json
 from app.auth.audit import audit
-from app.auth.permissions import MAX_ID, Action, load_run, project_by_name, project_by_run, requires
+from app.auth.permissions import MAX_ID, Action, can, load_run, project_by_name, project_by_run, requires
 from app.extensions import db
 from app.forges import delivery_log
 from app.models import Run, WebhookDelivery
 from app.models._columns import utcnow
 from app.runs.rerun import RerunError, rerun
 from app.runs.service import release_approved_stages
+from app.status import TERMINAL_RUN
 
-def delivery_json(delivery: WebhookDelivery) -> dict:
+def delivery_json(delivery: WebhookDelivery, may_redeliver: bool) -> dict:
     return {
         "id": delivery.id, "forge": delivery.forge, "delivery_id": delivery.forge_delivery_id, "event": delivery.event,
         "status_code": delivery.status_code, "reason": delivery.reason, "run_id": delivery.run_id,
         "received_count": delivery.received_count, "redelivery_of": delivery.redelivery_of_id,
         "received_at": delivery.received_at.isoformat(), "last_received_at": delivery.last_received_at.isoformat(),
-        "can_redeliver": delivery.body is not None,
+        "can_redeliver": may_redeliver and delivery.body is not None,
     }
 
 
@@ -61,6 +62,9 @@ def approve_run(run_id: int):
         audit("run_approve", target=_run_target(run), outcome="failure", detail="the run is not from a fork")
         abort(409, f"Run {run_id} needs no approval: it is not from a fork.")
 
+    if run.status in TERMINAL_RUN:
+        audit("run_approve", target=_run_target(run), outcome="failure", detail=f"the run has ended ({run.status})")
+        abort(409, f"Run {run_id} has ended ({run.status}); there is nothing left to approve. Re-run it to run it again.")
     if run.approved_at is None:
         run.approved_by_id, run.approved_at = current_user.id, utcnow()
         db.session.commit()
@@ -76,7 +80,8 @@ def list_deliveries(name: str):
     """List the project's webhook deliveries with their status and reason, newest first, a page at a time."""
     project = project_by_name(name)
     query = select(WebhookDelivery).where(WebhookDelivery.project_id == project.id).order_by(WebhookDelivery.id.desc())
-    document, headers = paginate(query, "deliveries", delivery_json)
+    may_redeliver = can(current_user._get_current_object(), Action.REDELIVER, project)
+    document, headers = paginate(query, "deliveries", lambda delivery: delivery_json(delivery, may_redeliver))
     return jsonify(document), 200, headers
 
 

@@ -61,6 +61,10 @@ def update_project(name: str):
     """Change a project's clone URL, default branch or pipeline path."""
     body = json_body()
     project = project_by_name(name)
+    unknown = sorted(set(body) - set(PROJECT_FIELDS))
+    if unknown:
+        abort(422, f"Cannot change {', '.join(map(repr, unknown))} of a project: only {', '.join(PROJECT_FIELDS)} "
+                   "can change. For another name or forge, add the repository again as a new project.")
     changes = {field: body_text(body, field, max_length=2000) for field in PROJECT_FIELDS}
     if changes.get("clone_url"):
         check_local_clone_url(changes["clone_url"], current_user, Path(current_app.config["DATA_DIR"]))

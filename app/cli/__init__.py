@@ -3,6 +3,7 @@
 import importlib
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -36,6 +37,9 @@ class LazyGroup(click.Group):
 def main(data: str, verbose: bool) -> None:
     """Deno CI: self-hosted CI/CD for Deno projects."""
     os.environ["DENO_CI_DATA"] = str(Path(data).resolve())
+    # Ended by SIGTERM, a command still cleans up, stopping the embedded servers it started;
+    # `serve`, `run` and the workers set handlers of their own.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     # Commands that serve raise this to INFO; local commands keep their output clean.
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
@@ -43,3 +47,7 @@ def main(data: str, verbose: bool) -> None:
         stream=sys.stderr,
     )
 
+
+
+def _exit_on_sigterm(*_) -> None:
+    sys.exit(128 + signal.SIGTERM)

@@ -54,11 +54,17 @@ def _log_lifecycle() -> None:
 
 
 @contextmanager
-def platform_app():
-    """Start the servers this command needs (stopping afterwards only what it started) and push an app context."""
+def platform_app(serving: bool = False):
+    """Start the servers this command needs (stopping afterwards only what it started) and push an app context.
+
+    `serving` is for `serve`, which holds the data folder's lock: it also stops embedded
+    servers that were running already, which a killed serve left behind.
+    """
     from app.factory import create_app
 
     services = _services()
+    if serving:
+        services.adopt_running()
     try:
         app = create_app()
         with app.app_context():
@@ -91,14 +97,20 @@ def serve(host: str, port: int, workers: int | None) -> None:
     """Start the web server, the workers and the scheduler, with embedded PostgreSQL and Redis when no URLs are set."""
     from app.supervisor import Supervisor
 
+    from app import serve_lock
+
     _log_lifecycle()
+    folder = Path(Config().DATA_DIR)
+    try:
+        # Held until this process ends; the kernel releases it even after a SIGKILL.
+        lock = serve_lock.hold(folder)
+    except serve_lock.DataFolderServed as error:
+        raise click.ClickException(str(error)) from None
     # Links printed and sent to forges must name the port actually served, also when other
     # commands (project add, trigger) print them: they read it from the data folder.
     os.environ.setdefault("DENO_CI_BASE_URL", f"http://{host}:{port}")
-    folder = Path(Config().DATA_DIR)
-    folder.mkdir(parents=True, exist_ok=True)
     (folder / SERVED_URL_FILE).write_text(os.environ["DENO_CI_BASE_URL"] + "\n")
-    with platform_app() as app:
+    with lock, platform_app(serving=True) as app:
         user, password = ensure_first_admin()
         url = f"http://{host}:{port}/"
         click.echo(f"Deno CI is starting on {url}")
@@ -156,7 +168,7 @@ def project_add(name: str, clone_url: str, default_branch: str, pipeline_path: s
     from app.extensions import db
     from app.forges.accounts import webhook_url
     from app.forges.crypto import encrypt, generate_secret
-    from app.projects import ProjectError, add_project
+    from app.projects import ProjectError, add_project, check_outside_data_folder
 
     if (forge_repo or webhook_secret) and not forge:
         raise click.UsageError("--forge-repo and --webhook-secret need --forge.")
@@ -168,6 +180,7 @@ def project_add(name: str, clone_url: str, default_branch: str, pipeline_path: s
         clone_url = str(Path(clone_url).resolve())
     with platform_app() as app:
         try:
+            check_outside_data_folder(clone_url, Path(app.config["DATA_DIR"]))
             added = add_project(name, clone_url, default_branch, pipeline_path, forge=forge or "git", forge_repo=forge_repo)
         except ProjectError as error:
             raise click.ClickException(str(error)) from error
@@ -211,6 +224,7 @@ def trigger(name: str, branch: str | None, commit: str | None, wait: bool) -> No
 
             if branch and (problem := ref_name_problem(branch)):
                 raise click.UsageError(f"--branch {branch!r} is not a valid Git branch name: {problem}.")
+            _require_serve()
             app = stack.enter_context(platform_app())
         except KeyboardInterrupt:
             # Ctrl-C while the platform's code loads, before any run exists.
@@ -237,6 +251,17 @@ def trigger(name: str, branch: str | None, commit: str | None, wait: bool) -> No
                            f"POST /api/v1/runs/{run.id}/cancel.", err=True)
                 sys.exit(130)
             sys.exit(0 if status == "success" else 1)
+
+
+def _require_serve() -> None:
+    """Stop with a message when the platform uses embedded servers and no `serve` runs: no worker would run the run."""
+    from app import serve_lock
+
+    config = Config()
+    folder = Path(config.DATA_DIR)
+    if not config.DATABASE_URL and not config.REDIS_URL and not serve_lock.is_served(folder):
+        raise click.ClickException(f"The platform is not running on the data folder {folder}: start it with "
+                                   "`deno-ci serve` in another terminal, then trigger again.")
 
 
 def _warn_without_workers() -> None:

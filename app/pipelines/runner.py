@@ -152,6 +152,10 @@ def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: fl
         process.kill()
         process.communicate()
         raise PipelineError([Problem(file, None, None, f"the runner did not finish within {timeout:.0f} s")]) from error
+    except BaseException:
+        # Ctrl-C or SIGTERM in this process: the runner must not go on alone.
+        process.kill()
+        raise
     finally:
         with _HOST_RUNNERS_LOCK:
             _HOST_RUNNERS.discard(process)
@@ -198,7 +202,15 @@ def _run_sandboxed(executor, command: list[str], workspace: Path, deno_dir: Path
                      max_line_bytes=PLAN_MAX_OUTPUT_BYTES, **limits)
     streams: dict[str, list[str]] = {"stdout": [], "stderr": [], "system": []}
     code = 1
-    for event in executor.start(spec).events():
+    execution = executor.start(spec)
+    with _SANDBOXED_RUNNERS_LOCK:
+        _SANDBOXED_RUNNERS.add(execution)
+    try:
+        events = list(execution.events())
+    finally:
+        with _SANDBOXED_RUNNERS_LOCK:
+            _SANDBOXED_RUNNERS.discard(execution)
+    for event in events:
         if isinstance(event, LogChunk):
             streams[event.stream].append(event.text)
         elif isinstance(event, Exit):
@@ -210,6 +222,21 @@ def _run_sandboxed(executor, command: list[str], workspace: Path, deno_dir: Path
                 raise PipelineError([Problem(file, None, None, f"the runner could not run in the sandbox: {event.message}")])
             code = event.code
     return subprocess.CompletedProcess(command, code, "\n".join(streams["stdout"]), "\n".join(streams["stderr"] + streams["system"]))
+
+
+# Runner executions in a sandbox (a worker's planning and type check), which a cancel of the run ends.
+_SANDBOXED_RUNNERS: set = set()
+_SANDBOXED_RUNNERS_LOCK = threading.Lock()
+
+
+def cancel_sandboxed_runners() -> None:
+    """Cancel the sandboxed planning and type check that run in this process: their run was cancelled.
+
+    A worker plans one run at a time, so these are that run's.
+    """
+    with _SANDBOXED_RUNNERS_LOCK:
+        for execution in _SANDBOXED_RUNNERS:
+            execution.cancel()
 
 
 def plan(workspace: Path, pipeline_path: str, event: dict | None = None, deno_dir: Path | None = None,

@@ -1,6 +1,10 @@
 """The normalised event a run starts from, in the shape the SDK reads from `DENO_CI_EVENT`."""
 
 EVENT_KINDS = ("push", "pull_request", "merge", "tag", "manual", "schedule")
+# A commit message or pull request title longer than this is cut: the event travels to every
+# stage in an environment variable, where Linux limits a single string to 128 KiB, and JSON
+# may write a character as six bytes.
+MAX_MESSAGE_CHARACTERS = 16_384
 
 
 def make_event(
@@ -33,6 +37,13 @@ def make_event(
         "before": before,
         "pullRequest": pull_request,
         "author": author,
-        "message": message,
+        "message": cut_message(message),
         "changedFiles": list(changed_files or []),
     }
+
+
+def cut_message(message: str | None, limit: int = MAX_MESSAGE_CHARACTERS) -> str | None:
+    """Return `message` cut to `limit` characters, saying how many more there were."""
+    if message is None or len(message) <= limit:
+        return message
+    return f"{message[:limit]}... ({len(message) - limit} more characters)"

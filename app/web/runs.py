@@ -85,4 +85,4 @@ def artifact_download(run_id: int, name: str):
     artifact = db.session.scalar(select(Artifact).where(Artifact.run_id == run_id, Artifact.name == name))
     if artifact is None:
         abort(404, f"Run {run_id} has no artifact {name!r}.")
-    return send_file(artifact.path, as_attachment=True, download_name=f"{name}.tar.gz")
+    return send_file(artifact.path, as_attachment=True, download_name=f"{name}.tar.gz", mimetype="application/gzip")

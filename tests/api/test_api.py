@@ -205,6 +205,36 @@ def test_approved_fork_pull_request_gets_secrets(db_app, world):
     assert secret_store.secrets_for_stage(fork, {"secrets": ["API_TOKEN"]}) == {"API_TOKEN": "token-value-123"}
 
 
+def test_approving_ended_run_conflicts(api, world):
+    fork = make_run(world.alpha, 2, status="error", event="pull_request", approval_required=True,
+                    event_data={"kind": "pull_request", "pullRequest": {"number": 4, "fork": True}})
+    response = api("project_admin", "POST", f"/runs/{fork.id}/approve")
+    assert response.status_code == 409
+    assert "has ended" in response.get_json()["detail"]
+    db.session.expire_all()
+    assert db.session.get(type(fork), fork.id).approved_at is None
+    entries = api("admin", "GET", "/audit?action=run_approve").get_json()["entries"]
+    assert entries[0]["outcome"] == "failure"
+
+
+@pytest.mark.parametrize("role, may_redeliver", [("viewer", False), ("project_admin", True)])
+def test_deliveries_say_who_may_redeliver(api, world, role, may_redeliver):
+    from app.models import WebhookDelivery
+
+    db.session.add(WebhookDelivery(project_id=world.alpha.id, forge="github", forge_delivery_id="d-1", event="push",
+                                   headers={}, body=b"{}", status_code=202, reason="queued"))
+    db.session.commit()
+    (delivery,) = api(role, "GET", "/projects/alpha/deliveries").get_json()["deliveries"]
+    assert delivery["can_redeliver"] is may_redeliver
+
+
+def test_project_fields_that_cannot_change_are_refused(api, world):
+    response = api("admin", "PATCH", "/projects/alpha", json={"name": "renamed", "default_branch": "trunk"})
+    assert response.status_code == 422
+    assert "Cannot change 'name' of a project" in response.get_json()["detail"]
+    assert api("admin", "GET", "/projects/alpha").get_json()["default_branch"] != "trunk"
+
+
 def test_users_are_invited_and_deactivated(api, world):
     invited = api("admin", "POST", "/users", json={"username": "newcomer", "email": "new@example.com"})
     assert invited.status_code == 201

@@ -1,12 +1,15 @@
 """Only administrators connect repositories on the server's file system, and nobody points into the data folder."""
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from flask import current_app
 
 from app.projects import add_project
+from tests.conftest import ROOT
 from tests.people import client_for
 
 
@@ -43,6 +46,22 @@ def test_nobody_points_into_data_folder(api):
     response = api("admin", "POST", "/projects", json={"name": "mirror", "clone_url": str(mirror)})
     assert response.status_code == 422
     assert "data folder" in response.get_json()["detail"]
+
+
+def test_command_line_points_not_into_data_folder(db_app):
+    mirror = Path(current_app.config["DATA_DIR"]) / "mirrors" / "1.git"
+    result = subprocess.run([sys.executable, "-m", "app.cli", "project", "add", "mirror", "--repo", str(mirror)],
+                            cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "is inside the platform's data folder" in result.stderr
+
+
+@pytest.mark.parametrize("clone_url", ["ssh://-oProxyCommand=touch%20/tmp/x/repo", "ssh://git@-oProxyCommand=x/repo",
+                                       "-oProxy@host:repo"])
+def test_host_like_an_option_is_refused(api, clone_url):
+    response = api("developer", "POST", "/projects", json={"name": "option", "clone_url": clone_url})
+    assert response.status_code == 422
+    assert "starts with '-'" in response.get_json()["detail"]
 
 
 def test_admin_connects_local_path(api, tmp_path):

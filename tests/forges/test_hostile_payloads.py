@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from app.runs.events import MAX_MESSAGE_CHARACTERS
 from tests.forges.conftest import own_payload, post_hook, signed_headers
 from tests.forges.test_webhooks import OWN_PUSHES, deliveries, runs, set_branch
 
@@ -205,6 +206,18 @@ def test_unstorable_text_rejected(hook_client, forge_project, message):
     payload["head_commit"]["message"] = message
     response = post_hook(hook_client, "github", "web", json.dumps(payload).encode(), "push")
     assert_rejected(response, "'head_commit.message'")
+
+
+def test_huge_commit_message_is_cut(hook_client, forge_project):
+    forge_project("github")
+    payload = own_payload("github", "push")
+    payload["head_commit"]["message"] = "x" * 4_000_000
+    response = post_hook(hook_client, "github", "web", json.dumps(payload).encode(), "push")
+    assert response.status_code in (200, 201, 202), response.json
+    (run,) = runs()
+    assert run.message.startswith("x" * MAX_MESSAGE_CHARACTERS + "...")
+    assert len(run.message) < MAX_MESSAGE_CHARACTERS + 100
+    assert run.event_data["message"] == run.message
 
 
 def test_chunked_body_over_limit_reason(hook_client, forge_project, monkeypatch):

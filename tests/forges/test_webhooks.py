@@ -189,6 +189,30 @@ def test_bitbucket_push_without_changes_starts_nothing(hook_client, forge_projec
     assert runs() == []
 
 
+def test_bitbucket_push_after_deletion_starts_run(hook_client, forge_project):
+    forge_project("bitbucket")
+    payload = own_payload("bitbucket", "push")
+    pushed = payload["push"]["changes"][0]
+    deleted = {"new": None, "old": {"type": "branch", "name": "old-work", "target": {"hash": "3" * 40}}}
+    payload["push"]["changes"] = [deleted, pushed]
+    response = post_hook(hook_client, "bitbucket", "web", payload, "repo:push")
+    assert response.status_code == 202
+    (run,) = runs()
+    assert run.branch == "main"
+
+
+def test_bitbucket_push_of_two_branches_names_the_other(hook_client, forge_project):
+    forge_project("bitbucket")
+    payload = own_payload("bitbucket", "push")
+    other = json.loads(json.dumps(payload["push"]["changes"][0]))
+    other["new"]["name"] = other["old"]["name"] = "b-two"
+    payload["push"]["changes"].append(other)
+    response = post_hook(hook_client, "bitbucket", "web", payload, "repo:push")
+    assert response.status_code == 202
+    assert [run.branch for run in runs()] == ["main"]
+    assert "not run, as one delivery starts one run: 'b-two'" in deliveries()[0].reason
+
+
 @pytest.mark.parametrize("forge, name, event", OWN_PUSHES)
 def test_redelivery_starts_one_run(hook_client, forge_project, forge, name, event):
     forge_project(forge)

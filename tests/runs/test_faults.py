@@ -85,6 +85,32 @@ def test_cancel_kills_stage_tree(workers, make_repo):
     assert "never printed" not in texts(run_id)
 
 
+BUSY_PLANNING_PIPELINE = '''import { Pipeline } from "deno-ci";
+
+while (true) {}
+export default new Pipeline().stage("never", () => {});
+'''
+
+
+def _planners_of(project_id: int) -> list:
+    folder = f"plan-workspaces/{project_id}/"
+    return [process for process in psutil.process_iter(["cmdline"])
+            if "plan" in (process.info["cmdline"] or []) and any(folder in part for part in process.info["cmdline"])]
+
+
+def test_cancel_while_planned_stops_planning(workers, make_repo):
+    run_id = start_run(make_repo, BUSY_PLANNING_PIPELINE, name="busy-planning")
+    project_id = db.session.get(Run, run_id).project_id
+    wait_for(lambda: _planners_of(project_id), timeout=120)
+
+    assert service.cancel_run(run_id, "test cancel")
+
+    # The planning timeout is 60 s: ending within 30 s shows the cancel stopped it.
+    wait_for(lambda: not _planners_of(project_id), timeout=30)
+    assert run_status(run_id) == "cancelled"
+    assert not [text for text in texts(run_id) if "pipeline error" in text]
+
+
 def test_cancel_of_ended_run_changes_nothing(workers, make_repo):
     run_id = start_run(make_repo, TICKING_PIPELINE % {"count": 1, "interval": 1})
     wait_for(lambda: run_status(run_id) == "success", timeout=120)

@@ -1,10 +1,12 @@
 """A run from a real git repository, through the CLI, the queue, a real worker and the sandbox."""
 
+import io
 import os
 import re
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -99,6 +101,41 @@ def test_cache_paths_kept_between_runs(workers, make_repo):
     assert first.returncode == 0, first.stdout + first.stderr
     assert second.returncode == 0, second.stdout + second.stderr
     assert "runs seen: 2" in log_text(latest_run().id)
+
+
+ARTIFACT_PIPELINE = '''import { artifactPath, Pipeline, publishArtifact } from "deno-ci";
+
+export default new Pipeline()
+  .stage("build", () => {
+    Deno.mkdirSync("dist", { recursive: true });
+    Deno.writeTextFileSync("dist/app.js", "console.log('built');");
+    publishArtifact("dist", ["dist"]);
+  })
+  .stage("use", () => {
+    console.log(`fetched: ${Deno.readTextFileSync(`${artifactPath("dist")}/dist/app.js`)}`);
+  });
+'''
+
+
+def test_artifact_fetched_by_later_stage_and_downloaded(workers, make_repo, db_app, admin):
+    repo = make_repo({"deno-pipeline.ts": ARTIFACT_PIPELINE})
+    assert cli("project", "add", "artifacts", "--repo", str(repo)).returncode == 0
+
+    result = cli("trigger", "artifacts", "--wait")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = latest_run()
+    assert "fetched: console.log('built');" in log_text(run.id)
+    client = db_app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = str(admin.id)
+    for path in (f"/api/v1/runs/{run.id}/artifacts/dist", f"/runs/{run.id}/artifacts/dist"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.mimetype == "application/gzip"
+        with tarfile.open(fileobj=io.BytesIO(response.data), mode="r:gz") as archive:
+            assert archive.extractfile("dist/app.js").read() == b"console.log('built');"
+    assert client.get(f"/api/v1/runs/{run.id}/artifacts/missing").status_code == 404
 
 
 TYPE_ERROR_PIPELINE = '''import { Pipeline } from "deno-ci";

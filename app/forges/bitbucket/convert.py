@@ -24,25 +24,37 @@ def _author(payload: dict) -> str | None:
 def push(payload: dict) -> HookOutcome:
     """Convert a `repo:push` payload: branch push, tag push, or deletion of either.
 
-    NOTE: a push of several refs at once (`git push --all`) lists several changes; only
-    the first starts a run.
+    NOTE: a push of several refs at once (`git push --all`) lists several changes; only the
+    first that pushed a ref starts a run, and the reason names the refs left without one.
     """
     repository = field(payload, "repository", "full_name")
     changes = field(payload, "push", "changes", kind=list, optional=True)
     if not changes:
         return HookOutcome.nothing("the push lists no change", repository)
-    change = ("push", "changes", 0)
+    pushed = [index for index in range(len(changes)) if field(payload, "push", "changes", index, "new", kind=dict,
+                                                               optional=True)]
+    change = ("push", "changes", pushed[0] if pushed else 0)
     new = field(payload, *change, "new", kind=dict, optional=True)
     if not new:
         ref_type = field(payload, *change, "old", "type", optional=True)
         name = field(payload, *change, "old", "name", optional=True)
         label = "tag" if ref_type == "tag" else "branch"
         return HookOutcome.nothing(f"{label} {name!r} was deleted", repository)
+    outcome = _ref_push(payload, repository, change)
+    others = [field(payload, "push", "changes", index, "new", "name", optional=True) for index in pushed[1:]]
+    if others and outcome.event is not None:
+        return HookOutcome.run(outcome.event, repository, f"{outcome.reason}; not run, as one delivery starts one "
+                               f"run: {', '.join(repr(name) for name in others)} (push them one at a time)")
+    return outcome
+
+
+def _ref_push(payload: dict, repository: str, change: tuple) -> HookOutcome:
+    """Convert the change at path `change` of a push, which pushed a branch or tag."""
     ref_type, name = field(payload, *change, "new", "type"), field(payload, *change, "new", "name")
     if ref_type not in BRANCH_TYPES | {"tag"}:
         return HookOutcome.ignored(f"push of a {ref_type!r} starts no run", repository)
     label = "tag" if ref_type == "tag" else "branch"
-    ref_name(name, "push.changes.0.new.name", label)
+    ref_name(name, f"push.changes.{change[-1]}.new.name", label)
     message = field(payload, *change, "new", "target", "message", optional=True)
     if is_skip_ci(message):
         return HookOutcome.nothing(f"the head commit message of {label} {name!r} asks to skip CI", repository)
