@@ -148,7 +148,10 @@ class LocalRun:
                         statuses[name] = reports[name].status = StageStatus.CANCELLED
                         continue
                     statuses[name] = StageStatus.RUNNING
-                    running[pool.submit(self._run_stage, stages[name], reports[name])] = name
+                    # Taken from the held ones here, not in the stage's thread: the count of held
+                    # stages decides below whether the stages after it are held too.
+                    held = self._held.pop(name, None)
+                    running[pool.submit(self._run_stage, stages[name], reports[name], held)] = name
                 if not self._cancelled.is_set():
                     self._hold_next(stages, needs, statuses)
                 if not running:
@@ -162,7 +165,8 @@ class LocalRun:
         ended = [statuses[name] for name in needs]
         return graph.run_outcome(ended), [reports[stage["name"]] for stage in plan["stages"]]
 
-    def _run_stage(self, stage: dict, report: StageReport) -> StageOutcome:
+    def _run_stage(self, stage: dict, report: StageReport, held: Future | None) -> StageOutcome:
+        """Run every attempt of `stage`; the first takes the stage's sandbox from `held` when it was made ahead."""
         started = time.monotonic()
         retries = int(stage["options"].get("retries") or 0)
         context = self._stage_context()
@@ -171,8 +175,8 @@ class LocalRun:
         for attempt in range(1, retries + 2):
             report.attempts = attempt
             held_execution = None
-            if attempt == 1 and name in self._held:
-                held_execution, workspace, deno_dir, key = self._held.pop(name).result()
+            if attempt == 1 and held is not None:
+                held_execution, workspace, deno_dir, key = held.result()
             else:
                 prepared = self._prepared.pop(name, None) if attempt == 1 else None
                 workspace, deno_dir, key = prepared.result() if prepared else self._prepare(stage, attempt)

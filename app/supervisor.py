@@ -1,8 +1,8 @@
 """`deno-ci serve`'s process tree: the web server, the RQ workers and the scheduler.
 
 Children that die are started again; stopping `serve` (Ctrl-C or SIGTERM) stops
-every child, then the embedded servers it started. The children also end when
-`serve` is killed (app/die_with_parent.py), and the next `serve` of the data
+every child, then the embedded servers it started. The children are also killed
+when `serve` is killed (app/die_with_parent.py), and the next `serve` of the data
 folder takes over the embedded servers that were left running.
 """
 

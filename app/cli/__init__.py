@@ -18,6 +18,10 @@ COMMAND_MODULES = {
 }
 
 
+# Commands that handle SIGTERM themselves (RQ does for the worker).
+OWN_SIGTERM_HANDLING = {"serve", "worker", "run"}
+
+
 class LazyGroup(click.Group):
     """A command group that imports a command's module the first time the command is looked up."""
 
@@ -34,12 +38,13 @@ class LazyGroup(click.Group):
 @click.option("--data", "data", type=click.Path(file_okay=False), envvar="DENO_CI_DATA", default="var",
               show_default=True, help="Data folder of the platform (database, queue, workspaces, caches).")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
-def main(data: str, verbose: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, data: str, verbose: bool) -> None:
     """Deno CI: self-hosted CI/CD for Deno projects."""
     os.environ["DENO_CI_DATA"] = str(Path(data).resolve())
-    # Ended by SIGTERM, a command still cleans up, stopping the embedded servers it started;
-    # `serve`, `run` and the workers set handlers of their own.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if ctx.invoked_subcommand not in OWN_SIGTERM_HANDLING:
+        # Ended by SIGTERM, a command still cleans up, stopping the embedded servers it started.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     # Commands that serve raise this to INFO; local commands keep their output clean.
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,

@@ -91,6 +91,13 @@ def _wait_ended(pids: set[int]) -> set[int]:
     return _alive(pids)
 
 
+def _command_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "(ended)"
+
+
 def _embedded_servers_run(data: Path) -> list[str]:
     return [name for name, pid_file in (("postgres", data / "postgres" / "postmaster.pid"),
                                         ("redis", data / "redis" / "redis.pid")) if pid_file.exists()]
@@ -109,7 +116,7 @@ def test_serve_owns_data_folder(tmp_path):
         children = _descendants(serve.pid)
         serve.kill()
         serve.wait()
-        assert _wait_ended(children) == set()
+        assert {pid: _command_of(pid) for pid in _wait_ended(children)} == {}
 
         # The next serve takes over what the killed one left: the embedded servers.
         again = _start_serve(data, port)
