@@ -235,6 +235,20 @@ class Services:
             if server is not None and server not in self._started and server.is_running():
                 self._started.append(server)
 
+    def restart_stopped(self) -> list[str]:
+        """Start again the servers of `start` (or adopted) that are no longer running; return their names.
+
+        `serve` calls this while it runs: a server killed by the system (out of memory, say)
+        would otherwise leave the web pages and the workers failing until `serve` restarts.
+        """
+        restarted = []
+        for server in self._started:
+            if not server.is_running():
+                log.warning("embedded %s stopped running; starting it again", type(server).__name__)
+                server.start()
+                restarted.append(type(server).__name__)
+        return restarted
+
     def stop_started(self) -> None:
         """Stop the servers that `start` started, newest first."""
         while self._started:

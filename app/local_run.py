@@ -196,7 +196,7 @@ class LocalRun:
         report.seconds = time.monotonic() - started
         report.error = outcome.error
         if outcome.error and outcome.status != StageStatus.SUCCESS:
-            self.emit(name, f"{outcome.status}: {outcome.error}")
+            self.emit(name, outcome.status if outcome.error == outcome.status else f"{outcome.status}: {outcome.error}")
         return outcome
 
     def _stage_context(self) -> StageContext:

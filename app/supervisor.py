@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_SECONDS = 10
+# Embedded servers are checked every this many half-second ticks.
+SERVICE_CHECK_TICKS = 4
 WEB_THREADS = 32
 
 
@@ -55,7 +57,12 @@ class Supervisor:
             self._start(name)
         duties = threading.Thread(target=self._scheduler, name="scheduler", daemon=True)
         duties.start()
+        services = self.app.extensions.get("embedded_services")
+        ticks = 0
         while not self.stop.wait(0.5):
+            ticks += 1
+            if services is not None and ticks % SERVICE_CHECK_TICKS == 0:
+                self._restart_services(services)
             for name, child in list(self.children.items()):
                 if child.poll() is not None:
                     log.warning("%s exited with %s; starting it again", name, child.returncode)
@@ -63,6 +70,13 @@ class Supervisor:
         self._stop_children()
         duties.join(5)
         log.info("stopped")
+
+    @staticmethod
+    def _restart_services(services) -> None:
+        try:
+            services.restart_stopped()
+        except Exception as error:  # noqa: BLE001  (a failed restart is tried again at the next check)
+            log.error("an embedded server could not start again: %s", error)
 
     def _scheduler(self) -> None:
         with self.app.app_context():

@@ -20,6 +20,7 @@ host, the link could lead out of the workspace.
 import hashlib
 import logging
 import os
+import posixpath
 import shutil
 import subprocess
 import tarfile
@@ -232,5 +233,18 @@ class CacheStore:
             log.warning("cache path %s not saved: it is not inside the workspace, or a folder on its way "
                         "is a symbolic link", relative)
         elif path.exists() or path.is_symlink():
-            # Links are archived as links; the restore's unpacking drops those that lead outside.
-            tar.add(path, arcname=f"{WORKSPACE_FOLDER}/{Path(relative).as_posix()}")
+            tar.add(path, arcname=f"{WORKSPACE_FOLDER}/{Path(relative).as_posix()}", filter=_link_inside)
+
+
+def _link_inside(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """Leave out a link that leads out of the cached path: the restore would take the whole archive for corrupt."""
+    if not (member.issym() or member.islnk()):
+        return member
+    # A hard link names its target from the archive's root, a symbolic one from its own folder.
+    base = "" if member.islnk() else posixpath.dirname(member.name)
+    target = posixpath.normpath(posixpath.join(base, member.linkname))
+    if member.linkname.startswith("/") or not target.startswith(WORKSPACE_FOLDER + "/"):
+        log.warning("cache path entry %s not saved: its link leads out of the cached paths (%s)",
+                    member.name.removeprefix(WORKSPACE_FOLDER + "/"), member.linkname)
+        return None
+    return member

@@ -374,7 +374,9 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
             key, restored = stage_cache_key(workspace, stage.options), held_stage.cache_key
         else:
             key, restored = _prepare_workspace(run, stage, caches, workspace, deno_dir)
-        restore_paths(deno_dir, workspace, stage_cache_paths(stage.options))
+        # Read now: after the commit below, reading the stage's options would need the database.
+        cache_paths = stage_cache_paths(stage.options)
+        restore_paths(deno_dir, workspace, cache_paths)
         next_spare = _next_spare(run, stage, caches)
         sink.write("system", f"Restored dependency cache {restored}" if restored else "No dependency cache yet")
         if held_stage is not None:
@@ -391,7 +393,7 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         if outcome.status == StageStatus.SUCCESS:
             _retry_database(_collect_artifacts, run_id, stage_id, workspace, outcome)
         if outcome.status == StageStatus.SUCCESS:
-            caches.save(key, deno_dir, workspace, stage_cache_paths(stage.options))
+            caches.save(key, deno_dir, workspace, cache_paths)
         # A stage's error text quotes its own output, which may contain a secret.
         outcome.error = masker.mask(outcome.error) if outcome.error else outcome.error
     except git_workspace.GitError as error:

@@ -236,6 +236,13 @@ function cacheOptions(value: unknown, problems: string[]): { paths: string[]; ke
       problems.push(`cache path '${path}' must be relative to the workspace and stay inside it`);
     }
   }
+  for (const path of paths) {
+    const first = path.split("/").find((part) => part !== "" && part !== ".");
+    // A restored path replaces the checkout's: caching the repository itself would run old code.
+    if (first === undefined || first === ".git") {
+      problems.push(`cache path '${path}' would replace the checkout; cache a folder the stage makes, such as '.cache'`);
+    }
+  }
   return { paths, key };
 }
 

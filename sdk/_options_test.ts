@@ -98,3 +98,13 @@ Deno.test("normaliseOptions() rejects a timeout over 30 days", () => {
   ]);
   assertEquals(normaliseOptions({ timeout: "720h" }).problems, []);
 });
+
+Deno.test("normaliseOptions() refuses cache paths that would replace the checkout", () => {
+  for (const path of [".", "./", ".git", ".git/objects", "./.git"]) {
+    const { problems } = normaliseOptions({ cache: { paths: [path] } });
+    assertEquals(problems, [
+      `cache path '${path}' would replace the checkout; cache a folder the stage makes, such as '.cache'`,
+    ]);
+  }
+  assertEquals(normaliseOptions({ cache: { paths: [".cache", "node_modules"] } }).problems, []);
+});

@@ -54,7 +54,7 @@ def validate(file: str, as_json: bool) -> None:
 def run_command(directory: str, kind: str, branch: str | None, tag: str | None, pipeline_path: str, executor: str) -> None:
     """Run a repository's pipeline on this machine in the platform's sandbox; exit 0 only if it succeeds."""
     folder = Path(directory).resolve()
-    _check_pipeline_path(folder, pipeline_path)
+    pipeline_path = _checked_pipeline_path(folder, pipeline_path)
     try:
         _run_directory(folder, kind, branch, tag, pipeline_path, executor)
     except (KeyboardInterrupt, _Cancelled):
@@ -62,14 +62,15 @@ def run_command(directory: str, kind: str, branch: str | None, tag: str | None, 
         sys.exit(130)
 
 
-def _check_pipeline_path(folder: Path, pipeline_path: str) -> None:
-    """Stop with a message when `pipeline_path` is not a file inside `folder`."""
+def _checked_pipeline_path(folder: Path, pipeline_path: str) -> str:
+    """Return `pipeline_path` as a plain path relative to `folder`; stop with a message unless it names a file there."""
     path = (folder / pipeline_path).resolve()
     if not pipeline_path.strip() or not path.is_relative_to(folder):
         raise click.BadParameter(f"{pipeline_path!r} is not a path inside {folder}. Give the pipeline file's path "
                                  "relative to the directory.", param_hint="--pipeline")
-    if not path.is_file():
+    if not path.is_file() or pipeline_path.endswith("/"):
         raise click.BadParameter(f"{pipeline_path!r} is not a file in {folder}.", param_hint="--pipeline")
+    return path.relative_to(folder).as_posix()
 
 
 class _Cancelled(Exception):

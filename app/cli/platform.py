@@ -67,6 +67,7 @@ def platform_app(serving: bool = False):
         services.adopt_running()
     try:
         app = create_app()
+        app.extensions["embedded_services"] = services
         with app.app_context():
             _migrate(app)
             yield app
@@ -106,6 +107,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
         lock = serve_lock.hold(folder)
     except serve_lock.DataFolderServed as error:
         raise click.ClickException(str(error)) from None
+    _check_port_free(host, port)
     # Links printed and sent to forges must name the port actually served, also when other
     # commands (project add, trigger) print them: they read it from the data folder.
     os.environ.setdefault("DENO_CI_BASE_URL", f"http://{host}:{port}")
@@ -119,6 +121,17 @@ def serve(host: str, port: int, workers: int | None) -> None:
         else:
             click.echo(f"Sign in with an existing account (for example {user!r}).")
         Supervisor(app, host, port, workers or app.config["WORKERS"]).run()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Stop with a message when another program listens on `host`:`port` already."""
+    import socket
+
+    try:
+        socket.create_server((host, port)).close()
+    except OSError as error:
+        raise click.ClickException(f"Cannot serve on {host}:{port}: {error.strerror}. Another program listens there; "
+                                   "stop it, or choose another port with --port.") from None
 
 
 @main.command()

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -140,8 +141,8 @@ def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: fl
     """
     if executor is not None:
         return _run_sandboxed(executor, command, workspace, deno_dir, timeout, file, mounts, max_memory_bytes)
-    process = subprocess.Popen(command, cwd=workspace, env=deno_env(deno_dir), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(_killed_with_parent(command), cwd=workspace, env=deno_env(deno_dir),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with _HOST_RUNNERS_LOCK:
         _HOST_RUNNERS.add(process)
         if _HOST_RUNNERS_STOPPED.is_set():
@@ -160,6 +161,16 @@ def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: fl
         with _HOST_RUNNERS_LOCK:
             _HOST_RUNNERS.discard(process)
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def _killed_with_parent(command: list[str]) -> list[str]:
+    """Return `command` started through util-linux's setpriv, so that the kernel kills it if this process dies.
+
+    A pipeline that loops at its top level would otherwise keep Deno running after a
+    `deno-ci run` that was killed: its timeout is this process's to enforce.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *command] if setpriv else command
 
 
 # Runner processes started on the host (by `deno-ci run` and `validate`), which a Ctrl-C ends.

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -300,14 +301,16 @@ def _planner_running(marker: bytes) -> bool:
     return False
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
-def test_cancel_while_planning_ends_planner(make_repo, local_data, tmp_path, signal_number):
-    busy = '''import { Pipeline } from "deno-ci";
+BUSY_PIPELINE = '''import { Pipeline } from "deno-ci";
 
 while (true) {}
 export default new Pipeline().stage("never", () => {});
 '''
-    repo = make_repo({"deno-pipeline.ts": busy})
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_cancel_while_planning_ends_planner(make_repo, local_data, tmp_path, signal_number):
+    repo = make_repo({"deno-pipeline.ts": BUSY_PIPELINE})
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
@@ -322,6 +325,31 @@ export default new Pipeline().stage("never", () => {});
     assert "Traceback" not in stderr
     assert not _planner_running(str(repo).encode())
     assert list(scratch.iterdir()) == []
+
+
+def test_killed_command_takes_planner_with_it(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": BUSY_PIPELINE})
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
+                               env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not _planner_running(str(repo).encode()):
+        assert process.poll() is None
+    process.kill()
+    process.wait()
+    # The planning timeout is 60 s: ending within 30 s shows the kernel ended it with its parent.
+    deadline = time.monotonic() + 30
+    while _planner_running(str(repo).encode()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _planner_running(str(repo).encode())
+
+
+def test_pipeline_path_is_read_as_its_file(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": GUESS_PIPELINE})
+    result = deno_ci("--data", local_data, "run", str(repo), "--pipeline", "missing/../deno-pipeline.ts")
+    slash = deno_ci("--data", local_data, "run", str(repo), "--pipeline", "deno-pipeline.ts/")
+    assert result.returncode == 0, result.stderr
+    assert "ran everywhere" in result.stdout
+    assert slash.returncode == 2
+    assert "is not a file in" in slash.stderr
 
 
 def test_pipeline_outside_directory_is_refused(make_repo, local_data, tmp_path):

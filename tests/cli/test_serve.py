@@ -98,6 +98,17 @@ def _command_of(pid: int) -> str:
         return "(ended)"
 
 
+def _postgres_answers(data: Path) -> bool:
+    pid_file = data / "postgres" / "postmaster.pid"
+    try:
+        port = int(pid_file.read_text().splitlines()[3])
+    except (OSError, IndexError, ValueError):
+        return False
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _embedded_servers_run(data: Path) -> list[str]:
     return [name for name, pid_file in (("postgres", data / "postgres" / "postmaster.pid"),
                                         ("redis", data / "redis" / "redis.pid")) if pid_file.exists()]
@@ -113,7 +124,21 @@ def test_serve_owns_data_folder(tmp_path):
         assert f"serves the data folder {data}" in second.stderr
         assert (data / "served-url").read_text().strip() == f"http://127.0.0.1:{port}"
 
-        children = _descendants(serve.pid)
+        taken = _cli(tmp_path / "other-data", "serve", "--port", str(port))
+        assert taken.returncode == 1
+        assert f"Cannot serve on 127.0.0.1:{port}" in taken.stderr
+
+        # An embedded server that dies is started again.
+        postmaster = int((data / "postgres" / "postmaster.pid").read_text().split()[0])
+        os.kill(postmaster, signal.SIGKILL)
+        deadline = time.monotonic() + START_SECONDS
+        while not _postgres_answers(data) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _postgres_answers(data)
+
+        # The embedded servers are left to the next serve; the web server and workers must go.
+        children = {pid for pid in _descendants(serve.pid)
+                    if "app.cli" in _command_of(pid) or "gunicorn" in _command_of(pid)}
         serve.kill()
         serve.wait()
         assert {pid: _command_of(pid) for pid in _wait_ended(children)} == {}

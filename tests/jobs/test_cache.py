@@ -1,3 +1,4 @@
+import os
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -191,3 +192,24 @@ def test_cache_path_below_link_is_skipped(tmp_path):
     assert restore_paths(deno_dir, workspace, ["linked/secret.txt"]) == []
     assert (host / "secret.txt").read_text() == "host file"
     assert not (deno_dir / ".deno-ci-workspace").exists()
+
+
+def test_link_out_of_cached_path_is_left_out(tmp_path):
+    store = CacheStore(tmp_path / "data", "p1")
+    workspace, deno_dir = tmp_path / "workspace", tmp_path / "deno-dir"
+    (workspace / "dir").mkdir(parents=True)
+    (workspace / "dir" / "kept.txt").write_text("kept")
+    (workspace / "dir" / "inside").symlink_to("kept.txt")
+    (workspace / "dir" / "escape").symlink_to("../../..")
+    (workspace / "outlink").symlink_to("/etc")
+    deno_dir.mkdir()
+    assert store.save("deno-links", deno_dir, workspace, ["dir", "outlink"])
+
+    later_workspace, later_deno_dir = tmp_path / "later-workspace", tmp_path / "later-deno-dir"
+    later_workspace.mkdir()
+    assert store.restore("deno-links", later_deno_dir) == "deno-links"
+    assert restore_paths(later_deno_dir, later_workspace, ["dir", "outlink"]) == ["dir"]
+    assert (later_workspace / "dir" / "kept.txt").read_text() == "kept"
+    assert os.readlink(later_workspace / "dir" / "inside") == "kept.txt"
+    assert not (later_workspace / "dir" / "escape").is_symlink()
+    assert not (later_workspace / "outlink").is_symlink()
