@@ -118,18 +118,19 @@ def _planning_heartbeat(run_id: int):
                 runner.cancel_sandboxed_runners()
         if cancels is not None:
             cancels.close()
+        # Deleted here, after the last beat, so that no beat can set the key again.
+        try:
+            connection.delete(key)
+        except redis.RedisError:
+            pass
 
     thread = threading.Thread(target=beat, name=f"planning heartbeat {run_id}", daemon=True)
     thread.start()
     try:
         yield
     finally:
+        # Not joined: the thread may wait up to 0.25 s for a cancel, which would delay this worker's next job.
         stopped.set()
-        thread.join()
-        try:
-            connection.delete(key)
-        except redis.RedisError:
-            pass
 
 
 def _cancel_subscription(connection: redis.Redis, run_id: int):
