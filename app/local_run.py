@@ -150,8 +150,8 @@ class LocalRun:
                     statuses[name] = StageStatus.RUNNING
                     # Taken from the held ones here, not in the stage's thread: the count of held
                     # stages decides below whether the stages after it are held too.
-                    held = self._held.pop(name, None)
-                    running[pool.submit(self._run_stage, stages[name], reports[name], held)] = name
+                    sandbox = self._held.pop(name, None)
+                    running[pool.submit(self._run_stage, stages[name], reports[name], sandbox)] = name
                 if not self._cancelled.is_set():
                     self._hold_next(stages, needs, statuses)
                 if not running:
@@ -165,30 +165,31 @@ class LocalRun:
         ended = [statuses[name] for name in needs]
         return graph.run_outcome(ended), [reports[stage["name"]] for stage in plan["stages"]]
 
-    def _run_stage(self, stage: dict, report: StageReport, held: Future | None) -> StageOutcome:
-        """Run every attempt of `stage`; the first takes the stage's sandbox from `held` when it was made ahead."""
+    def _run_stage(self, stage: dict, report: StageReport, sandbox: Future | None) -> StageOutcome:
+        """Run every attempt of `stage`; the first takes the sandbox made ahead from `sandbox`, when there is one."""
         started = time.monotonic()
         retries = int(stage["options"].get("retries") or 0)
         context = self._stage_context()
         name = stage["name"]
+        cache_paths = stage_cache_paths(stage["options"])
         outcome = StageOutcome(StageStatus.ERROR, error="never started")
         for attempt in range(1, retries + 2):
             report.attempts = attempt
             held_execution = None
-            if attempt == 1 and held is not None:
-                held_execution, workspace, deno_dir, key = held.result()
+            if attempt == 1 and sandbox is not None:
+                held_execution, workspace, deno_dir, key = sandbox.result()
             else:
                 prepared = self._prepared.pop(name, None) if attempt == 1 else None
                 workspace, deno_dir, key = prepared.result() if prepared else self._prepare(stage, attempt)
             self.artifacts.restore_all(workspace)
-            restore_paths(deno_dir, workspace, stage_cache_paths(stage["options"]))
+            restore_paths(deno_dir, workspace, cache_paths)
             outcome = execute_stage(stage, context, workspace, deno_dir,
                                     on_log=lambda stream, text: self.emit(name, text),
                                     on_start=lambda execution: self._executions.__setitem__(name, execution),
                                     held_execution=held_execution)
             if outcome.status == StageStatus.SUCCESS:
                 self._collect(name, outcome, workspace)
-                self.caches.save(key, deno_dir, workspace, stage_cache_paths(stage["options"]))
+                self.caches.save(key, deno_dir, workspace, cache_paths)
             if outcome.status not in RETRIED_STAGE or self._cancelled.is_set():
                 break
             if attempt <= retries:

@@ -84,6 +84,10 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
     from app.local_tree import last_plan, plan_deno_dir, read_directory, remember_plan, start_reading
 
     reading = start_reading(folder, branch)
+    # Imported while git works, and before the signal handler below needs it: an import inside
+    # a signal handler could wait on the import that the handler interrupted.
+    from app.pipelines import runner
+
     cancelled = threading.Event()
     local_run = None
 
@@ -92,8 +96,6 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
         cancelled.set()
         if local_run is not None:
             local_run.cancel()
-        from app.pipelines import runner
-
         runner.stop_host_runners()
 
     previous = {number: signal.signal(number, cancel) for number in (signal.SIGINT, signal.SIGTERM)}
@@ -107,8 +109,6 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
                 _explain_missing_branch(event)
                 if cancelled.is_set():
                     raise _Cancelled()
-                from app.pipelines import runner
-
                 # The SDK's digest is read before Deno plans: its many small reads would otherwise
                 # wait between each for the imports of the other thread.
                 runner.toolchain_id()
