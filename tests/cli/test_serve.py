@@ -124,9 +124,9 @@ def test_serve_owns_data_folder(tmp_path):
         assert f"serves the data folder {data}" in second.stderr
         assert (data / "served-url").read_text().strip() == f"http://127.0.0.1:{port}"
 
-        taken = _cli(tmp_path / "other-data", "serve", "--port", str(port))
-        assert taken.returncode == 1
-        assert f"Cannot serve on 127.0.0.1:{port}" in taken.stderr
+        port_in_use = _cli(tmp_path / "other-data", "serve", "--port", str(port))
+        assert port_in_use.returncode == 1
+        assert f"Cannot serve on 127.0.0.1:{port}" in port_in_use.stderr
 
         # An embedded server that dies is started again.
         postmaster = int((data / "postgres" / "postmaster.pid").read_text().split()[0])
