@@ -21,8 +21,8 @@ def start_reading(directory: Path, branch: str | None) -> dict[str, subprocess.P
     """
     commands = {
         "head": ["log", "-1", "--format=%H%x00%T%x00%an <%ae>%x00%B"],
-        "committed": ["diff-tree", "--root", "--no-commit-id", "--name-only", "-r", "HEAD"],
-        "working": ["diff", "--name-only", "HEAD"],
+        "committed": ["diff-tree", "--root", "--no-commit-id", "--name-only", "-z", "-r", "HEAD"],
+        "working": ["diff", "--name-only", "-z", "HEAD"],
         "status": ["status", "--porcelain", "--untracked-files=normal"],
         # git status does not report changes to files marked skip-worktree or assume-unchanged.
         "flags": ["ls-files", "-v", "-z"],
@@ -30,7 +30,7 @@ def start_reading(directory: Path, branch: str | None) -> dict[str, subprocess.P
     if branch is None:
         commands["branch"] = ["symbolic-ref", "--short", "-q", "HEAD"]
     return {name: subprocess.Popen(["git", *args], cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                   text=True) for name, args in commands.items()}
+                                   text=True, errors="replace") for name, args in commands.items()}
 
 
 def _outputs(processes: dict[str, subprocess.Popen]) -> dict[str, str]:
@@ -38,7 +38,8 @@ def _outputs(processes: dict[str, subprocess.Popen]) -> dict[str, str]:
     outputs = {}
     for name, process in processes.items():
         output, _ = process.communicate()
-        outputs[name] = output.strip() if process.returncode == 0 else ""
+        # Only the final newline goes: with -z, a name may start or end with a space.
+        outputs[name] = output.rstrip("\n") if process.returncode == 0 else ""
     return outputs
 
 
@@ -61,7 +62,7 @@ def read_directory(directory: Path, kind: str, branch: str | None, tag: str | No
         commit=commit or None,
         author=author or None,
         message=message.strip() or None,
-        changed_files=sorted(set(facts["committed"].split()) | set(facts["working"].split())),
+        changed_files=sorted({name for output in (facts["committed"], facts["working"]) for name in output.split("\0") if name}),
     )
     hidden = any(entry[:1] == "S" or entry[:1].islower() for entry in facts["flags"].split("\0") if entry)
     return event, (tree or None) if facts["status"] == "" and not hidden else None

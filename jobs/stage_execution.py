@@ -61,7 +61,8 @@ def stage_environment(stage: dict, context: StageContext, workspace: Path, deno_
         "DENO_CI_RUN_ID": str(context.run_id),
         "DENO_CI_STAGE": stage["name"],
         "DENO_CI_WORKSPACE": str(workspace),
-        "DENO_CI_EVENT": json.dumps(context.event),
+        # Unescaped, so the limits in app/runs/events.py keep it under Linux's 128 KiB per variable.
+        "DENO_CI_EVENT": json.dumps(context.event, ensure_ascii=False),
         "DENO_CI_CONTROL_FD": "3",
     }
     # The variables the runner and the cache depend on are set last: a plan that names them

@@ -30,7 +30,7 @@ from app.status import TERMINAL_RUN
 from app.pipelines import graph, plan_reuse, runner
 from app.queue import control_channel, redis_connection
 from app.runs import service, test_results
-from app.runs.events import cut_message, make_event
+from app.runs.events import MAX_AUTHOR_CHARACTERS, bounded_changed_files, cut_message, make_event
 from app.secret_store import secrets_for_stage, values_to_mask
 from jobs import workspace as git_workspace
 from jobs.artifacts import ArtifactError, ArtifactStore
@@ -299,9 +299,9 @@ def _commit_facts(mirror: Path, sha: str, before: str | None) -> dict:
 def _complete_event(run: Run, sha: str, facts: dict) -> dict:
     event = dict(run.event_data or {}) or make_event(run.event, branch=run.branch, tag=run.tag)
     event["commit"] = sha
-    event["author"] = event.get("author") or facts["author"]
+    event["author"] = cut_message(event.get("author") or facts["author"], MAX_AUTHOR_CHARACTERS)
     event["message"] = cut_message(event.get("message") or facts["message"])
-    event["changedFiles"] = facts["changedFiles"]
+    event["changedFiles"] = bounded_changed_files(facts["changedFiles"])
     run.commit_sha, run.author, run.message, run.event_data = sha, event["author"], event["message"], event
     db.session.commit()
     return event

@@ -22,11 +22,12 @@ class GitError(RuntimeError):
     """A git command failed; the message says which and why."""
 
 
-def git(*args: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT) -> str:
+def git(*args: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT, errors: str = "strict") -> str:
     """Run git with no prompts and return its stdout; raise GitError with git's own message."""
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
     try:
-        result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+        result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, errors=errors, env=env,
+                                timeout=timeout)
     except subprocess.TimeoutExpired as error:
         raise GitError(f"git {args[0]} timed out after {timeout:.0f} s") from error
     if result.returncode != 0:
@@ -122,13 +123,23 @@ def commit_details(mirror: Path, sha: str) -> dict:
 
 
 def changed_files(mirror: Path, before: str | None, after: str) -> list[str]:
-    """List the paths changed by a push; without a usable `before`, those of the head commit."""
+    """List the paths changed by a push; without a usable `before`, those of the head commit.
+
+    Paths are read NUL-separated and unquoted, so a name with spaces or non-ASCII letters
+    stays whole; bytes that are not UTF-8 become U+FFFD.
+    """
     if before and before != ZERO_SHA:
         try:
-            return git("diff", "--name-only", f"{before}..{after}", cwd=mirror).split()
+            return split_paths(git("diff", "--name-only", "-z", f"{before}..{after}", cwd=mirror, errors="replace"))
         except GitError:
             log.debug("before commit %s is not in the mirror; using the head commit only", before)
-    return git("diff-tree", "--root", "--no-commit-id", "--name-only", "-r", after, cwd=mirror).split()
+    return split_paths(git("diff-tree", "--root", "--no-commit-id", "--name-only", "-z", "-r", after, cwd=mirror,
+                           errors="replace"))
+
+
+def split_paths(output: str) -> list[str]:
+    """Return the paths of git's NUL-separated `-z` output."""
+    return [name for name in output.split("\0") if name]
 
 
 def refresh_checkout(mirror: Path, sha: str, destination: Path, clone_url: str) -> Path:

@@ -1,10 +1,16 @@
 """The normalised event a run starts from, in the shape the SDK reads from `DENO_CI_EVENT`."""
 
+import json
+
 EVENT_KINDS = ("push", "pull_request", "merge", "tag", "manual", "schedule")
-# A commit message or pull request title longer than this is cut: the event travels to every
-# stage in an environment variable, where Linux limits a single string to 128 KiB, and JSON
-# may write a character as six bytes.
-MAX_MESSAGE_CHARACTERS = 16_384
+# The event travels to every stage in an environment variable, where Linux limits a single
+# string to 128 KiB. JSON may write a character as six bytes, so a commit message or pull
+# request title longer than this is cut, and an author too.
+MAX_MESSAGE_CHARACTERS = 8_192
+MAX_AUTHOR_CHARACTERS = 512
+# A list of changed files longer than this as JSON is replaced by null ("unknown"), so
+# `paths` filters select the stage, as they do when the forge did not say what changed.
+MAX_CHANGED_FILES_BYTES = 32 * 1024
 
 
 def make_event(
@@ -36,9 +42,9 @@ def make_event(
         "commit": commit,
         "before": before,
         "pullRequest": pull_request,
-        "author": author,
+        "author": cut_message(author, MAX_AUTHOR_CHARACTERS),
         "message": cut_message(message),
-        "changedFiles": list(changed_files or []),
+        "changedFiles": bounded_changed_files(list(changed_files or [])),
     }
 
 
@@ -47,3 +53,12 @@ def cut_message(message: str | None, limit: int = MAX_MESSAGE_CHARACTERS) -> str
     if message is None or len(message) <= limit:
         return message
     return f"{message[:limit]}... ({len(message) - limit} more characters)"
+
+
+def bounded_changed_files(files: list[str] | None) -> list[str] | None:
+    """Return `files`, or None when their list would not fit in the event's share of the environment."""
+    if files is None:
+        return None
+    if len(json.dumps(files, ensure_ascii=False).encode()) > MAX_CHANGED_FILES_BYTES:
+        return None
+    return files

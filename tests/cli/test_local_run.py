@@ -435,3 +435,29 @@ export default new Pipeline().stage("%s", () => console.log("ran %s"));
     assert "[alpha] ran alpha" in first.stdout
     assert second.returncode == 0, second.stdout + second.stderr
     assert "[beta] ran beta" in second.stdout
+
+
+CHANGED_FILES_PIPELINE = '''import { event, Pipeline } from "deno-ci";
+
+export default new Pipeline()
+  .stage("docs", { paths: ["docs/**"] }, () => {
+    console.log(`changed: ${JSON.stringify(event.changedFiles)}`);
+  });
+'''
+
+
+def test_changed_file_names_stay_whole(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": CHANGED_FILES_PIPELINE, "docs/release notes.md": "x", "docs/café.md": "y"})
+    result = deno_ci("--data", local_data, "run", str(repo))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '[docs] changed: ["deno-pipeline.ts","docs/café.md","docs/release notes.md"]' in result.stdout
+
+
+def test_push_of_thousands_of_files_runs(make_repo, local_data):
+    # Their names as JSON pass 128 KiB, the most Linux takes in one environment variable.
+    files = {f"docs/generated/page-{index:05d}-with-a-long-name.md": "" for index in range(4000)}
+    repo = make_repo({"deno-pipeline.ts": CHANGED_FILES_PIPELINE, **files}, message="x" * 20_000)
+    result = deno_ci("--data", local_data, "run", str(repo))
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Too many to list: unknown, so the paths filter selects the stage.
+    assert "[docs] changed: null" in result.stdout
