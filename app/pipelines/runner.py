@@ -141,8 +141,9 @@ def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: fl
     """
     if executor is not None:
         return _run_sandboxed(executor, command, workspace, deno_dir, timeout, file, mounts, max_memory_bytes)
+    # No terminal input: a pipeline that reads it at its top level (prompt()) would wait for good.
     process = subprocess.Popen(_killed_with_parent(command), cwd=workspace, env=deno_env(deno_dir),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with _HOST_RUNNERS_LOCK:
         _HOST_RUNNERS.add(process)
         if _HOST_RUNNERS_STOPPED.is_set():

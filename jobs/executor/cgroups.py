@@ -13,6 +13,7 @@ controller are supported. When neither is writable for a controller,
 
 from __future__ import annotations
 
+import errno
 import functools
 import itertools
 import logging
@@ -184,8 +185,11 @@ class StageCgroup:
         for folder in self._distinct_folders():
             try:
                 found.update(int(line) for line in (folder / "cgroup.procs").read_text().split())
-            except FileNotFoundError:
-                pass
+            except OSError as error:
+                # ENODEV: the cgroup is being removed (its processes ended and another thread
+                # cleans up), so it has no processes left.
+                if error.errno not in (errno.ENOENT, errno.ENODEV):
+                    raise
         return sorted(found)
 
     def kill(self) -> None:
@@ -215,7 +219,9 @@ class StageCgroup:
         for file_name in ("memory.events", "memory.oom_control"):
             try:
                 lines = (folder / file_name).read_text().splitlines()
-            except FileNotFoundError:
+            except OSError as error:
+                if error.errno not in (errno.ENOENT, errno.ENODEV):
+                    raise
                 continue
             for line in lines:
                 key, _, value = line.partition(" ")

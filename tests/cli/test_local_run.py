@@ -461,3 +461,24 @@ def test_push_of_thousands_of_files_runs(make_repo, local_data):
     assert result.returncode == 0, result.stdout + result.stderr
     # Too many to list: unknown, so the paths filter selects the stage.
     assert "[docs] changed: null" in result.stdout
+
+
+READS_INPUT = '''import { Pipeline } from "deno-ci";
+
+const answer = await Deno.stdin.read(new Uint8Array(16));
+export default new Pipeline().stage("answer", () => console.log(`answer: ${answer}`));
+'''
+
+
+def test_pipeline_reading_input_does_not_wait(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": READS_INPUT})
+    # Input that never ends, like a terminal nobody types in.
+    silent = subprocess.Popen(["sleep", "600"], stdout=subprocess.PIPE)
+    try:
+        result = subprocess.run([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
+                                stdin=silent.stdout, capture_output=True, text=True, timeout=45)
+    finally:
+        silent.kill()
+        silent.wait()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[answer] answer: null" in result.stdout

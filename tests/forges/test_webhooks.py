@@ -376,6 +376,16 @@ def test_unknown_event_ignored(hook_client, forge_project, forge, event):
     assert runs() == []
 
 
+def test_gitlab_header_and_kind_disagree(hook_client, forge_project):
+    forge_project("gitlab")
+    payload = own_payload("gitlab", "push")
+    payload["object_kind"] = "merge_request"
+    response = post_hook(hook_client, "gitlab", "web", payload, "Push Hook")
+    assert response.status_code == 400
+    assert "object_kind is 'merge_request', not 'push'" in response.json["reason"]
+    assert runs() == []
+
+
 FORK_CASES = [
     ("github", "pull_request_fork", "pull_request", {"ref": "refs/pull/7/head"}),
     ("gitlab", "merge_request_fork", "Merge Request Hook", {"ref": "refs/merge-requests/7/head"}),

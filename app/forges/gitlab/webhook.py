@@ -23,6 +23,10 @@ def token_problem(headers: dict[str, str], secret: str) -> str | None:
     return None
 
 
+# The X-Gitlab-Event headers that can start a run, with the object_kind their payloads carry.
+RUN_EVENTS = {"Push Hook": "push", "Tag Push Hook": "tag_push", "Merge Request Hook": "merge_request"}
+
+
 class Webhooks:
     """The webhook half of the GitLab forge."""
 
@@ -40,8 +44,12 @@ class Webhooks:
         if not event:
             raise MalformedPayloadError("The X-Gitlab-Event header is missing; GitLab sends it with every delivery, "
                                         "so check that no proxy between it and Deno CI drops it.")
-        if event in ("Push Hook", "Tag Push Hook") and kind in ("push", "tag_push"):
-            return convert.push(payload)
-        if event == "Merge Request Hook" and kind == "merge_request":
+        expected = RUN_EVENTS.get(event)
+        if expected is None:
+            return HookOutcome.ignored(f"GitLab event {event!r} starts no run", repository)
+        if kind != expected:
+            raise MalformedPayloadError(f"The X-Gitlab-Event header is {event!r} but the payload's object_kind is "
+                                        f"{kind!r}, not {expected!r}; redeliver the event from GitLab unchanged.")
+        if event == "Merge Request Hook":
             return convert.merge_request(payload)
-        return HookOutcome.ignored(f"GitLab event {event!r} starts no run", repository)
+        return convert.push(payload)
