@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -135,14 +136,17 @@ class WorkerPool:
         time.sleep(0.5)
 
     def stop(self) -> None:
+        """Stop the workers; one still running a job gets RQ's second SIGTERM, which ends the job at once."""
         for process in self.processes:
             if process.poll() is None:
                 process.terminate()
         for process in self.processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            for signal_number, seconds in ((signal.SIGTERM, 1), (signal.SIGTERM, 5), (signal.SIGKILL, None)):
+                try:
+                    process.wait(seconds)
+                    break
+                except subprocess.TimeoutExpired:
+                    process.send_signal(signal_number)
         self.processes.clear()
 
 

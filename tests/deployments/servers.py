@@ -1,5 +1,6 @@
 """Real servers for the deployment tests, all on 127.0.0.1: release backends, nginx, HAProxy and sshd."""
 
+import http.client
 import io
 import os
 import shutil
@@ -10,6 +11,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -171,11 +173,19 @@ frontend web
 
 def measure_split(url: str, count: int = 1000) -> dict[str, int]:
     """Send `count` requests, each on a new connection; return how many each answer body got."""
+    # http.client rather than requests: a thousand requests take a quarter of the time.
+    parts = urlsplit(url)
+    path = parts.path or "/"
     counts: dict[str, int] = {}
     for _ in range(count):
-        response = requests.get(url, timeout=5)
-        key = response.text if response.status_code < 500 or response.text in ("", "no release") \
-            else f"{response.text} ({response.status_code})"
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            status, text = response.status, response.read().decode()
+        finally:
+            connection.close()
+        key = text if status < 500 or text in ("", "no release") else f"{text} ({status})"
         counts[key] = counts.get(key, 0) + 1
     return counts
 
