@@ -31,7 +31,8 @@ def invite_user(username: str, email: str | None = None, is_admin: bool = False)
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:
         raise UserExistsError(f"User {username!r} exists already. Choose another name.")
     password = secrets.token_urlsafe(15)
-    user = User(username=username, email=email or None, password_hash=hash_password(password), is_admin=is_admin, active=True)
+    user = User(username=username, email=email or None, password_hash=hash_password(password), is_admin=is_admin, active=True,
+                password_must_change=True)
     db.session.add(user)
     db.session.commit()
     return user, password
@@ -69,5 +70,8 @@ def change_password(user: User, current: str, new: str) -> None:
         raise AccountError("The current password is wrong.")
     if len(new) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"The new password has {len(new)} characters; use at least {MIN_PASSWORD_LENGTH}.")
+    if new == current:
+        raise AccountError("The new password is the current one; choose another.")
     user.password_hash = hash_password(new)
+    user.password_must_change = False
     db.session.commit()

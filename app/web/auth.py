@@ -2,7 +2,7 @@
 
 import logging
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
@@ -66,3 +66,23 @@ def logout():
         audit("sign_out", target=f"user {current_user.username}")
     logout_user()
     return redirect(url_for("web.login"))
+
+
+# Endpoints open to a user whose password must change: the form that changes it, and signing out.
+OPEN_UNTIL_PASSWORD_CHANGE = frozenset({"admin.account", "admin.password", "web.login", "web.logout", "static"})
+
+
+@web.before_app_request
+def require_password_change():
+    """Send an invited user to choose a password before anything else: an administrator saw the one-time one."""
+    from app.errors import error_response
+
+    if not current_user.is_authenticated or not current_user.password_must_change or g.get("api_token") is not None:
+        return None
+    if request.endpoint in OPEN_UNTIL_PASSWORD_CHANGE:
+        return None
+    if request.blueprint == "api":
+        return error_response(403, "Forbidden", "Your password was a one-time password: choose a new one on "
+                                                "/account before you use the API.")
+    flash("Choose a new password: the one you signed in with was for one use only.")
+    return redirect(url_for("admin.account"))

@@ -162,3 +162,45 @@ def test_pages_forbid_framing_and_sniffing(db_app):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "same-origin"
     assert 'rel="icon"' in response.get_data(as_text=True)
+
+
+def _invite(db_app, username: str) -> str:
+    from app.auth.accounts import invite_user
+
+    _, password = invite_user(username)
+    return password
+
+
+def test_invited_user_must_change_password(db_app, world):
+    one_time = _invite(db_app, "newcomer")
+    client = sign_in(db_app, "newcomer", one_time)
+
+    page = client.get("/")
+    assert page.status_code == 302
+    assert page.headers["Location"].endswith("/account")
+    account = client.get("/account")
+    assert "one-time password" in account.get_data(as_text=True)
+    assert "Create token" not in account.get_data(as_text=True)
+
+    api = client.get("/api/v1/projects")
+    assert api.status_code == 403
+    assert "one-time password" in api.get_json()["detail"]
+
+
+def test_same_password_is_no_change(db_app, world):
+    one_time = _invite(db_app, "newcomer")
+    client = sign_in(db_app, "newcomer", one_time)
+    response = client.post("/account/password", data={"current": one_time, "new": one_time})
+    assert response.status_code == 422
+    assert "is the current one" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+
+
+def test_changed_password_opens_everything(db_app, world):
+    one_time = _invite(db_app, "newcomer")
+    client = sign_in(db_app, "newcomer", one_time)
+    changed = client.post("/account/password", data={"current": one_time, "new": "a new long password"})
+    assert changed.status_code == 302
+    assert client.get("/").status_code == 200
+    assert client.get("/api/v1/projects").status_code == 200
+    assert db.session.scalar(select(User).where(User.username == "newcomer")).password_must_change is False
