@@ -25,13 +25,14 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import func, select, update
 
 from app.deployments import analysis, deploy_stages
-from app.deployments.adapters.base import Adapter, AdapterError
+from app.deployments.adapters.base import Adapter, AdapterError, InvalidTargetError
 from app.deployments.adapters.registry import create_adapter
 from app.deployments.history import record_event, record_traffic, transition
 from app.deployments.status import ACTIVE, PENDING, TERMINAL, DeploymentStatus, Gate
@@ -491,11 +492,31 @@ def adapter_for(deployment: Deployment) -> Adapter:
     paths and commands that the platform runs with the environment's credentials.
     """
     environment = deployment.environment
-    # TODO: an environment with no admin-set target takes every setting from the pipeline,
-    # commands and host paths included; the platform has no rule yet for which settings a
-    # pipeline may set on its own.
-    target = {**((deployment.spec or {}).get("target") or {}), **(environment.target or {})}
+    from_pipeline = (deployment.spec or {}).get("target") or {}
+    # The environment's settings replace the pipeline's whole, one top-level key at a time.
+    unreplaced = {name: value for name, value in from_pipeline.items() if name not in (environment.target or {})}
+    commands = sorted(set(_command_settings(unreplaced)))
+    if commands:
+        raise InvalidTargetError([
+            f"The deploy stage's target sets {', '.join(repr(name) for name in commands)}: such commands run on the "
+            f"Deno CI machine, so only a project admin may set them, in the target of environment "
+            f"{environment.name!r} (PUT /api/v1/projects/<project>/environments/{environment.name})"])
+    # TODO: decide which host paths a pipeline may set on its own. An environment without an
+    # admin-set target takes them all from the pipeline (an nginx upstream file, release folders).
+    target = {**from_pipeline, **(environment.target or {})}
     return create_adapter(target, environment_credentials(environment))
+
+
+def _command_settings(settings: object) -> Iterator[str]:
+    """Yield the names of the settings, at any depth, that hold a shell command the platform runs."""
+    if isinstance(settings, dict):
+        for name, value in settings.items():
+            if isinstance(name, str) and (name == "command" or name.endswith("_command")):
+                yield name
+            yield from _command_settings(value)
+    elif isinstance(settings, list):
+        for value in settings:
+            yield from _command_settings(value)
 
 
 def environment_credentials(environment: Environment) -> dict:

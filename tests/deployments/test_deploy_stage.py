@@ -279,3 +279,15 @@ def test_deploy_approval_gate_keeps_stage_waiting(workers, make_repo, nginx_targ
     ship = wait_for(lambda: (stage := stage_named(run, "ship")).status != "running" and stage, 60)
     assert ship.status == "cancelled"
     assert deployment_with_status(run, DeploymentStatus.FAILED).status_reason.endswith("before it started")
+
+
+def test_pipeline_target_cannot_set_commands(workers, make_repo, nginx_target, tmp_path):
+    marker = tmp_path / "ran-on-the-platform"
+    target = {**nginx_target, "activate_command": f"touch {marker}"}
+    run = run_pipeline(make_repo, target)
+
+    ship = next(stage for stage in run.stages if stage.name == "ship")
+    assert run.status == "failed", (run.status_reason, ship.error)
+    assert "sets 'activate_command'" in ship.error
+    assert "only a project admin may set them" in ship.error
+    assert not marker.exists()
