@@ -1,6 +1,6 @@
 """Environments and deployments: list, configure, deploy, and promote, abort, approve or roll back."""
 
-from flask import abort, jsonify, request, url_for
+from flask import abort, g, jsonify, request, url_for
 from flask_login import current_user
 
 from app.api import api
@@ -21,7 +21,9 @@ def load_deployment(deployment_id: int) -> Deployment:
 
 def project_by_deployment(deployment_id: int, **_) -> Project:
     """Load the project of the route's deployment, for `requires`."""
-    return load_deployment(deployment_id).environment.project
+    deployment = load_deployment(deployment_id)
+    g.route_not_found = f"Deployment {deployment.id} not found."
+    return deployment.environment.project
 
 
 _project = project_by_name

@@ -159,7 +159,8 @@ def authorize(action: Action, project: Project | None = None) -> None:
     """Abort with 404 or 403 unless the current user may do `action` (and their token's scope allows it)."""
     user = current_user._get_current_object()
     if project is not None and not user.is_admin and role_in(user, project) is None:
-        abort(404, f"Project {project.name!r} not found.")
+        # Reached through a run or deployment id, the answer names that id, not the hidden project.
+        abort(404, g.get("route_not_found") or f"Project {project.name!r} not found.")
     if not can(user, action, project):
         _deny(user, action, project, f"Your role does not allow {action.replace('_', ' ')}"
               + (f" in project {project.name!r}." if project is not None else "."))
@@ -204,6 +205,7 @@ def project_by_run(run_id: int, **_) -> Project:
     # The session's identity map keeps objects only weakly, so keeping the run for the request lets the
     # view's own load_run() find it there instead of selecting it again.
     g.route_run = run
+    g.route_not_found = f"Run {run.id} not found."
     return run.project
 
 

@@ -195,3 +195,6 @@ def test_route_answers_role(db_app, world, path, endpoint, method, role):
         assert response.status_code in refused, response.get_data(as_text=True)
     if refused == {302}:
         assert "/login" in response.headers["Location"]
+    if refused == {404} and "<name>" not in path:
+        # Reached through a run or deployment id, the project stays hidden: its name would leak.
+        assert "alpha" not in response.get_data(as_text=True)
