@@ -63,16 +63,28 @@ function importError(error: unknown, file: string, url: string): PlanError {
   const isLoadError = /^(SyntaxError|Module not found|Relative import path|Import ')/.test(
     firstLine,
   );
-  const name = error instanceof Error ? error.name : "Error";
-  const message = isLoadError
-    ? firstLine
-    : `The pipeline file threw while loading: ${name}: ${firstLine}`;
+  const message = isLoadError ? firstLine : thrownMessage(error, firstLine);
   return {
     file: location?.file ?? file,
     line: location?.line ?? null,
     column: location?.column ?? null,
     message,
   };
+}
+
+function thrownMessage(error: unknown, firstLine: string): string {
+  if (error instanceof Deno.errors.NotCapable) {
+    // Deno's own advice (a flag) cannot be followed: the platform loads every pipeline file without permissions.
+    const need = firstLine.replace(/, run again with .*$/, "");
+    return `The pipeline file needs a permission while loading: ${need}. It is loaded with no ` +
+      "permissions; read the environment, files or the network inside a stage function, where the " +
+      "stage's permissions apply";
+  }
+  if (!(error instanceof Error)) {
+    return `The pipeline file threw ${JSON.stringify(error) ?? String(error)} while loading; ` +
+      "throw an Error instead, which carries the place it was thrown";
+  }
+  return `The pipeline file threw while loading: ${error.name}: ${firstLine}`;
 }
 
 function exportedState(module: Record<string, unknown>, file: string): LoadedPipeline {

@@ -421,7 +421,7 @@ function createRecord(
   } else if (UNPRINTABLE.test(checkedName)) {
     // Names appear in pages, logs and terminals, where control characters could rewrite what people see.
     state.problems.push({
-      message: `Stage name ${describe(name)} contains control characters; use printable text`,
+      message: `Stage name ${escaped(checkedName)} contains control characters; use printable text`,
       location,
     });
   } else if (checkedName.length > MAX_NAME_LENGTH) {
@@ -448,6 +448,14 @@ function createRecord(
     group,
     matrix: null,
   };
+}
+
+// JSON.stringify leaves the bidirectional controls as they are, and a terminal would act on them.
+function escaped(name: string): string {
+  return JSON.stringify(name).replace(
+    /[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g,
+    (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 function describe(value: unknown): string {

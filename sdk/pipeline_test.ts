@@ -53,9 +53,10 @@ Deno.test("Pipeline.stage() rejects unprintable and overlong names", () => {
   const pipeline = new Pipeline()
     .stage("line\nbreak", () => {})
     .stage("\u001b[31mred", () => {})
-    .stage("x".repeat(201), () => {});
+    .stage("x".repeat(201), () => {})
+    .stage("bad\u202ename", () => {});
   const messages = stateOf(pipeline)!.problems.map((problem) => problem.message);
-  assertEquals(messages.length, 3);
+  assertEquals(messages.length, 4);
   assertEquals(
     messages[0],
     'Stage name "line\\nbreak" contains control characters; use printable text',
@@ -65,6 +66,10 @@ Deno.test("Pipeline.stage() rejects unprintable and overlong names", () => {
     'Stage name "\\u001b[31mred" contains control characters; use printable text',
   );
   assertEquals(messages[2].endsWith("is 201 characters long; use at most 200"), true);
+  assertEquals(
+    messages[3],
+    'Stage name "bad\\u202ename" contains control characters; use printable text',
+  );
 });
 
 Deno.test("Pipeline records concurrency and notify() rules", () => {

@@ -235,6 +235,27 @@ export default pipeline;
   assertStringIncludes(errors[1].message, "Stage 'x' is declared twice");
 });
 
+Deno.test("plan explains a permission needed at the top level", async () => {
+  const errors = await planErrors(`import { Pipeline } from "deno-ci";
+const home = Deno.env.get("HOME");
+export default new Pipeline().stage("a", () => console.log(home));
+`);
+  assertEquals([errors[0].line, errors[0].column], [2, 23]);
+  assertStringIncludes(
+    errors[0].message,
+    'needs a permission while loading: Requires env access to "HOME".',
+  );
+  assertStringIncludes(errors[0].message, "inside a stage function");
+  assertFalse(errors[0].message.includes("--allow-env"));
+});
+
+Deno.test("plan names a thrown value that is not an Error", async () => {
+  const errors = await planErrors(`import { Pipeline } from "deno-ci";
+throw "a plain string";
+`);
+  assertStringIncludes(errors[0].message, 'The pipeline file threw "a plain string" while loading');
+});
+
 Deno.test("plan reports a syntax error with its location", async () => {
   const errors = await planErrors(`import { Pipeline } from "deno-ci";
 const pipeline = new Pipeline(;

@@ -162,12 +162,23 @@ def authorize(action: Action, project: Project | None = None) -> None:
         # Reached through a run or deployment id, the answer names that id, not the hidden project.
         abort(404, g.get("route_not_found") or f"Project {project.name!r} not found.")
     if not can(user, action, project):
-        _deny(user, action, project, f"Your role does not allow {action.replace('_', ' ')}"
-              + (f" in project {project.name!r}." if project is not None else "."))
+        _deny(user, action, project, _denial(user, action, project))
     token = g.get("api_token")
     if token is not None and not scope_allows(token.scope, ACTION_SCOPES.get(action, "write")):
         _deny(user, action, project, f"This API token has scope {token.scope!r}; {action.replace('_', ' ')} "
               f"needs scope {ACTION_SCOPES.get(action, 'write')!r}. Create a token with a wider scope.")
+
+
+def _denial(user: User, action: Action, project: Project | None) -> str:
+    """Return why `user` may not do `action`, naming the role it needs."""
+    if action == Action.ADMIN:
+        return "Only administrators may do this; ask one to do it or to make you one."
+    if project is None:
+        return (f"'{action}' needs the developer or admin role in some project, or the administrator flag; "
+                "ask an administrator.")
+    needed = next((role for role in (Role.VIEWER, Role.DEVELOPER, Role.ADMIN) if action in ROLE_ACTIONS[role]), None)
+    return (f"Your role in project {project.name!r} is {role_in(user, project)}; '{action}' needs the {needed} "
+            f"role. Ask an admin of the project for it.")
 
 
 SCOPE_ORDER = ("read", "write", "admin")

@@ -119,8 +119,16 @@ def _last_json_line(output: str) -> dict | None:
 MAX_MESSAGE_CHARACTERS = 2000
 
 
+# Deno's words when the event loop empties while a top-level await still waits.
+UNSETTLED_AWAIT = "Top-level await promise never resolved"
+
+
 def _problems_from(result: subprocess.CompletedProcess, fallback_file: str) -> list[Problem]:
     document = _last_json_line(result.stdout)
+    if (not document or not document.get("errors")) and UNSETTLED_AWAIT in (result.stderr or ""):
+        return [Problem(fallback_file, None, None, "The pipeline file awaits, at its top level, a promise that never "
+                                                   "settles, so it never finished loading. Await only work that ends "
+                                                   "there, or move the work into a stage function.")]
     if not document or not document.get("errors"):
         message = (result.stderr or result.stdout).strip() or f"the runner exited with code {result.returncode}"
         if len(message) > MAX_MESSAGE_CHARACTERS:

@@ -204,3 +204,10 @@ def test_changed_password_opens_everything(db_app, world):
     assert client.get("/").status_code == 200
     assert client.get("/api/v1/projects").status_code == 200
     assert db.session.scalar(select(User).where(User.username == "newcomer")).password_must_change is False
+
+
+def test_refusal_names_the_needed_role(db_app, world):
+    response = client_for(db_app, world, "developer").delete("/api/v1/projects/alpha")
+    assert response.status_code == 403
+    assert response.get_json()["detail"] == ("Your role in project 'alpha' is developer; 'manage_project' needs the "
+                                             "admin role. Ask an admin of the project for it.")

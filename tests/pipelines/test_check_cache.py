@@ -1,4 +1,4 @@
-"""A tree whose type check passed is not checked again."""
+"""A tree whose type check passed is not checked again; how a pipeline that never loads is reported."""
 
 import pytest
 
@@ -49,3 +49,20 @@ def test_failed_check_leaves_no_marker(make_repo, tmp_path):
             runner.plan_and_check(repo, "deno-pipeline.ts", None, deno_dir, source_key="tree-3")
         assert any("not assignable" in problem.message for problem in raised.value.problems)
     assert not (tmp_path / "deno-dir.checked").exists()
+
+
+UNSETTLED = '''import { Pipeline } from "deno-ci";
+
+await new Promise(() => {});
+export default new Pipeline();
+'''
+
+
+def test_unsettled_top_level_await_is_explained(make_repo, tmp_path):
+    repo = make_repo({"deno-pipeline.ts": UNSETTLED})
+    with pytest.raises(runner.PipelineError) as raised:
+        runner.plan(repo, "deno-pipeline.ts", None, tmp_path / "deno-dir")
+    (problem,) = raised.value.problems
+    assert problem.file == "deno-pipeline.ts"
+    assert "never settles" in problem.message
+    assert "runner.ts" not in problem.message
