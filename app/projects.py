@@ -2,6 +2,7 @@
 
 import os
 import re
+import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -74,6 +75,28 @@ def check_local_clone_url(clone_url: str, user: User, data_dir: Path) -> None:
         raise ProjectAccessError(f"Only administrators may connect a repository on the server's file system "
                                  f"({clone_url[:200]!r}). Use the repository's http(s) or ssh address.")
     check_outside_data_folder(clone_url, data_dir)
+    check_local_repository(clone_url)
+
+
+def check_local_repository(clone_url: str) -> None:
+    """Raise ProjectError when `clone_url` is a local path with no git repository there; remote URLs pass.
+
+    A remote repository is checked when a run first fetches it: its host may need keys
+    or a network the platform reaches only from its workers.
+    """
+    location = local_clone_path(clone_url)
+    if location is None:
+        return
+    if not location.exists():
+        raise ProjectError(f"Repository path {clone_url[:200]!r} not found; give the path of an existing git repository.")
+    try:
+        listed = subprocess.run(["git", "ls-remote", "--heads", "--", str(location)], capture_output=True, text=True,
+                                timeout=30, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    except subprocess.TimeoutExpired:
+        raise ProjectError(f"Reading the repository at {clone_url[:200]!r} timed out after 30 s.") from None
+    if listed.returncode != 0:
+        raise ProjectError(f"{clone_url[:200]!r} is not a git repository (git: {listed.stderr.strip()[:300]}). "
+                           "Give the repository's own folder, or run 'git init' there first.")
 
 
 def check_outside_data_folder(clone_url: str, data_dir: Path) -> None:

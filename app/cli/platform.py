@@ -181,7 +181,7 @@ def project_add(name: str, clone_url: str, default_branch: str, pipeline_path: s
     from app.extensions import db
     from app.forges.accounts import webhook_url
     from app.forges.crypto import encrypt, generate_secret
-    from app.projects import ProjectError, add_project, check_outside_data_folder
+    from app.projects import ProjectError, add_project, check_local_repository, check_outside_data_folder
 
     if (forge_repo or webhook_secret) and not forge:
         raise click.UsageError("--forge-repo and --webhook-secret need --forge.")
@@ -194,6 +194,7 @@ def project_add(name: str, clone_url: str, default_branch: str, pipeline_path: s
     with platform_app() as app:
         try:
             check_outside_data_folder(clone_url, Path(app.config["DATA_DIR"]))
+            check_local_repository(clone_url)
             added = add_project(name, clone_url, default_branch, pipeline_path, forge=forge or "git", forge_repo=forge_repo)
         except ProjectError as error:
             raise click.ClickException(str(error)) from error

@@ -35,7 +35,7 @@ def test_log_filter_payload_is_handled(db_app, world, bearer, field, payload):
 @pytest.mark.parametrize("payload", PAYLOADS)
 @pytest.mark.parametrize("field", ["name", "clone_url", "default_branch", "pipeline_path"])
 def test_project_field_payload_is_rejected(db_app, world, bearer, field, payload):
-    body = {"name": "fresh", "clone_url": "/srv/git/fresh", field: payload}
+    body = {"name": "fresh", "clone_url": "https://git.example.com/team/fresh.git", field: payload}
     response = db_app.test_client().post("/api/v1/projects", json=body, headers=bearer)
     assert response.status_code == 422
     assert db.session.scalar(select(func.count()).select_from(Project)) == 2

@@ -64,9 +64,26 @@ def test_host_like_an_option_is_refused(api, clone_url):
     assert "starts with '-'" in response.get_json()["detail"]
 
 
-def test_admin_connects_local_path(api, tmp_path):
-    response = api("admin", "POST", "/projects", json={"name": "local", "clone_url": str(tmp_path)})
+def test_admin_connects_local_path(api, make_repo):
+    repo = make_repo({"deno-pipeline.ts": "export default 1;\n"})
+    response = api("admin", "POST", "/projects", json={"name": "local", "clone_url": str(repo)})
     assert response.status_code == 201
+
+
+def test_local_path_without_repository_is_refused(api, tmp_path):
+    missing = api("admin", "POST", "/projects", json={"name": "missing", "clone_url": str(tmp_path / "gone")})
+    assert missing.status_code == 422
+    assert "not found; give the path of an existing git repository" in missing.get_json()["detail"]
+    plain = api("admin", "POST", "/projects", json={"name": "plain", "clone_url": str(tmp_path)})
+    assert plain.status_code == 422
+    assert "is not a git repository" in plain.get_json()["detail"]
+
+
+def test_command_line_refuses_folder_without_repository(db_app, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "app.cli", "project", "add", "plain", "--repo", str(tmp_path)],
+                            cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "is not a git repository" in result.stderr
 
 
 def test_only_admin_saves_into_local_repository(db_app, world, make_repo):
