@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 IGNORED_IN_COPY = shutil.ignore_patterns(".deno-ci")
 # Stages whose needs are running get their sandbox made ahead (see `LocalRun._hold_next`); at most this many at once.
 MAX_HELD = 2
+# How long a printed line may wait in the output buffer before it is flushed.
+FLUSH_SECONDS = 0.05
 
 
 @dataclass
@@ -92,6 +94,7 @@ class LocalRun:
         self._guessed: dict | None = None
         self._guess: Future | None = None
         self._print_lock = threading.Lock()
+        self._pending: list[str] = []
         self._executions: dict[str, object] = {}
         self._cancelled = threading.Event()
 
@@ -108,9 +111,23 @@ class LocalRun:
             self._spare = None
 
     def emit(self, stage: str, text: str) -> None:
+        line = f"[{printable(stage)}] {printable(text)}\n"
         with self._print_lock:
-            self.out.write(f"[{printable(stage)}] {printable(text)}\n")
-            self.out.flush()
+            # Written shortly after, in one call, not per line: a stage printing a million lines
+            # would otherwise spend most of its time in write calls (stdout may be unbuffered,
+            # as with PYTHONUNBUFFERED), and run into its timeout.
+            self._pending.append(line)
+            if len(self._pending) == 1:
+                flusher = threading.Timer(FLUSH_SECONDS, self._flush)
+                flusher.daemon = True
+                flusher.start()
+
+    def _flush(self) -> None:
+        with self._print_lock:
+            text, self._pending = "".join(self._pending), []
+            if text:
+                self.out.write(text)
+                self.out.flush()
 
     def execute(self, plan: dict) -> tuple[RunStatus, list[StageReport]]:
         """Run the selected stages, in parallel where the graph allows; return the run's status and a report per stage."""
@@ -283,6 +300,7 @@ class LocalRun:
             execution.cancel()
 
     def cleanup(self) -> None:
+        self._flush()
         self._drop_guess()
         for name in list(self._held):
             self._drop_held(name)

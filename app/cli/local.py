@@ -91,8 +91,11 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
     cancelled = threading.Event()
     local_run = None
 
-    def cancel(*_) -> None:
+    signals: list[int] = []
+
+    def cancel(number: int, _frame) -> None:
         # Ctrl-C reaches the whole process group, stages and planner included; SIGTERM only this process.
+        signals.append(number)
         cancelled.set()
         if local_run is not None:
             local_run.cancel()
@@ -144,6 +147,9 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
     from app.local_run import format_summary
 
     click.echo(format_summary(status, reports))
+    if signals and status == "cancelled":
+        # As shells report a command that a signal ended: 130 after Ctrl-C, 143 after SIGTERM.
+        sys.exit(128 + signals[0])
     sys.exit(0 if status == "success" else 1)
 
 

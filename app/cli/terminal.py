@@ -19,7 +19,13 @@ _ESCAPES = re.compile(f"({_SGR})|{_OTHER_ESCAPES}")
 _CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1a\x1c-\x1f\x7f\x80-\x9f]")
 
 
+# Any character that starts an escape sequence or is a control character to remove: most lines have none.
+_NEEDS_CLEANING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
 def printable(text: str) -> str:
     """Return `text` with colour sequences kept and every other escape sequence and control character removed."""
+    if _NEEDS_CLEANING.search(text) is None:
+        return text
     kept = _ESCAPES.sub(lambda match: match.group(1) or "", text)
     return _CONTROLS.sub("", kept)

@@ -482,3 +482,26 @@ def test_pipeline_reading_input_does_not_wait(make_repo, local_data):
         silent.wait()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[answer] answer: null" in result.stdout
+
+
+SLEEPING_PIPELINE = '''import { Pipeline, run } from "deno-ci";
+
+export default new Pipeline().stage("wait", async () => {
+  console.log("started");
+  await run("sleep 60");
+});
+'''
+
+
+@pytest.mark.parametrize(("signal_number", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_during_stage_sets_exit_code(make_repo, local_data, signal_number, code):
+    repo = make_repo({"deno-pipeline.ts": SLEEPING_PIPELINE})
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.strip() == "[wait] started":
+            break
+    process.send_signal(signal_number)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == code, stdout + stderr
+    assert "run cancelled" in stdout

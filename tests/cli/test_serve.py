@@ -49,7 +49,8 @@ def _wait_until_served(port: int, serve: subprocess.Popen) -> None:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as response:
                 if response.status == 200:
                     return
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            # A web worker still loading the application under load may take longer than the timeout.
             time.sleep(0.2)
     pytest.fail(f"nothing answered on port {port} within {START_SECONDS} s")
 
