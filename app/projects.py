@@ -30,7 +30,7 @@ def add_project(name: str, clone_url: str, default_branch: str = "main", pipelin
                 forge: str = "git", forge_repo: str | None = None) -> Project:
     """Record a new project; raise ProjectError for an invalid or taken name."""
     if not VALID_NAME.match(name):
-        raise ProjectError(f"Project name {name!r} is invalid: use up to 100 letters, digits, '.', '_' and '-'.")
+        raise ProjectError(f"Project name {name!r} is invalid: use up to 100 ASCII letters, digits, '.', '_' and '-'.")
     if db.session.scalar(select(Project.id).where(Project.name == name)) is not None:
         raise ProjectExistsError(f"Project {name!r} exists already. Choose another name.")
     if pipeline_path.startswith("/") or ".." in pipeline_path.split("/"):

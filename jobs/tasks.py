@@ -31,7 +31,7 @@ from app.pipelines import graph, plan_reuse, runner
 from app.queue import control_channel, redis_connection
 from app.runs import service, test_results
 from app.runs.events import MAX_AUTHOR_CHARACTERS, bounded_changed_files, cut_message, make_event
-from app.secret_store import secrets_for_stage, values_to_mask
+from app.secret_store import is_fork_pull_request, secrets_for_stage, values_to_mask
 from jobs import workspace as git_workspace
 from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, restore_paths, stage_cache_key, stage_cache_paths
@@ -383,6 +383,8 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         if held_stage is not None:
             sink.write("system", PREPARED_DURING_PLANNING)
         context = _stage_context(run, plan_stage, get_executor(current_app.config["EXECUTOR"]))
+        if missing := _missing_secrets(run, plan_stage, context):
+            sink.write("system", missing)
         # A stage may run for an hour: hold no database connection meanwhile, so a
         # database restart during the stage cannot break this job's session.
         db.session.commit()
@@ -449,6 +451,19 @@ def _stage_context(run: Run, plan_stage: dict, executor) -> StageContext:
         secrets=secrets_for_stage(run, plan_stage.get("options") or {}), tmp_bytes=current_app.config["STAGE_TMP_BYTES"],
         max_memory_bytes=current_app.config["STAGE_MEMORY_BYTES"],
     )
+
+
+def _missing_secrets(run: Run, plan_stage: dict, context: StageContext) -> str | None:
+    """Return a note naming the secrets the stage lists that it does not get, or None when it gets them all."""
+    named = [name for name in (plan_stage.get("options") or {}).get("secrets") or [] if isinstance(name, str)]
+    missing = [name for name in named if name not in context.secrets]
+    if not missing:
+        return None
+    names = f"Secret {missing[0]} is" if len(missing) == 1 else f"Secrets {', '.join(missing)} are"
+    if is_fork_pull_request(run) and run.approved_at is None:
+        return f"{names} withheld: this run of a fork's pull request gets secrets once a maintainer approves it."
+    return (f"{names} not set in project {run.project.name!r}, so the stage runs without; a project admin sets "
+            f"secrets on the project's settings page or with PUT /api/v1/projects/{run.project.name}/secrets/NAME.")
 
 
 def _next_spare(run: Run, stage: Stage, caches: CacheStore) -> spare_workspace.SpareMaker | None:

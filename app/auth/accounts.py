@@ -25,7 +25,7 @@ class UserExistsError(AccountError):
 def invite_user(username: str, email: str | None = None, is_admin: bool = False) -> tuple[User, str]:
     """Create a user with a random one-time password; return the user and the password to hand over."""
     if not VALID_USERNAME.match(username):
-        raise AccountError(f"User name {username[:100]!r} is invalid: use up to 100 letters, digits, '.', '_' and '-'.")
+        raise AccountError(f"User name {username[:100]!r} is invalid: use up to 100 ASCII letters, digits, '.', '_' and '-'.")
     if email and not VALID_EMAIL.match(email):
         raise AccountError(f"Email address {email[:100]!r} is invalid.")
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:

@@ -55,6 +55,8 @@ def run_command(directory: str, kind: str, branch: str | None, tag: str | None, 
     """Run a repository's pipeline on this machine in the platform's sandbox; exit 0 only if it succeeds."""
     folder = Path(directory).resolve()
     pipeline_path = _checked_pipeline_path(folder, pipeline_path)
+    if kind == "tag" and not tag:
+        raise click.BadParameter("a tag event needs the tag's name: pass --tag NAME.", param_hint="--event")
     try:
         _run_directory(folder, kind, branch, tag, pipeline_path, executor)
     except (KeyboardInterrupt, _Cancelled):

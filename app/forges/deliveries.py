@@ -144,8 +144,9 @@ def decode_payload(headers: dict[str, str], body: bytes) -> dict:
     if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         fields = parse_qs(body.decode("utf-8", "replace"))
         if "payload" not in fields:
-            raise MalformedPayloadError("The form-encoded body has no 'payload' field; "
-                                        "set the webhook's content type to application/json.")
+            raise MalformedPayloadError("The form-encoded body has no 'payload' field. Forges send JSON: on GitHub, "
+                                        "set the webhook's content type to application/json; anything else "
+                                        "posting here should send the payload as JSON.")
         text = fields["payload"][0]
     payload = _parse_json(text)
     if not isinstance(payload, dict):

@@ -60,7 +60,7 @@ def add_channel(project: Project, name: str, kind: str, values: dict[str, str], 
     """Create a channel from submitted form values; secrets are encrypted before they are stored."""
     problems = []
     if not VALID_CHANNEL_NAME.match(name or ""):
-        problems.append(f"Channel name {name!r} is invalid: use up to 100 letters, digits, '.', '_' and '-'.")
+        problems.append(f"Channel name {name!r} is invalid: use up to 100 ASCII letters, digits, '.', '_' and '-'.")
     elif db.session.scalar(select(NotificationChannel.id).where(NotificationChannel.project_id == project.id,
                                                                  NotificationChannel.name == name)):
         problems.append(f"Project {project.name!r} has a channel named {name!r} already. Choose another name.")

@@ -103,6 +103,32 @@ def test_cache_paths_kept_between_runs(workers, make_repo):
     assert "runs seen: 2" in log_text(latest_run().id)
 
 
+SECRETS_PIPELINE = '''import { Pipeline, run } from "deno-ci";
+
+export default new Pipeline().stage("use", { secrets: ["API_TOKEN", "NOT_SET_TOKEN"] }, async () => {
+  await run("echo token length ${#API_TOKEN}, other ${NOT_SET_TOKEN:-empty}");
+});
+'''
+
+
+def test_stage_is_told_of_unset_secrets(workers, make_repo):
+    from app import secret_store
+    from app.models import Project
+
+    repo = make_repo({"deno-pipeline.ts": SECRETS_PIPELINE})
+    assert cli("project", "add", "secretive", "--repo", str(repo)).returncode == 0
+    project = db.session.scalar(db.select(Project).where(Project.name == "secretive"))
+    secret_store.set_secret(project, "API_TOKEN", "token-value-123", "test")
+
+    result = cli("trigger", "secretive", "--wait")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = log_text(latest_run().id)
+    assert "token length 15, other empty" in text
+    assert "Secret NOT_SET_TOKEN is not set in project 'secretive'" in text
+    assert "API_TOKEN is not set" not in text
+
+
 ARTIFACT_PIPELINE = '''import { artifactPath, Pipeline, publishArtifact } from "deno-ci";
 
 export default new Pipeline()
