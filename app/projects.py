@@ -95,8 +95,14 @@ def check_local_repository(clone_url: str) -> None:
     except subprocess.TimeoutExpired:
         raise ProjectError(f"Reading the repository at {clone_url[:200]!r} timed out after 30 s.") from None
     if listed.returncode != 0:
-        raise ProjectError(f"{clone_url[:200]!r} is not a git repository (git: {listed.stderr.strip()[:300]}). "
-                           "Give the repository's own folder, or run 'git init' there first.")
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=location if location.is_dir() else "/",
+                             capture_output=True, text=True, timeout=30)
+        if top.returncode == 0 and location.is_dir():
+            raise ProjectError(f"{clone_url[:200]!r} is a folder inside the repository at {top.stdout.strip()!r}; "
+                               "give the repository's top folder.")
+        reason = (listed.stderr.strip().splitlines() or ["git ls-remote failed"])[0]
+        raise ProjectError(f"{clone_url[:200]!r} is not a git repository ({reason}). Give the folder of an "
+                           "existing repository.")
 
 
 def check_outside_data_folder(clone_url: str, data_dir: Path) -> None:

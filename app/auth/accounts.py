@@ -72,6 +72,8 @@ def change_password(user: User, current: str, new: str) -> None:
         raise AccountError(f"The new password has {len(new)} characters; use at least {MIN_PASSWORD_LENGTH}.")
     if new == current:
         raise AccountError("The new password is the current one; choose another.")
+    if not new.strip():
+        raise AccountError("The new password is only spaces; choose one with other characters.")
     user.password_hash = hash_password(new)
     user.password_must_change = False
     db.session.commit()

@@ -177,8 +177,8 @@ def _denial(user: User, action: Action, project: Project | None) -> str:
         return (f"'{action}' needs the developer or admin role in some project, or the administrator flag; "
                 "ask an administrator.")
     needed = next((role for role in (Role.VIEWER, Role.DEVELOPER, Role.ADMIN) if action in ROLE_ACTIONS[role]), None)
-    return (f"Your role in project {project.name!r} is {role_in(user, project)}; '{action}' needs the {needed} "
-            f"role. Ask an admin of the project for it.")
+    return (f"Your role in project {project.name!r} is {role_in(user, project)}; '{action}' needs the project "
+            f"role {needed}. Ask an admin of the project for it.")
 
 
 SCOPE_ORDER = ("read", "write", "admin")

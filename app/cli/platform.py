@@ -189,6 +189,8 @@ def project_add(name: str, clone_url: str, default_branch: str, pipeline_path: s
         raise click.UsageError("--forge needs --forge-repo OWNER/NAME.")
     if forge_repo and "/" not in forge_repo.strip("/"):
         raise click.UsageError(f"--forge-repo {forge_repo!r} is invalid: expected OWNER/NAME.")
+    if not clone_url.strip():
+        raise click.UsageError("--repo is empty: give the repository's URL or path.")
     if Path(clone_url).exists():
         clone_url = str(Path(clone_url).resolve())
     with platform_app() as app:

@@ -495,28 +495,35 @@ def adapter_for(deployment: Deployment) -> Adapter:
     from_pipeline = (deployment.spec or {}).get("target") or {}
     # The environment's settings replace the pipeline's whole, one top-level key at a time.
     unreplaced = {name: value for name, value in from_pipeline.items() if name not in (environment.target or {})}
-    commands = sorted(set(_command_settings(unreplaced)))
-    if commands:
+    programs = sorted(set(_program_settings(unreplaced)))
+    if programs:
         raise InvalidTargetError([
-            f"The deploy stage's target sets {', '.join(repr(name) for name in commands)}: such commands run on the "
-            f"Deno CI machine, so only a project admin may set them, in the target of environment "
-            f"{environment.name!r} (PUT /api/v1/projects/<project>/environments/{environment.name})"])
+            f"The deploy stage's target sets {', '.join(repr(name) for name in programs)}: such settings name "
+            f"programs or commands that run on the Deno CI machine, so only a project admin may set them, in the "
+            f"target of environment {environment.name!r} (PUT /api/v1/projects/<project>/environments/"
+            f"{environment.name})"])
     # TODO: decide which host paths a pipeline may set on its own. An environment without an
-    # admin-set target takes them all from the pipeline (an nginx upstream file, release folders).
+    # admin-set target takes them all from the pipeline, so a pipeline can still have nginx load
+    # a configuration file it wrote through a release folder; such environments need a target.
     target = {**from_pipeline, **(environment.target or {})}
     return create_adapter(target, environment_credentials(environment))
 
 
-def _command_settings(settings: object) -> Iterator[str]:
-    """Yield the names of the settings, at any depth, that hold a shell command the platform runs."""
+# Settings that name a program the platform starts: nginx's binary, shell commands of any adapter.
+PROGRAM_SETTINGS = frozenset({"binary", "command", "program", "executable"})
+
+
+def _program_settings(settings: object) -> Iterator[str]:
+    """Yield the names of the settings, at any depth, that name a program or shell command the platform runs."""
     if isinstance(settings, dict):
         for name, value in settings.items():
-            if isinstance(name, str) and (name == "command" or name.endswith("_command")):
+            if isinstance(name, str) and (name.lower() in PROGRAM_SETTINGS or name.lower().endswith(
+                    tuple(f"_{word}" for word in PROGRAM_SETTINGS))):
                 yield name
-            yield from _command_settings(value)
+            yield from _program_settings(value)
     elif isinstance(settings, list):
         for value in settings:
-            yield from _command_settings(value)
+            yield from _program_settings(value)
 
 
 def environment_credentials(environment: Environment) -> dict:

@@ -108,3 +108,10 @@ def test_only_admin_saves_into_local_repository(db_app, world, make_repo):
 
     (entry,) = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "pipeline_save")).all()
     assert entry.outcome == "failure"
+
+
+def test_folder_inside_repository_names_its_top(api, make_repo):
+    repo = make_repo({"deno-pipeline.ts": "export default 1;\n", "sub/file.txt": "x"})
+    response = api("admin", "POST", "/projects", json={"name": "inner", "clone_url": str(repo / "sub")})
+    assert response.status_code == 422
+    assert f"inside the repository at {str(repo)!r}" in response.get_json()["detail"]

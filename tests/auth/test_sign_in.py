@@ -210,4 +210,12 @@ def test_refusal_names_the_needed_role(db_app, world):
     response = client_for(db_app, world, "developer").delete("/api/v1/projects/alpha")
     assert response.status_code == 403
     assert response.get_json()["detail"] == ("Your role in project 'alpha' is developer; 'manage_project' needs the "
-                                             "admin role. Ask an admin of the project for it.")
+                                             "project role admin. Ask an admin of the project for it.")
+
+
+def test_blank_password_is_refused(db_app, world):
+    one_time = _invite(db_app, "newcomer")
+    client = sign_in(db_app, "newcomer", one_time)
+    response = client.post("/account/password", data={"current": one_time, "new": " " * 14})
+    assert response.status_code == 422
+    assert "only spaces" in response.get_data(as_text=True)

@@ -291,3 +291,15 @@ def test_pipeline_target_cannot_set_commands(workers, make_repo, nginx_target, t
     assert "sets 'activate_command'" in ship.error
     assert "only a project admin may set them" in ship.error
     assert not marker.exists()
+
+
+def test_pipeline_target_cannot_name_nginx_binary(workers, make_repo, nginx_target, tmp_path):
+    marker = tmp_path / "ran-on-the-platform"
+    target = {**nginx_target, "nginx": {**nginx_target["nginx"], "binary": "/bin/sh",
+                                        "config": f"/usr/bin/touch {marker}"}}
+    run = run_pipeline(make_repo, target)
+
+    ship = next(stage for stage in run.stages if stage.name == "ship")
+    assert run.status == "failed", (run.status_reason, ship.error)
+    assert "sets 'binary'" in ship.error
+    assert not marker.exists()
