@@ -118,7 +118,9 @@ http {{
         wait_for_port(self.port)
 
     def settings(self) -> dict:
-        return {"binary": "nginx", "prefix": str(self.folder), "config": str(self.config),
+        # No "binary": the adapter's default, nginx, is the one started here, and a deploy stage's
+        # target may not name a program.
+        return {"prefix": str(self.folder), "config": str(self.config),
                 "upstream_file": str(self.upstream_file), "upstream": "app", "pid_file": str(self.pid_file)}
 
     def stop(self) -> None:
