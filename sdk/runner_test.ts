@@ -282,7 +282,7 @@ const secret = Deno.readTextFileSync("/etc/hostname");
 export default new Pipeline();
 `);
   assertEquals([errors[0].line, errors[0].column], [2, 21]);
-  assertStringIncludes(errors[0].message, "NotCapable: Requires read access");
+  assertStringIncludes(errors[0].message, "needs a permission while loading: Requires read access");
 });
 
 Deno.test("plan keeps stdout for its JSON when the pipeline file logs", async () => {
