@@ -2,7 +2,7 @@
 
 import logging
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
@@ -77,9 +77,13 @@ def require_password_change():
     """Send an invited user to choose a password before anything else: an administrator saw the one-time one."""
     from app.errors import error_response
 
-    if not current_user.is_authenticated or not current_user.password_must_change or g.get("api_token") is not None:
+    # The session's user id is read directly: loading current_user this early would run
+    # Flask-Login's session checks before the request's own sign-in does.
+    user_id = session.get("_user_id")
+    if user_id is None or request.endpoint in OPEN_UNTIL_PASSWORD_CHANGE or request.headers.get("Authorization"):
         return None
-    if request.endpoint in OPEN_UNTIL_PASSWORD_CHANGE:
+    user = db.session.get(User, int(user_id)) if str(user_id).isdigit() else None
+    if user is None or not user.password_must_change:
         return None
     if request.blueprint == "api":
         return error_response(403, "Forbidden", "Your password was a one-time password: choose a new one on "

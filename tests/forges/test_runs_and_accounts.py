@@ -312,7 +312,7 @@ def test_expired_token_refreshed(db_app, fake_forge, forge_project):
 def test_cli_project_add_prints_webhook(db_app, data_dir):
     from app.cli import main
 
-    result = CliRunner().invoke(main, ["--data", str(data_dir), "project", "add", "cli-web", "--repo", "/nowhere",
+    result = CliRunner().invoke(main, ["--data", str(data_dir), "project", "add", "cli-web", "--repo", "https://gitlab.example.com/acme/web.git",
                                        "--forge", "gitlab", "--forge-repo", "acme/web", "--webhook-secret", "pasted"])
     assert result.exit_code == 0, result.output
     assert "Webhook URL:    http://127.0.0.1:8000/hooks/gitlab/cli-web" in result.output
@@ -334,7 +334,7 @@ def test_cli_links_use_port_serve_last_used(db_app, data_dir, monkeypatch):
     served = data_dir / SERVED_URL_FILE
     served.write_text("http://127.0.0.1:8741\n")
     try:
-        result = CliRunner().invoke(main, ["--data", str(data_dir), "project", "add", "served", "--repo", "/nowhere",
+        result = CliRunner().invoke(main, ["--data", str(data_dir), "project", "add", "served", "--repo", "https://gitlab.example.com/acme/web.git",
                                            "--forge", "github", "--forge-repo", "acme/served"])
     finally:
         served.unlink()
