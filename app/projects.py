@@ -2,7 +2,6 @@
 
 import os
 import re
-import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -89,20 +88,22 @@ def check_local_repository(clone_url: str) -> None:
         return
     if not location.exists():
         raise ProjectError(f"Repository path {clone_url[:200]!r} not found; give the path of an existing git repository.")
+    from jobs.workspace import GitError, git
+
     try:
-        listed = subprocess.run(["git", "ls-remote", "--heads", "--", str(location)], capture_output=True, text=True,
-                                timeout=30, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
-    except subprocess.TimeoutExpired:
-        raise ProjectError(f"Reading the repository at {clone_url[:200]!r} timed out after 30 s.") from None
-    if listed.returncode != 0:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=location if location.is_dir() else "/",
-                             capture_output=True, text=True, timeout=30)
-        if top.returncode == 0 and location.is_dir():
-            raise ProjectError(f"{clone_url[:200]!r} is a folder inside the repository at {top.stdout.strip()!r}; "
-                               "give the repository's top folder.")
-        reason = (listed.stderr.strip().splitlines() or ["git ls-remote failed"])[0]
+        git("ls-remote", "--heads", "--", str(location), timeout=30)
+    except GitError as error:
+        if location.is_dir():
+            try:
+                top = git("rev-parse", "--show-toplevel", cwd=location, timeout=30).strip()
+            except GitError:
+                top = None
+            if top:
+                raise ProjectError(f"{clone_url[:200]!r} is a folder inside the repository at {top!r}; "
+                                   "give the repository's top folder.") from None
+        reason = (str(error).splitlines() or ["git ls-remote failed"])[0]
         raise ProjectError(f"{clone_url[:200]!r} is not a git repository ({reason}). Give the folder of an "
-                           "existing repository.")
+                           "existing repository.") from None
 
 
 def check_outside_data_folder(clone_url: str, data_dir: Path) -> None:

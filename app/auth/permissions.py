@@ -159,7 +159,7 @@ def authorize(action: Action, project: Project | None = None) -> None:
     """Abort with 404 or 403 unless the current user may do `action` (and their token's scope allows it)."""
     user = current_user._get_current_object()
     if project is not None and not user.is_admin and role_in(user, project) is None:
-        # Reached through a run or deployment id, the answer names that id, not the hidden project.
+        # Reached through a run or deployment id, the response names that id, not the hidden project.
         abort(404, g.get("route_not_found") or f"Project {project.name!r} not found.")
     if not can(user, action, project):
         _deny(user, action, project, _denial(user, action, project))

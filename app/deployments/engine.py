@@ -503,22 +503,22 @@ def adapter_for(deployment: Deployment) -> Adapter:
             f"target of environment {environment.name!r} (PUT /api/v1/projects/<project>/environments/"
             f"{environment.name})"])
     # TODO: decide which host paths a pipeline may set on its own. An environment without an
-    # admin-set target takes them all from the pipeline, so a pipeline can still have nginx load
-    # a configuration file it wrote through a release folder; such environments need a target.
+    # admin-set target takes them all from the pipeline. So a pipeline can still have nginx load
+    # a configuration file that it wrote through a release folder.
     target = {**from_pipeline, **(environment.target or {})}
     return create_adapter(target, environment_credentials(environment))
 
 
 # Settings that name a program the platform starts: nginx's binary, shell commands of any adapter.
 PROGRAM_SETTINGS = frozenset({"binary", "command", "program", "executable"})
+PROGRAM_SUFFIXES = tuple(f"_{word}" for word in PROGRAM_SETTINGS)
 
 
 def _program_settings(settings: object) -> Iterator[str]:
     """Yield the names of the settings, at any depth, that name a program or shell command the platform runs."""
     if isinstance(settings, dict):
         for name, value in settings.items():
-            if isinstance(name, str) and (name.lower() in PROGRAM_SETTINGS or name.lower().endswith(
-                    tuple(f"_{word}" for word in PROGRAM_SETTINGS))):
+            if isinstance(name, str) and (name.lower() in PROGRAM_SETTINGS or name.lower().endswith(PROGRAM_SUFFIXES)):
                 yield name
             yield from _program_settings(value)
     elif isinstance(settings, list):

@@ -77,8 +77,8 @@ def require_password_change():
     """Send an invited user to choose a password before anything else: an administrator saw the one-time one."""
     from app.errors import error_response
 
-    # The session's user id is read directly: loading current_user this early would run
-    # Flask-Login's session checks before the request's own sign-in does.
+    # Read from the session, not through current_user: loading current_user in this app-wide
+    # hook made test sessions set without the sign-in form lose their user.
     user_id = session.get("_user_id")
     if user_id is None or request.endpoint in OPEN_UNTIL_PASSWORD_CHANGE or request.headers.get("Authorization"):
         return None

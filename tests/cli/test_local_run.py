@@ -472,7 +472,7 @@ export default new Pipeline().stage("answer", () => console.log(`answer: ${answe
 
 def test_pipeline_reading_input_does_not_wait(make_repo, local_data):
     repo = make_repo({"deno-pipeline.ts": READS_INPUT})
-    # Input that never ends, like a terminal nobody types in.
+    # Input that never ends, like an idle terminal.
     silent = subprocess.Popen(["sleep", "600"], stdout=subprocess.PIPE)
     try:
         result = subprocess.run([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,

@@ -13,13 +13,13 @@ from jobs.executor.cgroups import StageCgroup, stage_cgroup_parent
 def cgroup():
     if stage_cgroup_parent("pids") is None:
         pytest.skip("no writable pids cgroup on this machine")
-    made = StageCgroup.create(max_tasks=16, max_memory_bytes=64 * 1024 * 1024)
-    yield made
-    made.remove()
+    created = StageCgroup.create(max_tasks=16, max_memory_bytes=64 * 1024 * 1024)
+    yield created
+    created.remove()
 
 
 def test_cgroup_being_removed_has_no_processes(cgroup, monkeypatch):
-    # The kernel answers ENODEV to a read of cgroup.procs that began before the folder was removed.
+    # The kernel returns ENODEV for a read of cgroup.procs that began before the folder was removed.
     original = Path.read_text
 
     def removed_meanwhile(path, *args, **kwargs):
