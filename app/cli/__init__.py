@@ -1,5 +1,6 @@
 """The `deno-ci` command."""
 
+import faulthandler
 import importlib
 import logging
 import os
@@ -42,6 +43,9 @@ class LazyGroup(click.Group):
 def main(ctx: click.Context, data: str, verbose: bool) -> None:
     """Deno CI: self-hosted CI/CD for Deno projects."""
     os.environ["DENO_CI_DATA"] = str(Path(data).resolve())
+    # `kill -USR1 PID` prints every thread's stack to standard error: the way to see where a
+    # command that seems stuck waits, without stopping it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     if ctx.invoked_subcommand not in OWN_SIGTERM_HANDLING:
         # Ended by SIGTERM, a command still cleans up, stopping the embedded servers it started.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)

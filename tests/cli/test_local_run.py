@@ -319,7 +319,14 @@ def test_cancel_while_planning_ends_planner(make_repo, local_data, tmp_path, sig
     while not _planner_running(str(repo).encode()):
         assert process.poll() is None, process.communicate()
     process.send_signal(signal_number)
-    stdout, stderr = process.communicate(timeout=30)
+    try:
+        stdout, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        # Where it waits: the command prints its threads' stacks on SIGUSR1.
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        process.kill()
+        pytest.fail(f"still running 30 s after the signal:\n{process.communicate()[1]}")
     assert process.returncode == 130, stderr
     assert "Cancelled before any stage started." in stderr
     assert "Traceback" not in stderr
