@@ -15,6 +15,23 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
 
 
+def _cheap_password_hashing() -> None:
+    """Hash the tests' passwords with Argon2id at its lowest cost.
+
+    The default cost takes about 0.1 s per hash and per check, which was half the time
+    of the access tests. A hash carries its own parameters, so the servers that tests
+    start check these hashes as quickly.
+    """
+    import argon2
+
+    from app.auth import passwords
+
+    passwords._hasher = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+_cheap_password_hashing()
+
+
 @pytest.fixture(scope="session")
 def data_dir():
     """The session's data folder, outside pytest's temporary root.
@@ -80,12 +97,16 @@ def _empty_tables(db) -> None:
     from sqlalchemy.exc import OperationalError
 
     # Every mapped table, so a table added on any branch is emptied too; referencing
-    # tables come first.
-    tables = ", ".join(table.name for table in reversed(db.metadata.sorted_tables))
+    # tables come first. DELETE, not TRUNCATE: on these small tables TRUNCATE took about
+    # 0.1 s per test, about a sixth of the suite, since it makes new files for every table.
+    wipe = "; ".join(f"DELETE FROM {table.name}" for table in reversed(db.metadata.sorted_tables))
+    # Ids start at 1 again, as each test expects.
+    restart = "SELECT setval(format('%I', sequencename), 1, false) FROM pg_sequences WHERE schemaname = 'public'"
     for attempt in range(10):
         try:
             db.session.execute(db.text("SET lock_timeout = '5s'"))
-            db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            db.session.execute(db.text(wipe))
+            db.session.execute(db.text(restart))
             db.session.commit()
             return
         except OperationalError:
