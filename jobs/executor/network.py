@@ -15,6 +15,7 @@ client on it.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import json
 import logging
@@ -22,6 +23,8 @@ import os
 import select
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -200,13 +203,74 @@ def wait_for_loopback(sandbox_pid: int, timeout: float = LOOPBACK_TIMEOUT) -> bo
 def reject_routes(sandbox_pid: int, networks: tuple[str, ...]) -> None:
     """Make `networks` unreachable from the sandbox's network namespace; raise `ExecutorError` on failure.
 
-    The stage cannot remove the routes: it has no capabilities in its namespaces.
+    The routes go in over a netlink socket of the namespace, as `ip route add unreachable`
+    would add them, without starting nsenter and ip for every stage. The stage cannot
+    remove them: it has no capabilities in its namespaces.
     """
-    nsenter, ip = shutil.which("nsenter", path=_TOOL_PATH), shutil.which("ip", path=_TOOL_PATH)
-    if nsenter is None or ip is None:
-        raise ExecutorUnavailableError("Cannot isolate stage networks: nsenter (util-linux) or ip (iproute2) is missing")
-    commands = "".join(f"route add unreachable {network}\n" for network in networks)
-    result = subprocess.run([nsenter, f"--net=/proc/{sandbox_pid}/ns/net", ip, "-batch", "-"], input=commands,
-                            capture_output=True, text=True, timeout=READY_TIMEOUT)
-    if result.returncode != 0:
-        raise ExecutorError(f"Cannot isolate the stage network: ip failed: {result.stderr.strip()[:500]}")
+    connection = _route_socket(sandbox_pid)
+    try:
+        for sequence, network in enumerate(networks, start=1):
+            address, _, prefix = network.partition("/")
+            route = struct.pack("=BBBBBBBBI", socket.AF_INET, int(prefix or 32), 0, 0, _RT_TABLE_MAIN, _RTPROT_BOOT,
+                                _RT_SCOPE_UNIVERSE, _RTN_UNREACHABLE, 0)
+            destination = struct.pack("=HH", 8, _RTA_DST) + socket.inet_aton(address)
+            body = route + destination
+            header = struct.pack("=IHHII", 16 + len(body), _RTM_NEWROUTE,
+                                 _NLM_F_REQUEST | _NLM_F_ACK | _NLM_F_CREATE | _NLM_F_EXCL, sequence, 0)
+            connection.send(header + body)
+            reply = connection.recv(4096)
+            kind, code = struct.unpack_from("=H", reply, 4)[0], struct.unpack_from("=i", reply, 16)[0]
+            if kind != _NLMSG_ERROR or code != 0:
+                reason = os.strerror(-code) if kind == _NLMSG_ERROR else f"unexpected netlink reply {kind}"
+                raise ExecutorError(f"Cannot isolate the stage network: adding the route to {network} failed: {reason}")
+    except OSError as error:
+        raise ExecutorError(f"Cannot isolate the stage network: netlink failed: {error}") from error
+    finally:
+        connection.close()
+
+
+# Netlink route constants from <linux/netlink.h> and <linux/rtnetlink.h>.
+_CLONE_NEWNET = 0x40000000
+_RTM_NEWROUTE = 24
+_NLMSG_ERROR = 2
+_NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_EXCL, _NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
+_RT_TABLE_MAIN, _RTPROT_BOOT, _RT_SCOPE_UNIVERSE, _RTN_UNREACHABLE = 254, 3, 0, 7
+_RTA_DST = 1
+
+
+def _route_socket(sandbox_pid: int) -> socket.socket:
+    """Return a netlink route socket that belongs to the sandbox's network namespace.
+
+    A socket belongs to the namespace of the thread that creates it, so a short-lived
+    thread joins the sandbox's namespace, creates it and goes back to its own one.
+    """
+    sockets: list[socket.socket] = []
+    failures: list[str] = []
+
+    def create() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        own = target = None
+        try:
+            own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+            target = os.open(f"/proc/{sandbox_pid}/ns/net", os.O_RDONLY)
+            if libc.setns(target, _CLONE_NEWNET) != 0:
+                failures.append(f"joining its network namespace failed: {os.strerror(ctypes.get_errno())}")
+                return
+            try:
+                sockets.append(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE))
+            finally:
+                # Should the switch back fail, the thread still ends here, so nothing else runs in that namespace.
+                libc.setns(own, _CLONE_NEWNET)
+        except OSError as error:
+            failures.append(str(error))
+        finally:
+            for descriptor in (own, target):
+                if descriptor is not None:
+                    os.close(descriptor)
+
+    thread = threading.Thread(target=create, name=f"routes of sandbox {sandbox_pid}", daemon=True)
+    thread.start()
+    thread.join()
+    if not sockets:
+        raise ExecutorError(f"Cannot isolate the stage network: {failures[0] if failures else 'no netlink socket'}")
+    return sockets[0]

@@ -311,6 +311,9 @@ def test_host_addresses_and_metadata_are_unreachable(bubblewrap, run):
     removal = run(bubblewrap, ["/usr/sbin/ip", "route", "del", "unreachable", "169.254.0.0/16"], network=True)
     assert removal.exit.code != 0
     assert any("Operation not permitted" in line for line in removal.lines("stderr")), removal.lines("stderr")
+    # The routes went into the sandbox's namespace only, never into the host's.
+    host_routes = subprocess.run(["/usr/sbin/ip", "route", "show"], capture_output=True, text=True, check=True).stdout
+    assert "unreachable 169.254.0.0/16" not in host_routes
 
 
 def test_tmp_is_limited_to_its_size(bubblewrap, run):
