@@ -28,6 +28,7 @@ from app.notifications.delivery import enqueue_due_deliveries
 from app.runs import service
 from app.runs.events import make_event
 from app.status import TERMINAL_RUN
+from jobs.removal import REMOVING_MARK
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,10 @@ def remove_ended_run_folders(data_dir: Path) -> int:
     """
     folders = {}
     for folder in (data_dir / "workspaces").glob("run-*"):
+        if REMOVING_MARK in folder.name:
+            # Renamed for removal by a worker that stopped before it was deleted.
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
         try:
             folders[int(folder.name.removeprefix("run-"))] = folder
         except ValueError:

@@ -8,7 +8,6 @@ conditional update, so a second delivery of the same attempt exits at once.
 
 import logging
 import os
-import shutil
 import socket
 import threading
 import time
@@ -39,6 +38,7 @@ from jobs import deploy_stage, first_stage, spare_workspace
 from jobs.executor import get_executor
 from jobs.log_sink import LogSink
 from jobs.masking import SecretMasker
+from jobs.removal import remove_later
 from jobs.stage_execution import PREPARED_DURING_PLANNING, StageContext, can_hold, execute_stage
 
 log = logging.getLogger(__name__)
@@ -379,6 +379,9 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         cache_paths = stage_cache_paths(stage.options)
         restore_paths(deno_dir, workspace, cache_paths)
         next_spare = _next_spare(run, stage, caches)
+        if next_spare is not None and held_stage is not None:
+            # A held stage's sandbox started during planning, so making the workspace now slows no start.
+            next_spare.start()
         sink.write("system", f"Restored dependency cache {restored}" if restored else "No dependency cache yet")
         if held_stage is not None:
             sink.write("system", PREPARED_DURING_PLANNING)
@@ -391,7 +394,7 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         # The next stage's workspace is made once this stage runs, because making it while the sandbox starts slows that start.
         outcome = execute_stage(plan_stage, context, workspace, deno_dir, on_log=sink.write, on_start=watchdog.watch,
                                 held_execution=held_stage.execution if held_stage is not None else None,
-                                on_running=next_spare.start if next_spare is not None else None)
+                                on_running=next_spare.start if next_spare is not None and held_stage is None else None)
         _retry_database(test_results.collect_stage_reports, run_id, stage_id, workspace)
         if outcome.status == StageStatus.SUCCESS:
             _retry_database(_collect_artifacts, run_id, stage_id, workspace, outcome)
@@ -407,7 +410,7 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         outcome = None
         error_message = f"The platform failed to run the stage: {error}"
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_later(folder)
         # The next stage is queued when this one finishes: its workspace must be in place by then.
         if next_spare is not None:
             next_spare.finish(keep=True)
@@ -486,7 +489,7 @@ def _remove_ended_run_folder(run_id: int) -> None:
     db.session.expire_all()
     run = db.session.get(Run, run_id)
     if run is None or run.status in TERMINAL_RUN:
-        shutil.rmtree(run_workspace(run_id), ignore_errors=True)
+        remove_later(run_workspace(run_id))
 
 
 def pipeline_file(run: Run) -> str:

@@ -141,6 +141,7 @@ def worker(burst: bool) -> None:
     from jobs.worker import PlatformWorker
 
     from app.queue import notify_queue, redis_connection, run_queue
+    from jobs.removal import wait_for_removals
     from jobs.tasks import get_app
 
     _log_lifecycle()
@@ -152,6 +153,8 @@ def worker(burst: bool) -> None:
         # Stage jobs come first; notification jobs are taken when no stage job waits.
         queues = [run_queue(connection), notify_queue(connection)]
         PlatformWorker(queues, connection=connection).work(burst=burst, logging_level="WARNING")
+    # Folders of ended stages still being deleted would otherwise stay until the scheduler's sweep.
+    wait_for_removals(timeout=10)
 
 
 @main.command()
