@@ -57,6 +57,7 @@ def run_command(directory: str, kind: str, branch: str | None, tag: str | None, 
     pipeline_path = _checked_pipeline_path(folder, pipeline_path)
     if kind == "tag" and not tag:
         raise click.BadParameter("a tag event needs the tag's name: pass --tag NAME.", param_hint="--event")
+    _check_ref_names(branch, tag)
     try:
         _run_directory(folder, kind, branch, tag, pipeline_path, executor)
     except (KeyboardInterrupt, _Cancelled):
@@ -73,6 +74,19 @@ def _checked_pipeline_path(folder: Path, pipeline_path: str) -> str:
     if not path.is_file() or pipeline_path.endswith("/"):
         raise click.BadParameter(f"{pipeline_path!r} is not a file in {folder}.", param_hint="--pipeline")
     return path.relative_to(folder).as_posix()
+
+
+def _check_ref_names(branch: str | None, tag: str | None) -> None:
+    """Stop with a message when --branch or --tag is a name Git would not accept, as the platform rejects it."""
+    if branch is None and tag is None:
+        # Most runs: the import below would only delay the start.
+        return
+    from app.forges.fields import ref_name_problem
+
+    for option, name in (("--branch", branch), ("--tag", tag)):
+        if name is not None and (problem := ref_name_problem(name)):
+            raise click.BadParameter(f"{name!r} is not a valid Git ref name: {problem}. Pass a name that "
+                                     "`git check-ref-format --branch` accepts.", param_hint=option)
 
 
 class _Cancelled(Exception):

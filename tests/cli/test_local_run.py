@@ -349,6 +349,21 @@ def test_killed_command_takes_planner_with_it(make_repo, local_data):
     assert not _planner_running(str(repo).encode())
 
 
+@pytest.mark.parametrize("arguments, message", [
+    (["--branch", "a..b"], "Invalid value for --branch: 'a..b' is not a valid Git ref name"),
+    (["--event", "tag", "--tag", "v1 x"], "Invalid value for --tag: 'v1 x' is not a valid Git ref name"),
+    (["--event", "tag"], "a tag event needs the tag's name: pass --tag NAME."),
+])
+def test_bad_event_options_are_rejected(make_repo, local_data, arguments, message):
+    repo = make_repo({"deno-pipeline.ts": GUESS_PIPELINE})
+
+    result = deno_ci("--data", local_data, "run", str(repo), *arguments)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
 def test_pipeline_path_is_read_as_its_file(make_repo, local_data):
     repo = make_repo({"deno-pipeline.ts": GUESS_PIPELINE})
     result = deno_ci("--data", local_data, "run", str(repo), "--pipeline", "missing/../deno-pipeline.ts")
