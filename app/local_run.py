@@ -214,7 +214,9 @@ class LocalRun:
         report.seconds = time.monotonic() - started
         report.error = outcome.error
         if outcome.error and outcome.status != StageStatus.SUCCESS:
-            self.emit(name, outcome.status if outcome.error == outcome.status else f"{outcome.status}: {outcome.error}")
+            # A reason the runner printed above is not repeated.
+            plain = outcome.error == outcome.status or outcome.printed
+            self.emit(name, outcome.status if plain else f"{outcome.status}: {outcome.error}")
         return outcome
 
     def _stage_context(self) -> StageContext:

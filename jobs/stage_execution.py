@@ -45,6 +45,8 @@ class StageOutcome:
     error: str | None = None
     # Artifacts the stage published, as {"name": ..., "paths": [...]}, to collect when it passed.
     artifacts: list[dict] = field(default_factory=list)
+    # Whether `error` is the runner's own report, which the runner also printed to the stage's stderr.
+    printed: bool = False
 
 
 def stage_environment(stage: dict, context: StageContext, workspace: Path, deno_dir: Path) -> dict[str, str]:
@@ -196,7 +198,9 @@ def _outcome(stage: dict, finished: dict | None, exit_event: Exit) -> StageOutco
         return StageOutcome(StageStatus.SUCCESS, 0)
     if finished and finished.get("status") == "failed":
         exit_code = finished.get("exitCode") if isinstance(finished.get("exitCode"), int) else exit_event.code
-        return _failed(stage, exit_code, str(finished.get("error") or "the stage failed")[:2000])
+        outcome = _failed(stage, exit_code, str(finished.get("error") or "the stage failed")[:2000])
+        outcome.printed = bool(finished.get("error"))
+        return outcome
     return _failed(stage, exit_event.code, f"the stage's process exited with code {exit_event.code} before reporting a result")
 
 

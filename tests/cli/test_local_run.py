@@ -79,6 +79,10 @@ def test_failing_test_stops_at_test(make_repo, local_data):
     lines = result.stdout.splitlines()
     assert any(line.startswith("Test ") and "failed" in line for line in lines)
     assert any(line.startswith("Deploy ") and "skipped" in line for line in lines)
+    # The runner's reason is printed once, followed by the status alone.
+    reasons = [line for line in lines if "started with Deno.run exited with code" in line]
+    assert len(reasons) == 1, reasons
+    assert "[Test] failed" in lines
 
 
 def test_parallel_group_runs_every_stage(make_repo, local_data):
