@@ -37,7 +37,7 @@ from app.models import Run
 from app.pipelines import graph
 from jobs.cache import CacheStore, stage_cache_key
 from jobs.executor import Execution, ExecutorError
-from jobs.stage_execution import StageContext, drop_held, hold_stage
+from jobs.stage_execution import PREPARED_DURING_PLANNING, StageContext, drop_held, hold_stage
 from jobs.workspace import GitError
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ class HeldStage:
     folder: Path
     # Key of the dependency cache unpacked into the stage's DENO_DIR, or None when there was none.
     cache_key: str | None
+    # Written to the stage's log when it starts: when its sandbox was made.
+    note: str = PREPARED_DURING_PLANNING
 
     @property
     def workspace(self) -> Path:
@@ -100,9 +102,9 @@ class StageFolder:
         return self.path / "deno-dir"
 
 
-def make_folder(run_folder: Path) -> StageFolder | None:
-    """Make the held stage's folder with an empty workspace, replacing one that a killed worker left; None on failure."""
-    folder = StageFolder(run_folder / FOLDER)
+def make_folder(run_folder: Path, name: str = FOLDER) -> StageFolder | None:
+    """Make a held stage's folder `name` with an empty workspace, replacing one that a killed worker left; None on failure."""
+    folder = StageFolder(run_folder / name)
     shutil.rmtree(folder.path, ignore_errors=True)
     try:
         folder.workspace.mkdir(parents=True)
@@ -148,10 +150,12 @@ def matches(plan: dict, held_stage: HeldStage, caches: CacheStore) -> bool:
     The stage must be in the plan with the very same entry and nothing to wait for, and
     the dependency cache already in its DENO_DIR must be the one its key names.
     """
-    entry = held_stage.plan_stage
-    if not graph.starts_unchanged(plan, entry):
-        return False
-    key = stage_cache_key(held_stage.workspace, entry["options"])
+    return graph.starts_unchanged(plan, held_stage.plan_stage) and has_right_cache(held_stage, caches)
+
+
+def has_right_cache(held_stage: HeldStage, caches: CacheStore) -> bool:
+    """Return whether the dependency cache in the held stage's DENO_DIR is the one its key names (or none, when none is saved)."""
+    key = stage_cache_key(held_stage.workspace, held_stage.plan_stage["options"])
     if held_stage.cache_key is None:
         return not caches.archive_path(key).exists()
     return held_stage.cache_key == key

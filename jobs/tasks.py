@@ -34,12 +34,12 @@ from app.secret_store import is_fork_pull_request, secrets_for_stage, values_to_
 from jobs import workspace as git_workspace
 from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, restore_paths, stage_cache_key, stage_cache_paths
-from jobs import deploy_stage, first_stage, spare_workspace
+from jobs import deploy_stage, first_stage, next_stage, spare_workspace
 from jobs.executor import get_executor
 from jobs.log_sink import LogSink
 from jobs.masking import SecretMasker
 from jobs.removal import remove_later
-from jobs.stage_execution import PREPARED_DURING_PLANNING, StageContext, can_hold, execute_stage
+from jobs.stage_execution import StageContext, can_hold, execute_stage
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def _prepare(run_id: int) -> None:
             first_stage.drop(held_stage)
         raise
     if claimed_id is not None:
-        _run_stage(claimed_id, 1, held_stage)
+        _run_chain(claimed_id, 1, held_stage)
     elif held_stage is not None:
         first_stage.drop(held_stage)
     _remove_ended_run_folder(run_id)
@@ -334,16 +334,26 @@ def run_stage(stage_id: int, attempt: int) -> None:
     """
     with get_app().app_context():
         try:
-            _run_stage(stage_id, attempt)
+            _run_chain(stage_id, attempt)
         finally:
             db.session.remove()
 
 
-def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | None = None) -> None:
-    """Run one attempt of a stage.
+def _run_chain(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | None = None) -> None:
+    """Run a stage, then each next stage it held and claimed (jobs/next_stage.py)."""
+    next_id: int | None = stage_id
+    while next_id is not None:
+        next_id, held_stage = _run_stage(next_id, attempt, held_stage)
+        attempt = 1
 
-    `held_stage` is the stage's sandbox made during planning, to release instead of making
-    one; `advance_run` has already marked such a stage running on this worker.
+
+def _run_stage(stage_id: int, attempt: int,
+               held_stage: first_stage.HeldStage | None = None) -> tuple[int | None, first_stage.HeldStage | None]:
+    """Run one attempt of a stage; return the id and held sandbox of the next stage it claimed, or (None, None).
+
+    `held_stage` is the stage's sandbox made ahead, during planning or while the stage
+    before it ran. It is released instead of making one. Such a stage is already marked
+    running on this worker.
     """
     if held_stage is not None:
         stage = db.session.get(Stage, stage_id)
@@ -351,7 +361,7 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         stage = service.start_stage(stage_id, attempt, worker_name())
     if stage is None:
         log.info("stage %s attempt %s: already taken or ended; nothing to do", stage_id, attempt)
-        return
+        return None, None
     run, project = stage.run, stage.run.project
     run_id = run.id
     log.info("run %s stage %s (%s): attempt %s started", run.id, stage.id, stage.name, attempt)
@@ -364,9 +374,9 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
     if deploy_spec and not deploy_spec.get("run"):
         # A deploy stage without a function needs no checkout and no sandbox.
         _finish_deploy_stage(stage.id, run, deploy_spec, sink)
-        return
+        return None, None
     watchdog = _Watchdog(current_app._get_current_object(), run.id, stage.id, attempt)
-    next_spare = None
+    next_spare = next_held = None
     try:
         workspace, deno_dir = folder / "workspace", folder / "deno-dir"
         caches = CacheStore(_data_dir(), cache_scope(run))
@@ -378,14 +388,17 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         # Read now: after the commit below, reading the stage's options would need the database.
         cache_paths = stage_cache_paths(stage.options)
         restore_paths(deno_dir, workspace, cache_paths)
-        next_spare = _next_spare(run, stage, caches)
-        if next_spare is not None and held_stage is not None:
-            # A held stage's sandbox started during planning, so making the workspace now slows no start.
-            next_spare.start()
+        executor = get_executor(current_app.config["EXECUTOR"])
+        next_held = _next_held_stage(run, stage, executor, caches)
+        next_spare = _next_spare(run, stage, caches) if next_held is None else None
+        ahead = next_held or next_spare
+        if ahead is not None and held_stage is not None:
+            # A held stage's sandbox started earlier, so making the next stage's now slows no start.
+            ahead.start()
         sink.write("system", f"Restored dependency cache {restored}" if restored else "No dependency cache yet")
         if held_stage is not None:
-            sink.write("system", PREPARED_DURING_PLANNING)
-        context = _stage_context(run, plan_stage, get_executor(current_app.config["EXECUTOR"]))
+            sink.write("system", held_stage.note)
+        context = _stage_context(run, plan_stage, executor)
         if missing := _missing_secrets(run, plan_stage, context):
             sink.write("system", missing)
         # A stage may run for an hour: hold no database connection meanwhile, so a
@@ -394,7 +407,7 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
         # The next stage's workspace is made once this stage runs, because making it while the sandbox starts slows that start.
         outcome = execute_stage(plan_stage, context, workspace, deno_dir, on_log=sink.write, on_start=watchdog.watch,
                                 held_execution=held_stage.execution if held_stage is not None else None,
-                                on_running=next_spare.start if next_spare is not None and held_stage is None else None)
+                                on_running=ahead.start if ahead is not None and held_stage is None else None)
         _retry_database(test_results.collect_stage_reports, run_id, stage_id, workspace)
         if outcome.status == StageStatus.SUCCESS:
             _retry_database(_collect_artifacts, run_id, stage_id, workspace, outcome)
@@ -416,35 +429,52 @@ def _run_stage(stage_id: int, attempt: int, held_stage: first_stage.HeldStage | 
             next_spare.finish(keep=True)
     # Heartbeats go on until the attempt's end is recorded: storing a large log backlog
     # can take longer than the heartbeat timeout, and the stage would be taken for lost.
+    claimed_id = None
     try:
         if outcome is None:
             sink.write("system", error_message)
             sink.close()
             _record_end(run_id, stage_id, attempt, StageStatus.ERROR, None, error_message)
-            return
+            return None, None
         if outcome.status == StageStatus.SUCCESS and deploy_spec:
             _finish_deploy_stage(stage_id, run, deploy_spec, sink)
-            return
+            return None, None
         if outcome.error and outcome.status != StageStatus.SUCCESS:
             sink.write("system", f"Stage {outcome.status}: {outcome.error}")
         sink.close()
         log.info("run %s stage %s: attempt %s ended %s", run_id, stage_id, attempt, outcome.status)
-        _record_end(run_id, stage_id, attempt, outcome.status, outcome.exit_code, outcome.error)
+        claim = None
+        if next_held is not None and outcome.status == StageStatus.SUCCESS and next_held.fits(current_app.config["STAGE_TIMEOUT"]):
+            claim = next_held.claim(worker_name())
+        claimed_id = _record_end(run_id, stage_id, attempt, outcome.status, outcome.exit_code, outcome.error, claim)
     finally:
         watchdog.stop()
+        if next_held is not None and claimed_id is None:
+            next_held.drop()
+    if claimed_id is not None:
+        log.info("run %s stage %s: runs next on this worker in the sandbox made while stage %s ran",
+                 run_id, claimed_id, stage_id)
+        return claimed_id, next_held.held()
     _remove_ended_run_folder(run_id)
+    return None, None
 
 
 def _record_end(run_id: int, stage_id: int, attempt: int, status: StageStatus, exit_code: int | None,
-                error: str | None) -> None:
-    """Record how the attempt ended, unless the stage has moved on to another attempt meanwhile."""
-    if not _retry_database(_finish_attempt, stage_id, attempt, status, exit_code, error):
+                error: str | None, claim: tuple[str, str] | None = None) -> int | None:
+    """Record how the attempt ended, unless the stage has moved on to another attempt meanwhile.
+
+    Returns the id of the stage claimed with `claim` (see `service.advance_run`), or None.
+    """
+    recorded, claimed_id = _retry_database(_finish_attempt, stage_id, attempt, status, exit_code, error, claim)
+    if not recorded:
         log.warning("run %s stage %s attempt %s: ended %s after the stage had moved on; the result is not recorded",
                     run_id, stage_id, attempt, status)
+    return claimed_id
 
 
-def _finish_attempt(stage_id: int, attempt: int, status: StageStatus, exit_code: int | None, error: str | None) -> bool:
-    return service.finish_stage(stage_id, status, exit_code, error, attempt=attempt)
+def _finish_attempt(stage_id: int, attempt: int, status: StageStatus, exit_code: int | None, error: str | None,
+                    claim: tuple[str, str] | None = None) -> tuple[bool, int | None]:
+    return service.finish_stage_claiming(stage_id, status, exit_code, error, attempt=attempt, claim=claim)
 
 
 def _stage_context(run: Run, plan_stage: dict, executor) -> StageContext:
@@ -467,6 +497,22 @@ def _missing_secrets(run: Run, plan_stage: dict, context: StageContext) -> str |
         return f"{names} withheld: this run of a fork's pull request gets secrets once a maintainer approves it."
     return (f"{names} not set in project {run.project.name!r}, so the stage runs without; a project admin sets "
             f"secrets on the project's settings page or with PUT /api/v1/projects/{run.project.name}/secrets/NAME.")
+
+
+def _next_held_stage(run: Run, stage: Stage, executor, caches: CacheStore) -> next_stage.NextStage | None:
+    """Return the maker of the sandbox of the stage that this one's success makes ready, when this job can run it next."""
+    mirror = _data_dir() / "mirrors" / f"{run.project_id}.git"
+    if not can_hold(executor) or not (mirror / "HEAD").exists():
+        return None
+    stages = db.session.scalars(select(Stage).where(Stage.run_id == run.id)).all()
+    waiting = {other.name for other in stages if other.status == StageStatus.QUEUED and other.enqueued_at is None}
+    passed = {other.name for other in stages if other.status in graph.PASSED}
+    entry = next_stage.candidate(run, stage.name, waiting, passed)
+    if entry is None:
+        return None
+    maker = next_stage.NextStage(entry, _stage_context(run, entry, executor), run_workspace(run.id), mirror,
+                                 run.commit_sha, run.project.clone_url, caches)
+    return maker if maker.fits(current_app.config["STAGE_TIMEOUT"]) else None
 
 
 def _next_spare(run: Run, stage: Stage, caches: CacheStore) -> spare_workspace.SpareMaker | None:

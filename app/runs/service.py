@@ -277,19 +277,28 @@ def finish_stage(stage_id: int, status: StageStatus, exit_code: int | None, erro
     was not running that attempt (another call ended it first, or the scheduler queued
     it again after its worker stopped responding).
     """
+    return finish_stage_claiming(stage_id, status, exit_code, error, retry=retry, attempt=attempt)[0]
+
+
+def finish_stage_claiming(stage_id: int, status: StageStatus, exit_code: int | None, error: str | None, *,
+                          retry: bool = True, attempt: int | None = None,
+                          claim: tuple[str, str] | None = None) -> tuple[bool, int | None]:
+    """Do what `finish_stage` does, and claim a stage the run may start next, as `advance_run` does.
+
+    Returns (whether the end was recorded, id of the stage claimed with `claim` or None).
+    """
     stage = db.session.get(Stage, stage_id, with_for_update=True, populate_existing=True)
     if stage.status != StageStatus.RUNNING or (attempt is not None and stage.attempt != attempt):
         db.session.rollback()
-        return False
+        return False, None
     retries = int(stage.options.get("retries") or 0) if retry else 0
     if status in RETRIED_STAGE and stage.attempt <= retries and stage.run.status not in TERMINAL_RUN:
         requeue_stage(stage, f"attempt {stage.attempt} ended {status}: {error}; retrying")
-        return True
+        return True, None
     stage.status, stage.exit_code, stage.error, stage.finished_at = status, exit_code, error, utcnow()
     stage.waiting_for = None
     db.session.commit()
-    advance_run(stage.run_id)
-    return True
+    return True, advance_run(stage.run_id, claim)
 
 
 def requeue_stage(stage: Stage, reason: str) -> None:
