@@ -3,9 +3,9 @@
 Removing a stage's folder (its checkout and its copy of the dependency cache) took 5
 to 15 ms, and each stage of a run waited for it before its end was recorded and the
 next stage queued. The folder is renamed at once, so that its name is free, and a
-thread of the worker deletes it. A worker that stops first leaves it behind: a stage's
-inside the run's folder, a run's beside it under a name the scheduler's sweep of
-ended runs' folders also removes.
+thread of the worker deletes it. What a worker leaves when it stops first is deleted by
+the next worker that starts (`remove_leftovers`) and by the scheduler's sweep of ended
+runs' folders.
 """
 
 import logging
@@ -29,7 +29,6 @@ _unfinished = 0
 
 def remove_later(folder: Path) -> None:
     """Rename `folder` out of the way and delete it in the background; a missing folder is fine."""
-    global _unfinished
     renamed = folder.with_name(f"{folder.name}{REMOVING_MARK}{uuid.uuid4().hex[:12]}")
     try:
         folder.rename(renamed)
@@ -39,16 +38,32 @@ def remove_later(folder: Path) -> None:
         log.warning("folder %s: cannot rename it for removal (%s); removing it in place", folder, error)
         shutil.rmtree(folder, ignore_errors=True)
         return
-    with _idle:
-        _unfinished += 1
-    _start_remover()
-    _pending.put(renamed)
+    _queue(renamed)
+
+
+def remove_leftovers(workspaces: Path) -> int:
+    """Delete, in the background, the folders under `workspaces` that a stopped worker renamed and left; return how many.
+
+    Called when a worker starts; another worker deleting the same folder meanwhile does no harm.
+    """
+    leftovers = [*workspaces.glob(f"*{REMOVING_MARK}*"), *workspaces.glob(f"run-*/*{REMOVING_MARK}*")]
+    for folder in leftovers:
+        _queue(folder)
+    return len(leftovers)
 
 
 def wait_for_removals(timeout: float | None = None) -> bool:
     """Wait until every folder handed to `remove_later` is deleted; return whether that happened in time."""
     with _idle:
         return _idle.wait_for(lambda: _unfinished == 0, timeout)
+
+
+def _queue(folder: Path) -> None:
+    global _unfinished
+    with _idle:
+        _unfinished += 1
+    _start_remover()
+    _pending.put(folder)
 
 
 def _start_remover() -> None:

@@ -13,6 +13,7 @@ A workspace is `<run folder>/spare` with `workspace/` (the checkout), `deno-dir/
 there was none) and `source` (the commit and edited pipeline it was made of). It appears only when complete, by renaming it into place.
 """
 
+import errno
 import functools
 import hashlib
 import logging
@@ -64,7 +65,14 @@ class SpareMaker:
             (building / "cache-key").write_text(key or "")
             (building / "source").write_text(self._source)
             building.rename(self.run_folder / SPARE)
-        except (OSError, git_workspace.GitError) as error:
+        except OSError as error:
+            shutil.rmtree(building, ignore_errors=True)
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST) and (self.run_folder / SPARE).exists():
+                # A stage running beside this one made its spare first; one is enough.
+                log.debug("run folder %s: a spare workspace is there already", self.run_folder)
+                return
+            log.warning("run folder %s: no spare workspace: %s", self.run_folder, error)
+        except git_workspace.GitError as error:
             # Without a spare, the next stage checks the commit out itself.
             log.warning("run folder %s: no spare workspace: %s", self.run_folder, error)
             shutil.rmtree(building, ignore_errors=True)

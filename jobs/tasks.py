@@ -201,6 +201,7 @@ def _prepare(run_id: int) -> None:
     except git_workspace.GitError as error:
         _discard_spare(spare, held_future, held_folder, held_work)
         service.fail_run(run_id, f"Cannot check out the commit: {error}")
+        _remove_ended_run_folder(run_id)
         return
     except runner.PipelineError as error:
         _discard_spare(spare, held_future, held_folder, held_work)
@@ -208,10 +209,12 @@ def _prepare(run_id: int) -> None:
         if db.session.get(Run, run_id, populate_existing=True).status in TERMINAL_RUN:
             # Cancelled while planned: the planning was stopped, which is no error of the pipeline's.
             log.info("run %s: planning stopped, the run has ended", run_id)
+            _remove_ended_run_folder(run_id)
             return
         problems = runner.relative_problems(error.problems, folder)
         service.system_log(run_id, None, *[f"pipeline error: {problem}" for problem in problems])
         service.fail_run(run_id, f"The pipeline {pipeline_path!r} is invalid: {problems[0]}")
+        _remove_ended_run_folder(run_id)
         return
     except BaseException:
         _discard_spare(spare, held_future, held_folder, held_work)

@@ -141,12 +141,13 @@ def worker(burst: bool) -> None:
     from jobs.worker import PlatformWorker
 
     from app.queue import notify_queue, redis_connection, run_queue
-    from jobs.removal import wait_for_removals
+    from jobs.removal import remove_leftovers, wait_for_removals
     from jobs.tasks import get_app
 
     _log_lifecycle()
     _services()
     app = get_app()
+    remove_leftovers(Path(app.config["DATA_DIR"]) / "workspaces")
     with app.app_context():
         connection = redis_connection()
         # A SimpleWorker runs jobs in this process: no fork per stage, one database pool per worker.

@@ -1,6 +1,6 @@
 """Folders of ended stages and runs, deleted in the background."""
 
-from jobs.removal import REMOVING_MARK, remove_later, wait_for_removals
+from jobs.removal import REMOVING_MARK, remove_later, remove_leftovers, wait_for_removals
 
 
 def _folder_with_files(path):
@@ -47,3 +47,17 @@ def test_sweep_deletes_folder_left_renamed(db_app, tmp_path):
     remove_ended_run_folders(tmp_path)
 
     assert not left.exists()
+
+
+def test_starting_worker_deletes_leftovers(tmp_path):
+    workspaces = tmp_path / "workspaces"
+    left = [workspaces / f"run-3{REMOVING_MARK}0123456789ab", workspaces / "run-4" / f"stage-9-1{REMOVING_MARK}ba9876543210"]
+    for folder in left:
+        _folder_with_files(folder)
+    live = _folder_with_files(workspaces / "run-4" / "stage-10-1")
+
+    assert remove_leftovers(workspaces) == 2
+
+    assert wait_for_removals(timeout=10)
+    assert not any(folder.exists() for folder in left)
+    assert (live / "workspace").is_dir()

@@ -15,7 +15,7 @@ from flask import current_app
 from app.extensions import db
 from app.models import Run
 from app.runs.logs import read_lines
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 from tests.sample_projects import prd_sample_project
 
 
@@ -185,6 +185,9 @@ def test_invalid_pipeline_names_repository_file(workers, make_repo):
     assert "pipeline error: deno-pipeline.ts:3:" in text
     assert current_app.config["DATA_DIR"] not in text
     assert current_app.config["DATA_DIR"] not in run.status_reason
+    # Nothing of the run stays in the workers' folder.
+    run_folder = Path(current_app.config["DATA_DIR"]) / "workspaces" / f"run-{run.id}"
+    wait_for(lambda: not run_folder.exists(), timeout=10)
 
 
 def test_ctrl_c_before_run_exists(db_app, monkeypatch):
