@@ -141,6 +141,11 @@ class CacheStore:
                 return archive.name.removesuffix(ARCHIVE_SUFFIX)
         return None
 
+    def newest_key(self) -> str | None:
+        """Return the key of the newest archive, which `restore` falls back to, or None when there is none."""
+        archives = self._newest_first()
+        return archives[0].name.removesuffix(ARCHIVE_SUFFIX) if archives else None
+
     def _newest_first(self) -> list[Path]:
         if not self.folder.is_dir():
             return []

@@ -154,11 +154,12 @@ def matches(plan: dict, held_stage: HeldStage, caches: CacheStore) -> bool:
 
 
 def has_right_cache(held_stage: HeldStage, caches: CacheStore) -> bool:
-    """Return whether the dependency cache in the held stage's DENO_DIR is the one its key names (or none, when none is saved)."""
+    """Return whether the held stage's DENO_DIR has the dependency cache that `CacheStore.restore` would give it now."""
     key = stage_cache_key(held_stage.workspace, held_stage.plan_stage["options"])
-    if held_stage.cache_key is None:
-        return not caches.archive_path(key).exists()
-    return held_stage.cache_key == key
+    if caches.archive_path(key).exists():
+        return held_stage.cache_key == key
+    # Without an archive of its own key, a stage starts from the newest one.
+    return held_stage.cache_key == caches.newest_key()
 
 
 def drop(held_stage: HeldStage) -> None:

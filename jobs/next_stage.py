@@ -25,7 +25,7 @@ from pathlib import Path
 from app.pipelines import graph
 from jobs import first_stage
 from jobs import workspace as git_workspace
-from jobs.cache import CacheStore
+from jobs.cache import CacheStore, stage_cache_key
 from jobs.stage_execution import StageContext
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,17 @@ class NextStage:
         folder = first_stage.make_folder(self._run_folder, f"held-next-stage-{self.plan_stage['index']}")
         if folder is None:
             return
-        restoring = self._pool.submit(self._caches.restore_newest, folder.deno_dir)
         checking_out = self._pool.submit(git_workspace.checkout_into, self._mirror, self._sha, folder.workspace,
                                          self._clone_url)
+        # The key covers files of the checkout, so the stage's archive is known only after it.
+        # The newest archive is a poor guess: a restore makes its archive the newest, so after a
+        # stage with a key of its own, the newest is that stage's.
+        restoring = self._pool.submit(self._restore_cache, checking_out, folder)
         self._held = self._pool.submit(first_stage.hold, self.plan_stage, self._context, folder, restoring, checking_out)
+
+    def _restore_cache(self, checking_out: Future, folder: first_stage.StageFolder) -> str | None:
+        checking_out.result()
+        return self._caches.restore(stage_cache_key(folder.workspace, self.plan_stage["options"]), folder.deno_dir)
 
     def claim(self, worker: str) -> tuple[str, str] | None:
         """Wait for the held stage; return the claim for `service.finish_stage_claiming`, or None when it is not usable."""
@@ -95,8 +102,8 @@ class NextStage:
             return None
         # The plan never changes within a run, so only the cache can differ.
         if not first_stage.has_right_cache(held, self._caches):
-            log.info("run %s: the dependency cache of stage %r changed; its held sandbox is dropped",
-                     self._context.run_id, held.plan_stage["name"])
+            log.info("run %s: stage %r needs another dependency cache than its held sandbox has; the sandbox is "
+                     "dropped and the stage queued", self._context.run_id, held.plan_stage["name"])
             return None
         return held.plan_stage["name"], worker
 

@@ -39,7 +39,7 @@ from jobs.executor import get_executor
 from jobs.log_sink import LogSink
 from jobs.masking import SecretMasker
 from jobs.removal import remove_later
-from jobs.stage_execution import StageContext, can_hold, execute_stage
+from jobs.stage_execution import StageContext, StageOutcome, can_hold, drop_held, execute_stage
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,11 @@ def prepare_run(run_id: int) -> None:
     with get_app().app_context():
         try:
             with _planning_heartbeat(run_id):
-                _prepare(run_id)
+                claimed = _prepare(run_id)
+            # Run after planning has ended: the planning's cancel listener stops planners, not stages.
+            if claimed is not None:
+                _run_chain(*claimed)
+            _remove_ended_run_folder(run_id)
         finally:
             db.session.remove()
 
@@ -153,7 +157,8 @@ def _cancel_heard(pubsub, timeout: float) -> bool:
     return bool(message and message.get("data") == b"cancel")
 
 
-def _prepare(run_id: int) -> None:
+def _prepare(run_id: int) -> tuple[int, int, first_stage.HeldStage] | None:
+    """Plan the run and queue its first stages; return (stage id, attempt, held sandbox) of a stage claimed to run here."""
     run = db.session.get(Run, run_id)
     if run is None or run.status in TERMINAL_RUN or run.plan is not None:
         return
@@ -201,7 +206,6 @@ def _prepare(run_id: int) -> None:
     except git_workspace.GitError as error:
         _discard_spare(spare, held_future, held_folder, held_work)
         service.fail_run(run_id, f"Cannot check out the commit: {error}")
-        _remove_ended_run_folder(run_id)
         return
     except runner.PipelineError as error:
         _discard_spare(spare, held_future, held_folder, held_work)
@@ -209,12 +213,10 @@ def _prepare(run_id: int) -> None:
         if db.session.get(Run, run_id, populate_existing=True).status in TERMINAL_RUN:
             # Cancelled while planned: the planning was stopped, which is no error of the pipeline's.
             log.info("run %s: planning stopped, the run has ended", run_id)
-            _remove_ended_run_folder(run_id)
             return
         problems = runner.relative_problems(error.problems, folder)
         service.system_log(run_id, None, *[f"pipeline error: {problem}" for problem in problems])
         service.fail_run(run_id, f"The pipeline {pipeline_path!r} is invalid: {problems[0]}")
-        _remove_ended_run_folder(run_id)
         return
     except BaseException:
         _discard_spare(spare, held_future, held_folder, held_work)
@@ -231,10 +233,10 @@ def _prepare(run_id: int) -> None:
             first_stage.drop(held_stage)
         raise
     if claimed_id is not None:
-        _run_chain(claimed_id, 1, held_stage)
-    elif held_stage is not None:
+        return claimed_id, 1, held_stage
+    if held_stage is not None:
         first_stage.drop(held_stage)
-    _remove_ended_run_folder(run_id)
+    return None
 
 
 def _plan(run: Run, mirror: Path, sha: str, event: dict, executor, tree: str, folders: tuple[Path, Path]) -> dict:
@@ -407,10 +409,17 @@ def _run_stage(stage_id: int, attempt: int,
         # A stage may run for an hour: hold no database connection meanwhile, so a
         # database restart during the stage cannot break this job's session.
         db.session.commit()
-        # The next stage's workspace is made once this stage runs, because making it while the sandbox starts slows that start.
-        outcome = execute_stage(plan_stage, context, workspace, deno_dir, on_log=sink.write, on_start=watchdog.watch,
-                                held_execution=held_stage.execution if held_stage is not None else None,
-                                on_running=ahead.start if ahead is not None and held_stage is None else None)
+        if held_stage is not None and _run_ended(run_id):
+            # Cancelled after the stage was claimed: a cancel leaves running stages to their
+            # workers, and none of this one's code has run yet.
+            drop_held(held_stage.execution)
+            outcome = StageOutcome(StageStatus.CANCELLED, None, "cancelled")
+        else:
+            # The next stage's workspace is made once this stage runs, because making it while the sandbox starts slows that start.
+            outcome = execute_stage(plan_stage, context, workspace, deno_dir, on_log=sink.write, on_start=watchdog.watch,
+                                    held_execution=held_stage.execution if held_stage is not None else None,
+                                    on_running=ahead.start if ahead is not None and held_stage is None else None)
+        watchdog.execution_ended()
         _retry_database(test_results.collect_stage_reports, run_id, stage_id, workspace)
         if outcome.status == StageStatus.SUCCESS:
             _retry_database(_collect_artifacts, run_id, stage_id, workspace, outcome)
@@ -531,6 +540,13 @@ def _next_spare(run: Run, stage: Stage, caches: CacheStore) -> spare_workspace.S
     project = run.project
     return spare_workspace.SpareMaker(run_folder, mirror, run.commit_sha, project.clone_url, pipeline_file(run),
                                       run.pipeline_override, caches)
+
+
+def _run_ended(run_id: int) -> bool:
+    """Return whether the run has ended, as the database has it now."""
+    status = db.session.scalar(select(Run.status).where(Run.id == run_id))
+    db.session.commit()
+    return status in TERMINAL_RUN
 
 
 def _remove_ended_run_folder(run_id: int) -> None:
@@ -669,6 +685,8 @@ class _Watchdog:
     def __init__(self, app: Flask, run_id: int, stage_id: int, attempt: int) -> None:
         self.app, self.run_id, self.stage_id, self.attempt = app, run_id, stage_id, attempt
         self._stopped = threading.Event()
+        # Set once the stage's process has ended; the heartbeats go on until its end is recorded.
+        self._ended = threading.Event()
         self._execution = None
         self._thread: threading.Thread | None = None
 
@@ -676,6 +694,9 @@ class _Watchdog:
         self._execution = execution
         self._thread = threading.Thread(target=self._loop, name=f"watchdog-{self.stage_id}", daemon=True)
         self._thread.start()
+
+    def execution_ended(self) -> None:
+        self._ended.set()
 
     def stop(self) -> None:
         # Not joined: the thread may sit in a 0.5 s read of the control channel, and
@@ -722,7 +743,7 @@ class _Watchdog:
                 run_status = db.session.scalar(db.select(Run.status).where(Run.id == self.run_id))
                 db.session.commit()
                 db.session.remove()
-            if beating is None and run_status != RunStatus.CANCELLED:
+            if beating is None and run_status != RunStatus.CANCELLED and not self._ended.is_set():
                 log.warning("run %s stage %s: attempt %s no longer runs; its execution is stopped",
                             self.run_id, self.stage_id, self.attempt)
             return beating is None or run_status == RunStatus.CANCELLED

@@ -77,3 +77,25 @@ def test_held_stage_after_failure_runs_nothing(workers, make_repo):
     assert text.count("pipeline imported") == 1
     # The held sandbox of the skipped stage is gone.
     wait_for(lambda: not _runners_of("never tested"), timeout=10)
+
+
+KEYED_CHAIN = '''import { Pipeline } from "deno-ci";
+
+const keyed = { cache: { key: ["keyed.txt"] } };
+
+export default new Pipeline()
+  .stage("keyed first", keyed, () => console.log("first"))
+  .stage("plain second", () => console.log("second"))
+  .stage("keyed third", keyed, () => console.log("third"));
+'''
+
+
+def test_stage_with_own_cache_key_is_held(workers, make_repo):
+    project = add_project("keyed", str(make_repo({"deno-pipeline.ts": KEYED_CHAIN, "keyed.txt": "one\n"})))
+    # The first run saves the archive of the stages' own key, then the project's default one,
+    # so the newest archive is not the one the third stage needs.
+    assert _finished_run(project).status == "success"
+    run = _finished_run(project)
+
+    assert run.status == "success"
+    assert log_text(run.id).count(PREPARED_WHILE_PREVIOUS_RAN) == 2
