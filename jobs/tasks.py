@@ -27,7 +27,7 @@ from app.models import Artifact, Project, Run, RunStatus, Stage, StageStatus
 from app.models._columns import utcnow
 from app.status import TERMINAL_RUN
 from app.pipelines import graph, plan_reuse, runner
-from app.queue import control_channel, redis_connection
+from app.queue import control_channel, redis_connection, run_queue
 from app.runs import service, test_results
 from app.runs.events import MAX_AUTHOR_CHARACTERS, bounded_changed_files, cut_message, make_event
 from app.secret_store import is_fork_pull_request, secrets_for_stage, values_to_mask
@@ -514,7 +514,7 @@ def _missing_secrets(run: Run, plan_stage: dict, context: StageContext) -> str |
 def _next_held_stage(run: Run, stage: Stage, executor, caches: CacheStore) -> next_stage.NextStage | None:
     """Return the maker of the sandbox of the stage that this one's success makes ready, when this job can run it next."""
     mirror = _data_dir() / "mirrors" / f"{run.project_id}.git"
-    if not can_hold(executor) or not (mirror / "HEAD").exists():
+    if not can_hold(executor) or not (mirror / "HEAD").exists() or _others_wait():
         return None
     stages = db.session.scalars(select(Stage).where(Stage.run_id == run.id)).all()
     waiting = {other.name for other in stages if other.status == StageStatus.QUEUED and other.enqueued_at is None}
@@ -525,6 +525,19 @@ def _next_held_stage(run: Run, stage: Stage, executor, caches: CacheStore) -> ne
     maker = next_stage.NextStage(entry, _stage_context(run, entry, executor), run_workspace(run.id), mirror,
                                  run.commit_sha, run.project.clone_url, caches)
     return maker if maker.fits(current_app.config["STAGE_TIMEOUT"]) else None
+
+
+def _others_wait() -> bool:
+    """Return whether jobs wait in the queue, as when every worker is busy.
+
+    A held sandbox cannot start behind a stage that ends within milliseconds, so with
+    busy workers chaining only made the worker wait for it: throughput of trivial runs
+    fell from 3.9-4.3 to 3.1-3.6 runs/s. Busy workers take queued stages instead.
+    """
+    try:
+        return run_queue().count > 0
+    except redis.RedisError:
+        return True
 
 
 def _next_spare(run: Run, stage: Stage, caches: CacheStore) -> spare_workspace.SpareMaker | None:

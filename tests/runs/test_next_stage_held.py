@@ -99,3 +99,15 @@ def test_stage_with_own_cache_key_is_held(workers, make_repo):
 
     assert run.status == "success"
     assert log_text(run.id).count(PREPARED_WHILE_PREVIOUS_RAN) == 2
+
+
+def test_busy_workers_take_queued_stages(db_app):
+    from app.queue import run_queue
+    from jobs.tasks import _others_wait
+
+    assert not _others_wait()
+    # A job that no worker has taken yet: the workers are busy, so none chains stages.
+    run_queue().enqueue("jobs.tasks.run_stage", 999_999, 1, job_id="stage-999999-1")
+
+    assert _others_wait()
+    run_queue().empty()
