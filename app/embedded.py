@@ -118,6 +118,7 @@ class EmbeddedPostgres:
             self._initdb()
         if self.is_running():
             return False
+        self._remove_stale_lock_file()
         self._prepare_permissions()
         options = f"-h 127.0.0.1 -p {self.state['port']} -k {self.pgdata} -c max_connections=200 -c fsync=on"
         result = self._run("pg_ctl", "-D", str(self.pgdata), "-w", "-t", "60", "-l", str(self.pgdata / "server.log"), "-o", options, "start")
@@ -129,6 +130,28 @@ class EmbeddedPostgres:
         self._create_database()
         log.info("embedded PostgreSQL listening on 127.0.0.1:%s", self.state["port"])
         return True
+
+    def _remove_stale_lock_file(self) -> None:
+        """Remove the postmaster.pid of a killed server when its pid now belongs to another process.
+
+        PostgreSQL refuses to start while the pid in that file belongs to a live process of
+        its user. On a busy machine the pid of a killed postmaster soon goes to another
+        process, such as a backend of another server run by the same user. Only a
+        postmaster of this data folder has the folder on its command line.
+        """
+        lock_file = self.pgdata / "postmaster.pid"
+        try:
+            pid = int(lock_file.read_text().split()[0])
+            command_line = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:
+            # No lock file, or its process is gone, which PostgreSQL handles itself.
+            return
+        except (OSError, ValueError, IndexError):
+            return
+        if str(self.pgdata).encode() not in command_line:
+            log.warning("embedded PostgreSQL: removing the stale %s, whose pid %s belongs to another process now",
+                        lock_file, pid)
+            lock_file.unlink(missing_ok=True)
 
     def _create_database(self) -> None:
         import psycopg
