@@ -134,7 +134,7 @@ class EmbeddedPostgres:
     def _remove_stale_lock_file(self) -> None:
         """Remove the postmaster.pid of a killed server when its pid now belongs to another process.
 
-        PostgreSQL refuses to start while the pid in that file belongs to a live process of
+        PostgreSQL does not start while the pid in that file belongs to a live process of
         its user. On a busy machine the pid of a killed postmaster soon goes to another
         process, such as a backend of another server run by the same user. Only a
         postmaster of this data folder has the folder on its command line.
@@ -143,10 +143,8 @@ class EmbeddedPostgres:
         try:
             pid = int(lock_file.read_text().split()[0])
             command_line = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except FileNotFoundError:
-            # No lock file, or its process is gone, which PostgreSQL handles itself.
-            return
         except (OSError, ValueError, IndexError):
+            # No lock file, its process is gone or it is unreadable: PostgreSQL decides itself.
             return
         if str(self.pgdata).encode() not in command_line:
             log.warning("embedded PostgreSQL: removing the stale %s, whose pid %s belongs to another process now",

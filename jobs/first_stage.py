@@ -129,7 +129,7 @@ def hold(plan_stage: dict, context: StageContext, folder: StageFolder, restoring
         execution = hold_stage(plan_stage, context, folder.workspace, folder.deno_dir)
         checking_out.result()
     except (ExecutorError, OSError, GitError) as error:
-        log.info("run %s: the first stage could not be prepared during planning: %s", context.run_id, error)
+        log.info("run %s: stage %r could not be prepared ahead, so it is queued: %s", context.run_id, plan_stage["name"], error)
         if execution is not None:
             drop_held(execution)
         discard_folder(folder, restoring, checking_out)

@@ -65,6 +65,13 @@ def job_seconds_left() -> float | None:
     return job.timeout - (datetime.now(timezone.utc) - started).total_seconds()
 
 
+def fits(plan_stage: dict, default_timeout: float) -> bool:
+    """Return whether the current RQ job has time left for the stage's timeout."""
+    left = job_seconds_left()
+    timeout = float(plan_stage["options"].get("timeout") or default_timeout)
+    return left is not None and timeout + RECORD_MARGIN <= left
+
+
 class NextStage:
     """The next stage's folder and held sandbox, made in threads while the current stage runs."""
 
@@ -76,7 +83,7 @@ class NextStage:
         self._mirror, self._sha, self._clone_url = mirror, sha, clone_url
         self._caches = caches
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="next-stage")
-        self._held: Future | None = None
+        self._holding: Future | None = None
 
     def start(self) -> None:
         """Start checking out, unpacking the cache and starting the sandbox; call once."""
@@ -89,7 +96,7 @@ class NextStage:
         # The newest archive is a poor guess: a restore makes its archive the newest, so after a
         # stage with a key of its own, the newest is that stage's.
         restoring = self._pool.submit(self._restore_cache, checking_out, folder)
-        self._held = self._pool.submit(first_stage.hold, self.plan_stage, self._context, folder, restoring, checking_out)
+        self._holding = self._pool.submit(first_stage.hold, self.plan_stage, self._context, folder, restoring, checking_out)
 
     def _restore_cache(self, checking_out: Future, folder: first_stage.StageFolder) -> str | None:
         checking_out.result()
@@ -97,7 +104,7 @@ class NextStage:
 
     def claim(self, worker: str) -> tuple[str, str] | None:
         """Wait for the held stage; return the claim for `service.finish_stage_claiming`, or None when it is not usable."""
-        held = self.held()
+        held = self.held_stage()
         if held is None:
             return None
         # The plan never changes within a run, so only the cache can differ.
@@ -107,22 +114,16 @@ class NextStage:
             return None
         return held.plan_stage["name"], worker
 
-    def held(self) -> first_stage.HeldStage | None:
-        """Return the held stage once made, or None when it could not be made or was never started."""
-        result = self._held.result() if self._held is not None else None
+    def held_stage(self) -> first_stage.HeldStage | None:
+        """Wait for the held stage and return it, or None when it could not be made or was never started."""
+        result = self._holding.result() if self._holding is not None else None
         self._pool.shutdown(wait=False)
         if result is not None:
             result.note = PREPARED_WHILE_PREVIOUS_RAN
         return result
 
-    def fits(self, default_timeout: float) -> bool:
-        """Return whether the current job has time left for this stage's timeout."""
-        left = job_seconds_left()
-        timeout = float(self.plan_stage["options"].get("timeout") or default_timeout)
-        return left is not None and timeout + RECORD_MARGIN <= left
-
     def drop(self) -> None:
         """End the held sandbox, if any, without running the stage."""
-        held = self.held()
+        held = self.held_stage()
         if held is not None:
             first_stage.drop(held)

@@ -22,7 +22,7 @@ REMOVING_MARK = ".removing-"
 
 _pending: "queue.SimpleQueue[Path]" = queue.SimpleQueue()
 _remover: threading.Thread | None = None
-_remover_lock = threading.Lock()
+# Guards `_remover` and `_unfinished`, the count of folders queued and not yet deleted.
 _idle = threading.Condition()
 _unfinished = 0
 
@@ -59,19 +59,13 @@ def wait_for_removals(timeout: float | None = None) -> bool:
 
 
 def _queue(folder: Path) -> None:
-    global _unfinished
+    global _remover, _unfinished
     with _idle:
         _unfinished += 1
-    _start_remover()
-    _pending.put(folder)
-
-
-def _start_remover() -> None:
-    global _remover
-    with _remover_lock:
         if _remover is None or not _remover.is_alive():
             _remover = threading.Thread(target=_remove_forever, name="folder remover", daemon=True)
             _remover.start()
+    _pending.put(folder)
 
 
 def _remove_forever() -> None:

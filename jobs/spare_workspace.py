@@ -65,17 +65,14 @@ class SpareMaker:
             (building / "cache-key").write_text(key or "")
             (building / "source").write_text(self._source)
             building.rename(self.run_folder / SPARE)
-        except OSError as error:
+        except (OSError, git_workspace.GitError) as error:
             shutil.rmtree(building, ignore_errors=True)
-            if error.errno in (errno.ENOTEMPTY, errno.EEXIST) and (self.run_folder / SPARE).exists():
+            if getattr(error, "errno", None) in (errno.ENOTEMPTY, errno.EEXIST) and (self.run_folder / SPARE).exists():
                 # A stage running beside this one made its spare first; one is enough.
                 log.debug("run folder %s: a spare workspace is there already", self.run_folder)
                 return
-            log.warning("run folder %s: no spare workspace: %s", self.run_folder, error)
-        except git_workspace.GitError as error:
             # Without a spare, the next stage checks the commit out itself.
             log.warning("run folder %s: no spare workspace: %s", self.run_folder, error)
-            shutil.rmtree(building, ignore_errors=True)
 
 
 def make_workspace(mirror: Path, sha: str, clone_url: str, pipeline_path: str, pipeline_override: str | None,

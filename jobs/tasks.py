@@ -456,7 +456,9 @@ def _run_stage(stage_id: int, attempt: int,
         sink.close()
         log.info("run %s stage %s: attempt %s ended %s", run_id, stage_id, attempt, outcome.status)
         claim = None
-        if next_held is not None and outcome.status == StageStatus.SUCCESS and next_held.fits(current_app.config["STAGE_TIMEOUT"]):
+        # The stage took time of the job's limit, so whether the next one fits is checked again.
+        if (next_held is not None and outcome.status == StageStatus.SUCCESS
+                and next_stage.fits(next_held.plan_stage, current_app.config["STAGE_TIMEOUT"])):
             claim = next_held.claim(worker_name())
         claimed_id = _record_end(run_id, stage_id, attempt, outcome.status, outcome.exit_code, outcome.error, claim)
     finally:
@@ -466,7 +468,7 @@ def _run_stage(stage_id: int, attempt: int,
     if claimed_id is not None:
         log.info("run %s stage %s: runs next on this worker in the sandbox made while stage %s ran",
                  run_id, claimed_id, stage_id)
-        return claimed_id, next_held.held()
+        return claimed_id, next_held.held_stage()
     _remove_ended_run_folder(run_id)
     return None, None
 
@@ -520,11 +522,10 @@ def _next_held_stage(run: Run, stage: Stage, executor, caches: CacheStore) -> ne
     waiting = {other.name for other in stages if other.status == StageStatus.QUEUED and other.enqueued_at is None}
     passed = {other.name for other in stages if other.status in graph.PASSED}
     entry = next_stage.candidate(run, stage.name, waiting, passed)
-    if entry is None:
+    if entry is None or not next_stage.fits(entry, current_app.config["STAGE_TIMEOUT"]):
         return None
-    maker = next_stage.NextStage(entry, _stage_context(run, entry, executor), run_workspace(run.id), mirror,
-                                 run.commit_sha, run.project.clone_url, caches)
-    return maker if maker.fits(current_app.config["STAGE_TIMEOUT"]) else None
+    return next_stage.NextStage(entry, _stage_context(run, entry, executor), run_workspace(run.id), mirror,
+                                run.commit_sha, run.project.clone_url, caches)
 
 
 def _others_wait() -> bool:
