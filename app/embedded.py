@@ -136,8 +136,10 @@ class EmbeddedPostgres:
 
         PostgreSQL does not start while the pid in that file belongs to a live process of
         its user. On a busy machine the pid of a killed postmaster soon goes to another
-        process, such as a backend of another server run by the same user. Only a
-        postmaster of this data folder has the folder on its command line.
+        process, such as a backend of another server run by the same user. A killed
+        postmaster that nobody has reaped yet (a zombie) counts as live too, and its
+        command line is empty. Only a running postmaster of this data folder has the folder
+        on its command line. The lock files of its sockets name the same pid, so they go too.
         """
         lock_file = self.pgdata / "postmaster.pid"
         try:
@@ -146,10 +148,17 @@ class EmbeddedPostgres:
         except (OSError, ValueError, IndexError):
             # No lock file, its process is gone or it is unreadable: PostgreSQL decides itself.
             return
-        if str(self.pgdata).encode() not in command_line:
-            log.warning("embedded PostgreSQL: removing the stale %s, whose pid %s belongs to another process now",
-                        lock_file, pid)
-            lock_file.unlink(missing_ok=True)
+        if str(self.pgdata).encode() in command_line:
+            return
+        log.warning("embedded PostgreSQL: removing the stale %s: pid %s is not a running postmaster of this folder",
+                    lock_file, pid)
+        for socket_lock in self.pgdata.glob(".s.PGSQL.*.lock"):
+            try:
+                if int(socket_lock.read_text().split()[0]) == pid:
+                    socket_lock.unlink(missing_ok=True)
+            except (OSError, ValueError, IndexError):
+                continue
+        lock_file.unlink(missing_ok=True)
 
     def _create_database(self) -> None:
         import psycopg

@@ -25,7 +25,7 @@ from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, has_own_cache_key, restore_paths, stage_cache_key, stage_cache_paths
 from jobs.executor import Execution, ExecutorError, get_executor
 from jobs.stage_execution import (PREPARED_DURING_PLANNING, StageContext, StageOutcome, can_hold, drop_held,
-                                  execute_stage, hold_stage)
+                                  execute_stage, hold_stage, import_map_path)
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,8 @@ class LocalRun:
             if outcome.status == StageStatus.SUCCESS:
                 self._collect(name, outcome, workspace)
                 self.caches.save(key, deno_dir, workspace, cache_paths)
+            # Deleted while later stages run, so that the end of the run has little left to delete.
+            self._preparer.submit(_remove_attempt_folders, workspace, deno_dir)
             if outcome.status not in RETRIED_STAGE or self._cancelled.is_set():
                 break
             if attempt <= retries:
@@ -308,6 +310,13 @@ class LocalRun:
             self._drop_held(name)
         self._preparer.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _remove_attempt_folders(workspace: Path, deno_dir: Path) -> None:
+    """Delete an ended attempt's workspace, DENO_DIR and the import map beside it."""
+    for folder in (workspace, deno_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+    import_map_path(deno_dir).unlink(missing_ok=True)
 
 
 def format_summary(status: RunStatus, reports: list[StageReport]) -> str:

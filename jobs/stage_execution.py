@@ -86,7 +86,7 @@ def stage_spec(stage: dict, context: StageContext, workspace: Path, deno_dir: Pa
     """
     options = stage["options"]
     permissions = options.get("permissions") or {}
-    import_map = write_import_map(workspace / context.pipeline_path, deno_dir.parent / f"{deno_dir.name}.import_map.json")
+    import_map = write_import_map(workspace / context.pipeline_path, import_map_path(deno_dir))
     env = stage_environment(stage, context, workspace, deno_dir)
     if held:
         env["DENO_CI_START_FD"] = str(START_FD)
@@ -102,6 +102,11 @@ def stage_spec(stage: dict, context: StageContext, workspace: Path, deno_dir: Pa
         max_memory_bytes=context.max_memory_bytes,
         mounts=(Mount(DENO), Mount(SDK_DIR), Mount(import_map), Mount(deno_dir, writable=True)),
     )
+
+
+def import_map_path(deno_dir: Path) -> Path:
+    """Return where a stage's import map is written: beside its DENO_DIR, outside the workspace."""
+    return deno_dir.parent / f"{deno_dir.name}.import_map.json"
 
 
 def can_hold(executor: Executor) -> bool:

@@ -1,5 +1,6 @@
 """The `deno-ci` command."""
 
+import atexit
 import faulthandler
 import importlib
 import io
@@ -8,6 +9,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -22,6 +24,11 @@ COMMAND_MODULES = {
 
 # Commands that handle SIGTERM themselves (RQ does for the worker).
 OWN_SIGTERM_HANDLING = {"serve", "worker", "run"}
+
+# Commands that start no server and leave no thread running when they return, so their
+# process may end without Python's teardown of the imported modules (see `entry`).
+QUICK_EXIT = {"run", "validate"}
+_quick_exit = False
 
 
 class LazyGroup(click.Group):
@@ -43,7 +50,9 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, data: str, verbose: bool) -> None:
     """Deno CI: self-hosted CI/CD for Deno projects."""
+    global _quick_exit
     os.environ["DENO_CI_DATA"] = str(Path(data).resolve())
+    _quick_exit = ctx.invoked_subcommand in QUICK_EXIT
     _dump_stacks_on_sigusr1()
     if ctx.invoked_subcommand not in OWN_SIGTERM_HANDLING:
         # Ended by SIGTERM, a command still cleans up, stopping the embedded servers it started.
@@ -55,6 +64,40 @@ def main(ctx: click.Context, data: str, verbose: bool) -> None:
         stream=sys.stderr,
     )
 
+
+
+def entry() -> None:
+    """Run `deno-ci` as a program (the installed command and `python -m app.cli`).
+
+    Python's teardown of the modules a local command imported takes about 13 ms, which
+    is a fifth of what a stage of `deno-ci run` may add. So those commands run the exit
+    handlers, flush their output and end the process at once.
+    """
+    try:
+        main()
+    except SystemExit as end:
+        if _quick_exit:
+            _exit_now(end.code)
+        raise
+
+
+def _exit_now(code: object) -> NoReturn:
+    """End the process as `sys.exit(code)` would, without tearing the interpreter down."""
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            # As Python does when the reader of standard output went away (a closed pipe).
+            status = status or 120
+    os._exit(status)
 
 
 def _dump_stacks_on_sigusr1() -> None:

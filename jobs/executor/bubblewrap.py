@@ -19,6 +19,8 @@ What a stage gets:
   set them, and PWD, which bwrap sets to the workspace.
 - With `network=True`, a tap device served by slirp4netns (see network.py) that
   is configured before the command starts; with `network=False`, only `lo`.
+- bwrap started ahead and moved into the stage's cgroups before the stage is known
+  (launcher.py); it reads its options, the environment among them, from a pipe.
 - A task cap and a memory cap from per-stage cgroups (cgroups.py), `RLIMIT_NPROC`,
   a wall-clock timeout and an output cap. The PID namespace ends every process
   of the stage when the command exits, is cancelled or times out. bubblewrap 0.8
@@ -47,6 +49,7 @@ from pathlib import Path
 from ._process import CONTROL_FD, LaunchedProcess, PipeExecution, close_quietly, spawn
 from .base import START_FD, ExecutorError, ExecutorUnavailableError, StageSpec
 from .cgroups import StageCgroup, memory_limit_notice, stage_cgroup_parent
+from .launcher import LauncherPool
 from .network import (LOOPBACK_TIMEOUT, METADATA_NETWORKS, SANDBOX_DNS, UserModeNetwork, find_slirp4netns,
                       host_addresses, reject_routes, wait_for_loopback)
 from .validation import check_spec
@@ -94,9 +97,17 @@ _STARTED_FD = 6
 # and the count leaves out the shell and bwrap's init. /usr/bin/env runs the command as a
 # program even when its name is also a shell builtin (echo, test), as `exec` did before.
 _LEFTOVER_FD = 7
+# bwrap reads its options from this descriptor (`--args`), so that it can be started before
+# they are known (launcher.py). Only the command cannot come that way, so the shell gets the
+# stage's command line from these variables, numbered from 0, and removes them before it runs it.
+ARGS_FD = 9
+_ARGUMENT_COUNT = "DENO_CI_SANDBOX_ARGC"
+_ARGUMENT = "DENO_CI_SANDBOX_ARG"
 _STARTED_SHIM = [
     "/bin/sh",
     "-c",
+    f'n=${_ARGUMENT_COUNT}; unset {_ARGUMENT_COUNT}; i=0; set --; while [ "$i" -lt "$n" ]; do '
+    f'eval "set -- \\"\\$@\\" \\"\\${_ARGUMENT}$i\\"; unset {_ARGUMENT}$i"; i=$((i + 1)); done; '
     f'printf 1 >&{_STARTED_FD} || exit 126; exec {_STARTED_FD}>&-; /usr/bin/env -- "$@" {_LEFTOVER_FD}>&-; status=$?; '
     f'count=-2; for entry in /proc/[0-9]*; do count=$((count + 1)); done; echo "$count" >&{_LEFTOVER_FD}; exit "$status"',
     "sh",
@@ -151,10 +162,18 @@ def _root_arguments() -> list[str]:
     return arguments
 
 
-def build_bwrap_argv(spec: StageSpec, bwrap: str, etc_folder: Path) -> list[str]:
-    """Translate `spec` into the full bwrap command line (a pure function, apart from reading / for links)."""
+def launcher_argv(bwrap: str) -> list[str]:
+    """Return bwrap's command line, the same for every stage: the rest comes from `build_bwrap_options`."""
+    return [bwrap, "--args", str(ARGS_FD), "--", *_STARTED_SHIM]
+
+
+def build_bwrap_options(spec: StageSpec, etc_folder: Path) -> list[str]:
+    """Translate `spec` into the options bwrap reads from ARGS_FD (a pure function, apart from reading / for links).
+
+    They hold the stage's environment and command line, so neither shows in bwrap's
+    own command line, which any process of the host may read.
+    """
     arguments = [
-        bwrap,
         "--unshare-user",
         "--uid", str(SANDBOX_UID),
         "--gid", str(SANDBOX_GID),
@@ -183,10 +202,11 @@ def build_bwrap_argv(spec: StageSpec, bwrap: str, etc_folder: Path) -> list[str]
         "--remount-ro", "/",
         "--info-fd", str(_INFO_FD),
         "--block-fd", str(_BLOCK_FD),
-        "--",
-        *_STARTED_SHIM,
-        *spec.argv,
     ]
+    # bwrap itself starts with no environment: this is the whole environment of the shell.
+    command = {_ARGUMENT_COUNT: str(len(spec.argv)), **{f"{_ARGUMENT}{index}": part for index, part in enumerate(spec.argv)}}
+    for name, value in {**stage_environment(spec), **command}.items():
+        arguments += ["--setenv", name, value]
     return arguments
 
 
@@ -234,6 +254,7 @@ class BubblewrapExecutor:
         """
         for controller in ("pids", "memory"):
             stage_cgroup_parent(controller)
+        _launchers(self.bwrap).fill()
         try:
             host_addresses()
         except (OSError, ExecutorError, ValueError, subprocess.SubprocessError) as error:
@@ -270,31 +291,23 @@ class BubblewrapExecutor:
         A failure of the platform's own setup steps (the network helper, the limits) is
         not bwrap's: trying again would fail the same way, only later.
         """
-        stdout_read, stdout_write = os.pipe()
-        stderr_read, stderr_write = os.pipe()
-        control_read, control_write = os.pipe()
-        info_read, info_write = os.pipe()
-        block_read, block_write = os.pipe()
-        started_read, started_write = os.pipe()
-        leftover_read, leftover_write = os.pipe()
-        start_read, start_write = os.pipe() if spec.held else (None, None)
-        devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        fds = {0: devnull, 1: stdout_write, 2: stderr_write, CONTROL_FD: control_write, _INFO_FD: info_write,
-               _BLOCK_FD: block_read, _STARTED_FD: started_write, _LEFTOVER_FD: leftover_write}
-        if start_read is not None:
-            fds[START_FD] = start_read
+        launcher = _launchers(self.bwrap).take()
+        ends = launcher.ends
+        stdout_read, stderr_read, control_read = ends[1], ends[2], ends[CONTROL_FD]
+        info_read, block_write, started_read, leftover_read = (ends[_INFO_FD], ends[_BLOCK_FD], ends[_STARTED_FD],
+                                                               ends[_LEFTOVER_FD])
+        start_write = ends[START_FD]
+        if not spec.held:
+            # The stage reads end of file there, and the runner does not look without DENO_CI_START_FD.
+            close_quietly(start_write)
+            start_write = None
+        pid = launcher.pid
         try:
-            argv = build_bwrap_argv(spec, self.bwrap, self._etc_folder)
-            pid = spawn(self.bwrap, argv, stage_environment(spec), fds)
-        except OSError:
-            close_quietly(stdout_read, stderr_read, control_read, info_read, block_write, started_read, leftover_read,
-                          start_write)
-            raise
-        finally:
-            close_quietly(devnull, stdout_write, stderr_write, control_write, info_write, block_read, started_write,
-                          leftover_write, start_read)
-
-        sandbox = _Sandbox(pid, leftover_read)
+            launcher.send(build_bwrap_options(spec, self._etc_folder))
+        except OSError as error:
+            # bwrap exited before it read its options, and the setup below reports it as failed.
+            log.info("bwrap %s exited before it read its options: %s", pid, error)
+        sandbox = _Sandbox(pid, leftover_read, launcher.cgroup)
         process = LaunchedProcess(pid, stdout_read, stderr_read, control_read, sandbox.kill, sandbox.release,
                                   stop_leftovers=sandbox.stop_leftovers, oom_kills=sandbox.oom_kills, start=start_write)
         bwrap_failed = False
@@ -346,6 +359,26 @@ class BubblewrapExecutor:
 
 LAUNCH_ATTEMPTS = 10
 
+_pools: dict[str, LauncherPool] = {}
+_pools_lock = threading.Lock()
+
+
+def _launchers(bwrap: str) -> LauncherPool:
+    """Return this process's launchers of the bwrap program `bwrap`."""
+    with _pools_lock:
+        if bwrap not in _pools:
+            child_fds = [1, 2, CONTROL_FD, _INFO_FD, _BLOCK_FD, _STARTED_FD, _LEFTOVER_FD, START_FD]
+            _pools[bwrap] = LauncherPool(launcher_argv(bwrap), ARGS_FD, child_fds, readable_by_child={_BLOCK_FD, START_FD})
+        return _pools[bwrap]
+
+
+def close_launchers() -> None:
+    """End every launcher waiting in this process (the tests' sandboxes of stand-in bwrap programs)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+    for pool in pools:
+        pool.close()
+
 
 def _command_started(started_read: int, timeout: float) -> bool:
     """Wait for the shim's byte on the started pipe; False when bwrap closed the pipe without it.
@@ -389,14 +422,15 @@ def _discard(process: LaunchedProcess) -> None:
 class _Sandbox:
     """The host-side handles of one running sandbox: its processes, network and cgroup."""
 
-    def __init__(self, bwrap_pid: int, leftover_report: int) -> None:
+    def __init__(self, bwrap_pid: int, leftover_report: int, cgroup: StageCgroup) -> None:
         # kill() runs on any thread while release() closes the descriptors it uses.
         self._lock = threading.Lock()
         self.bwrap_pidfd = os.pidfd_open(bwrap_pid)
         self.init_pid: int | None = None
         self.init_pidfd: int | None = None
         self.network: UserModeNetwork | None = None
-        self.cgroup: StageCgroup | None = None
+        # bwrap is in it already (see launcher.py), so every process of the sandbox is too.
+        self.cgroup = cgroup
         self.leftover_report: int | None = leftover_report
 
     def attach_init(self, init_pid: int) -> None:
@@ -412,8 +446,8 @@ class _Sandbox:
         # RLIMIT_NPROC is counted per user namespace and uid, so it caps this sandbox
         # alone, but the kernel does not apply it to host root (uid 0 outside).
         resource.prlimit(self.init_pid, resource.RLIMIT_NPROC, (max_tasks, max_tasks))
-        self.cgroup = StageCgroup.create(max_tasks, spec.max_memory_bytes)
-        self.cgroup.add(self.init_pid)
+        # One more in the cgroup for bwrap itself, which waits outside the sandbox.
+        self.cgroup.set_limits(max_tasks + 1, spec.max_memory_bytes)
         if not self.cgroup.limits("pids") and os.geteuid() == 0:
             process.notices.append(
                 f"No writable cgroup with the pids controller: the limit of {spec.max_processes} processes is not enforced"
@@ -451,16 +485,14 @@ class _Sandbox:
                         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                     except OSError:  # the process has already exited
                         pass
-        if self.cgroup is not None:
-            self.cgroup.kill()
+        self.cgroup.kill()
 
     def release(self) -> None:
         """Stop the network, remove the cgroup and close the process handles, after bwrap was reaped."""
         if self.network is not None:
             self.network.stop()
-        if self.cgroup is not None:
-            self.cgroup.kill()
-            self.cgroup.remove()
+        self.cgroup.kill()
+        self.cgroup.remove()
         with self._lock:
             close_quietly(self.init_pidfd, self.bwrap_pidfd, self.leftover_report)
             self.init_pidfd = self.bwrap_pidfd = self.leftover_report = None

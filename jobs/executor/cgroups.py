@@ -139,37 +139,61 @@ def memory_limit_notice(max_memory_bytes: int) -> str:
 class StageCgroup:
     """One stage's cgroups: caps on its tasks and memory, and a way to kill all its processes.
 
-    `folders` maps each controller with a limit ("pids", "memory") to the stage's folder
-    in that controller's hierarchy. Under cgroup v2 every controller has the same folder.
+    `folders` maps each controller ("pids", "memory") to the stage's folder in that
+    controller's hierarchy; under cgroup v2 every controller has the same folder.
+    `limited` holds the controllers whose limit was set.
     """
 
-    def __init__(self, folders: dict[str, Path]) -> None:
+    def __init__(self, folders: dict[str, Path], limited: set[str] | None = None) -> None:
         self.folders = folders
+        self.limited = set(folders) if limited is None else limited
 
     @classmethod
     def create(cls, max_tasks: int, max_memory_bytes: int) -> StageCgroup:
         """Make the stage's cgroups and set their limits; a controller that cannot be used is left out."""
+        cgroup = cls.without_limits()
+        cgroup.set_limits(max_tasks, max_memory_bytes)
+        for controller in set(cgroup.folders) - cgroup.limited:
+            # Nothing is in the folder yet, so it can go.
+            folder = cgroup.folders.pop(controller)
+            if folder not in cgroup.folders.values():
+                _remove_folder(folder)
+        return cgroup
+
+    @classmethod
+    def without_limits(cls) -> StageCgroup:
+        """Make the stage's cgroups with no limits yet; a controller that cannot be used is left out."""
         name = f"stage-{os.getpid()}-{next(_counter)}"
         folders = {}
-        for controller, limit in (("pids", max_tasks), ("memory", max_memory_bytes)):
+        for controller in ("pids", "memory"):
             parent = stage_cgroup_parent(controller)
             if parent is None:
                 continue
             path = parent / name
             try:
                 path.mkdir(exist_ok=True)
+            except OSError as error:
+                log.warning("cannot make the stage cgroup %s: %s", path, error)
+                continue
+            folders[controller] = path
+        return cls(folders, limited=set())
+
+    def set_limits(self, max_tasks: int, max_memory_bytes: int) -> None:
+        """Cap the tasks and memory of the cgroups; a limit that cannot be written is logged and left out."""
+        for controller, limit in (("pids", max_tasks), ("memory", max_memory_bytes)):
+            path = self.folders.get(controller)
+            if path is None:
+                continue
+            try:
                 _LIMIT_WRITERS[controller](path, limit)
             except OSError as error:
                 log.warning("cannot set the %s limit in the stage cgroup %s: %s", controller, path, error)
-                if path not in folders.values():
-                    _remove_folder(path)
                 continue
-            folders[controller] = path
-        return cls(folders)
+            self.limited.add(controller)
 
     def limits(self, controller: str) -> bool:
         """Return whether the limit of `controller` ("pids" or "memory") is enforced."""
-        return controller in self.folders
+        return controller in self.limited
 
     def _distinct_folders(self) -> list[Path]:
         return list(dict.fromkeys(self.folders.values()))
@@ -178,6 +202,19 @@ class StageCgroup:
         """Move process `pid` (one task group) into the stage's cgroups; its future children follow."""
         for folder in self._distinct_folders():
             (folder / "cgroup.procs").write_text(str(pid))
+
+    def enter(self, pid: int) -> None:
+        """Move process `pid` into the stage's cgroups, leaving out (and removing) each one that refuses it."""
+        for controller, folder in list(self.folders.items()):
+            if controller not in self.folders:
+                continue
+            try:
+                (folder / "cgroup.procs").write_text(str(pid))
+            except OSError as error:
+                log.warning("cannot move process %s into the stage cgroup %s: %s", pid, folder, error)
+                for name in [name for name, path in self.folders.items() if path == folder]:
+                    del self.folders[name]
+                _remove_folder(folder)
 
     def pids(self) -> list[int]:
         """Return the processes currently in the stage's cgroups."""

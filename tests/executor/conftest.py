@@ -54,7 +54,11 @@ def _executor_or_skip(name: str):
 
 @pytest.fixture
 def bubblewrap():
-    return _executor_or_skip("bubblewrap")
+    yield _executor_or_skip("bubblewrap")
+    from jobs.executor.bubblewrap import close_launchers
+
+    # A test may swap in a stand-in bwrap, whose launchers would otherwise wait until the tests end.
+    close_launchers()
 
 
 @pytest.fixture

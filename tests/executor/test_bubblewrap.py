@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from jobs.executor import Exit, Mount, StageSpec
-from jobs.executor.bubblewrap import SANDBOX_UID, build_bwrap_argv
+from jobs.executor.bubblewrap import ARGS_FD, SANDBOX_UID, build_bwrap_options, launcher_argv
 from jobs.executor.network import wait_for_loopback
 
 CONNECT_CODE = """
@@ -197,20 +197,34 @@ def test_network_reaches_npm_registry(bubblewrap, run, deno_binary):
     assert result.stdout == ["200"]
 
 
-def test_argv_translation_keeps_secrets_out_of_argv(workspace):
+def test_secrets_and_command_stay_off_bwraps_command_line(workspace):
     spec = StageSpec(argv=["deno", "task", "test"], workspace=workspace, env={"TOKEN": "s3cret"}, network=False)
-    argv = build_bwrap_argv(spec, "/usr/bin/bwrap", Path("/etc-folder"))
-    assert "s3cret" not in " ".join(argv)
-    assert argv[-3:] == ["deno", "task", "test"]
-    assert argv[argv.index("--") + 1] == "/bin/sh"
-    assert "/etc/resolv.conf" not in argv
-    assert ["--bind", str(workspace), str(workspace)] == argv[argv.index("--bind") : argv.index("--bind") + 3]
+    assert launcher_argv("/usr/bin/bwrap")[:4] == ["/usr/bin/bwrap", "--args", str(ARGS_FD), "--"]
+    assert "s3cret" not in " ".join(launcher_argv("/usr/bin/bwrap"))
+    options = build_bwrap_options(spec, Path("/etc-folder"))
+    assert "--" not in options
+    assert ["--setenv", "TOKEN", "s3cret"] == options[options.index("TOKEN") - 1 : options.index("TOKEN") + 2]
+    assert ["--bind", str(workspace), str(workspace)] == options[options.index("--bind") : options.index("--bind") + 3]
+    assert "/etc/resolv.conf" not in options
+
+
+def test_command_arrives_whole(bubblewrap, run):
+    # The shell inside rebuilds the command from variables: spaces, quotes and empty words survive.
+    odd = ["a b", "", "$(echo no)", "'q\"", "*"]
+    result = run(bubblewrap, ["/usr/bin/printf", "[%s]\\n", *odd])
+    assert result.exit.code == 0, result.lines("stderr")
+    assert result.stdout == [f"[{word}]" for word in odd]
+
+
+def test_command_line_variables_do_not_reach_the_stage(bubblewrap, run):
+    result = run(bubblewrap, ["/usr/bin/env"])
+    assert result.exit.code == 0, result.lines("stderr")
+    assert not [line for line in result.stdout if line.startswith("DENO_CI_SANDBOX_")]
 
 
 def test_argv_translation_adds_resolv_conf_with_network(workspace):
     spec = StageSpec(argv=["true"], workspace=workspace, env={}, network=True)
-    argv = build_bwrap_argv(spec, "/usr/bin/bwrap", Path("/etc-folder"))
-    assert "/etc/resolv.conf" in argv
+    assert "/etc/resolv.conf" in build_bwrap_options(spec, Path("/etc-folder"))
 
 
 # bwrap sometimes fails to set up the sandbox's loopback device while another network namespace is
