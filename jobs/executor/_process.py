@@ -1,9 +1,8 @@
 """The machinery shared by executors that run a local child process on pipes.
 
-A `PipeExecution` owns one pump thread. The thread launches the process, so
-bubblewrap's `--die-with-parent` ties the sandbox to a thread that lives exactly
-as long as the execution. It then reads stdout, stderr and the control pipe with
-a selector and puts events on a bounded queue that `events()` drains.
+A `PipeExecution` owns one pump thread. The thread launches the process, reads
+stdout, stderr and the control pipe with a selector and puts events on a bounded
+queue that `events()` drains. It kills the process when it stops for any reason.
 """
 
 from __future__ import annotations
@@ -47,9 +46,10 @@ _READ_BYTES = 64 * 1024
 def spawn(path: str, argv: list[str], env: dict[str, str], fds: dict[int, int], new_session: bool = True) -> int:
     """Start `argv` with `fds` (child descriptor -> parent descriptor) and return its pid.
 
-    Every other descriptor is closed in the child, because Python opens them all
-    with close-on-exec.
+    Every other descriptor is closed in the child: Python opens its own with
+    close-on-exec, and those this process inherited are marked so first.
     """
+    _close_inherited_on_exec()
     # Moving each source above every target first means no dup2 can overwrite a
     # source that a later dup2 still needs.
     high = {target: fcntl.fcntl(source, fcntl.F_DUPFD_CLOEXEC, 32) for target, source in fds.items()}
@@ -68,6 +68,24 @@ def spawn(path: str, argv: list[str], env: dict[str, str], fds: dict[int, int], 
     finally:
         for descriptor in high.values():
             os.close(descriptor)
+
+
+def _close_inherited_on_exec() -> None:
+    """Mark the descriptors this process inherited close-on-exec, so that no stage gets them.
+
+    A shell, a terminal tool or a service manager may start `deno-ci` with descriptors
+    beyond 0-2 open, a pipe back to it among them. posix_spawn closes only descriptors
+    marked close-on-exec. Descriptors that became inheritable after the last call are
+    marked at the next one, so this runs before every start.
+    """
+    for name in os.listdir("/proc/self/fd"):
+        descriptor = int(name)
+        try:
+            if descriptor > 2 and os.get_inheritable(descriptor):
+                os.set_inheritable(descriptor, False)
+        except OSError:
+            # The descriptor of the listing itself, closed by now.
+            continue
 
 
 def close_quietly(*descriptors: int | None) -> None:
@@ -289,15 +307,24 @@ class PipeExecution(QueuedExecution):
         for notice in process.notices:
             self._emit(LogChunk("system", notice))
 
+        reaped = False
         try:
             leftovers = self._read_until_exit(process)
             _, status = os.waitpid(process.pid, 0)
+            reaped = True
             if leftovers is None and self._stop_reason_now() is None:
                 # The pipes closed before the main process exited, but processes that
                 # redirected or closed them may still run.
                 leftovers = process.stop_leftovers()
             oom_kills = process.oom_kills()
         finally:
+            if not reaped:
+                # An error while reading: the stage must not outlive its execution.
+                process.kill()
+                try:
+                    os.waitpid(process.pid, 0)
+                except ChildProcessError:
+                    pass
             self._drop_start_pipe()
             process.release()
         if leftovers and self._stop_reason_now() is None:

@@ -304,3 +304,16 @@ def test_stage_under_memory_limit_passes(any_executor, run, python_argv):
 def test_memory_limit_below_one_mib_is_rejected(any_executor, workspace):
     with pytest.raises(ExecutorError, match="max_memory_bytes is 1000"):
         any_executor.start(StageSpec(argv=["true"], workspace=workspace, env={}, max_memory_bytes=1000))
+
+
+def test_inherited_descriptors_stay_outside(any_executor, run):
+    # As a shell or a terminal tool may start `deno-ci run` with a pipe of its own open.
+    read, write = os.pipe()
+    os.set_inheritable(write, True)
+    try:
+        result = run(any_executor, ["/bin/ls", "/proc/self/fd"])
+    finally:
+        os.close(read)
+        os.close(write)
+    assert result.exit.code == 0, result.lines("stderr")
+    assert str(write) not in result.stdout
