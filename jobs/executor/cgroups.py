@@ -126,6 +126,9 @@ def remove_stale_cgroups(parent: Path) -> None:
             stale.kill()
             path.rmdir()
             log.info("removed the stage cgroup %s of worker %s, which no longer runs", path, worker_pid)
+        except FileNotFoundError:
+            # Another process removed it meanwhile, such as the worker itself as it exited.
+            continue
         except OSError as error:
             log.warning("cannot remove the stale stage cgroup %s: %s", path, error)
 
