@@ -148,6 +148,7 @@ def worker(burst: bool) -> None:
     _services()
     app = get_app()
     remove_leftovers(Path(app.config["DATA_DIR"]) / "workspaces")
+    _warm_up_executor(app.config["EXECUTOR"])
     with app.app_context():
         connection = redis_connection()
         # A SimpleWorker runs jobs in this process: no fork per stage, one database pool per worker.
@@ -156,6 +157,19 @@ def worker(burst: bool) -> None:
         PlatformWorker(queues, connection=connection).work(burst=burst, logging_level="WARNING")
     # Folders of ended stages still being deleted would otherwise stay until the scheduler's sweep.
     wait_for_removals(timeout=10)
+
+
+def _warm_up_executor(name: str) -> None:
+    """Let the executor prepare what its sandboxes need now, so that the worker's first stage starts as fast as later ones."""
+    from jobs.executor import ExecutorError, get_executor
+
+    try:
+        executor = get_executor(name)
+    except (ExecutorError, ValueError):
+        # The first stage reports it, with its run.
+        return
+    if warm_up := getattr(executor, "warm_up", None):
+        warm_up()
 
 
 @main.command()

@@ -126,6 +126,7 @@ class LauncherPool:
         self._changed = threading.Condition()
         self._ready: list[Launcher] = []
         self._refill_requested = False
+        self._closed = False
         self._maker: threading.Thread | None = None
         atexit.register(self.close)
 
@@ -145,6 +146,7 @@ class LauncherPool:
     def fill(self) -> None:
         """Have launchers made in the background until READY_LAUNCHERS wait."""
         with self._changed:
+            self._closed = False
             self._refill_requested = True
             if self._maker is None:
                 self._maker = threading.Thread(target=self._keep_filled, name="sandbox launchers", daemon=True)
@@ -165,12 +167,17 @@ class LauncherPool:
                     self._refill_requested = False
                 continue
             with self._changed:
-                self._ready.append(launcher)
+                if not self._closed:
+                    self._ready.append(launcher)
+                    continue
+            # Made while the pool was being closed, so no stage will take it.
+            launcher.discard()
 
     def close(self) -> None:
         """End the waiting launchers (at exit), so that no cgroup or process of theirs is left."""
         with self._changed:
             ready, self._ready = self._ready, []
             self._refill_requested = False
+            self._closed = True
         for launcher in ready:
             launcher.discard()
