@@ -95,6 +95,7 @@ class LocalRun:
         self._guess: Future | None = None
         self._print_lock = threading.Lock()
         self._pending: list[str] = []
+        self._output_closed = out is None
         self._executions: dict[str, object] = {}
         self._cancelled = threading.Event()
 
@@ -125,9 +126,13 @@ class LocalRun:
     def _flush(self) -> None:
         with self._print_lock:
             text, self._pending = "".join(self._pending), []
-            if text:
-                self.out.write(text)
-                self.out.flush()
+            if text and not self._output_closed:
+                try:
+                    self.out.write(text)
+                    self.out.flush()
+                except (BrokenPipeError, ValueError):
+                    # The reader went away (`| head`). The run goes on, and its exit status still reports how it ended.
+                    self._output_closed = True
 
     def execute(self, plan: dict) -> tuple[RunStatus, list[StageReport]]:
         """Run the selected stages, in parallel where the graph allows; return the run's status and a report per stage."""

@@ -92,6 +92,9 @@ def _exit_now(code: object) -> NoReturn:
         status = 1
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            # Started with that descriptor closed.
+            continue
         try:
             stream.flush()
         except (OSError, ValueError):

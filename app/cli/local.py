@@ -162,7 +162,11 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
             signal.signal(number, handler)
     from app.local_run import format_summary
 
-    click.echo(format_summary(status, reports))
+    try:
+        click.echo(format_summary(status, reports))
+    except BrokenPipeError:
+        # The reader of the output went away, and the exit status below still reports how the run ended.
+        pass
     if signals and status == "cancelled":
         # As shells report a command that a signal ended: 130 after Ctrl-C, 143 after SIGTERM.
         sys.exit(128 + signals[0])

@@ -101,13 +101,17 @@ _LEFTOVER_FD = 7
 # they are known (launcher.py). Only the command cannot come that way, so the shell gets the
 # stage's command line from these variables, numbered from 0, and removes them before it runs it.
 ARGS_FD = 9
-_ARGUMENT_COUNT = "DENO_CI_SANDBOX_ARGC"
-_ARGUMENT = "DENO_CI_SANDBOX_ARG"
+_RESERVED_PREFIX = "DENO_CI_SANDBOX_"
+_ARGUMENT_COUNT = f"{_RESERVED_PREFIX}ARGC"
+_ARGUMENT = f"{_RESERVED_PREFIX}ARG"
+_INDEX = f"{_RESERVED_PREFIX}INDEX"
 _STARTED_SHIM = [
     "/bin/sh",
     "-c",
-    f'n=${_ARGUMENT_COUNT}; unset {_ARGUMENT_COUNT}; i=0; set --; while [ "$i" -lt "$n" ]; do '
-    f'eval "set -- \\"\\$@\\" \\"\\${_ARGUMENT}$i\\"; unset {_ARGUMENT}$i"; i=$((i + 1)); done; '
+    # The loop's own variables have the reserved prefix too, so a stage's `n` or `i` stays as it was.
+    f'{_INDEX}=0; set --; while [ "${_INDEX}" -lt "${_ARGUMENT_COUNT}" ]; do '
+    f'eval "set -- \\"\\$@\\" \\"\\${_ARGUMENT}${_INDEX}\\"; unset {_ARGUMENT}${_INDEX}"; {_INDEX}=$(({_INDEX} + 1)); done; '
+    f'unset {_INDEX} {_ARGUMENT_COUNT}; '
     f'printf 1 >&{_STARTED_FD} || exit 126; exec {_STARTED_FD}>&-; /usr/bin/env -- "$@" {_LEFTOVER_FD}>&-; status=$?; '
     f'count=-2; for entry in /proc/[0-9]*; do count=$((count + 1)); done; echo "$count" >&{_LEFTOVER_FD}; exit "$status"',
     "sh",
@@ -162,6 +166,12 @@ def _root_arguments() -> list[str]:
     return arguments
 
 
+# bwrap rejects a command line of more options than this (MAX_ARGS in bubblewrap 0.8).
+MAX_BWRAP_OPTIONS = 9000
+# Linux refuses to start a program with a longer argument or environment string (MAX_ARG_STRLEN, with its NUL).
+MAX_VARIABLE_BYTES = 32 * 4096
+
+
 def launcher_argv(bwrap: str) -> list[str]:
     """Return bwrap's command line, the same for every stage: the rest comes from `build_bwrap_options`."""
     return [bwrap, "--args", str(ARGS_FD), "--", *_STARTED_SHIM]
@@ -204,9 +214,21 @@ def build_bwrap_options(spec: StageSpec, etc_folder: Path) -> list[str]:
         "--block-fd", str(_BLOCK_FD),
     ]
     # bwrap itself starts with no environment: this is the whole environment of the shell.
-    command = {_ARGUMENT_COUNT: str(len(spec.argv)), **{f"{_ARGUMENT}{index}": part for index, part in enumerate(spec.argv)}}
-    for name, value in {**stage_environment(spec), **command}.items():
+    environment = {name: value for name, value in stage_environment(spec).items()
+                   if not name.startswith(_RESERVED_PREFIX)}
+    environment[_ARGUMENT_COUNT] = str(len(spec.argv))
+    environment.update({f"{_ARGUMENT}{index}": part for index, part in enumerate(spec.argv)})
+    for name, value in environment.items():
         arguments += ["--setenv", name, value]
+    for name, value in environment.items():
+        if len(os.fsencode(f"{name}={value}")) >= MAX_VARIABLE_BYTES:
+            kind = "argument" if name.startswith(_RESERVED_PREFIX) else f"environment variable {name}"
+            raise ExecutorError(f"Cannot start the stage: its {kind} is longer than Linux's limit of "
+                                f"{MAX_VARIABLE_BYTES} bytes. Pass the value in a file of the workspace.")
+    if len(arguments) > MAX_BWRAP_OPTIONS:
+        raise ExecutorError(f"Cannot start the stage: its {len(spec.env)} environment variables and {len(spec.argv)} "
+                            f"arguments make {len(arguments)} bwrap options, more than bwrap's {MAX_BWRAP_OPTIONS}. "
+                            "Pass fewer variables, or pass the values in a file of the workspace.")
     return arguments
 
 
@@ -265,10 +287,11 @@ class BubblewrapExecutor:
         check_spec(spec)
         if spec.network and self._slirp4netns is None:
             self._slirp4netns = find_slirp4netns()
-        execution = PipeExecution(spec, lambda: self._launch(spec), self.name)
+        options = build_bwrap_options(spec, self._etc_folder)
+        execution = PipeExecution(spec, lambda: self._launch(spec, options), self.name)
         return execution.begin()
 
-    def _launch(self, spec: StageSpec) -> LaunchedProcess:
+    def _launch(self, spec: StageSpec, options: list[str]) -> LaunchedProcess:
         """Start bwrap, trying again when bwrap itself died while setting the sandbox up.
 
         bwrap can exit before the command starts, for one when its setup of the loopback
@@ -277,7 +300,7 @@ class BubblewrapExecutor:
         `wait_for_loopback` now avoids that. Nothing of the stage ran yet, so a new try is safe.
         """
         for attempt in range(1, LAUNCH_ATTEMPTS + 1):
-            process, bwrap_failed = self._launch_once(spec)
+            process, bwrap_failed = self._launch_once(spec, options)
             if not bwrap_failed or attempt == LAUNCH_ATTEMPTS or not _exits(process.pid, EXIT_WAIT):
                 return process
             log.info("bwrap exited during sandbox setup (try %d of %d): %s", attempt, LAUNCH_ATTEMPTS, process.setup_error)
@@ -285,7 +308,7 @@ class BubblewrapExecutor:
             time.sleep(0.05 * attempt)
         raise AssertionError("unreachable")
 
-    def _launch_once(self, spec: StageSpec) -> tuple[LaunchedProcess, bool]:
+    def _launch_once(self, spec: StageSpec, options: list[str]) -> tuple[LaunchedProcess, bool]:
         """Start bwrap once; return the process and whether bwrap itself failed during the setup.
 
         A failure of the platform's own setup steps (the network helper, the limits) is
@@ -303,10 +326,13 @@ class BubblewrapExecutor:
             start_write = None
         pid = launcher.pid
         try:
-            launcher.send(build_bwrap_options(spec, self._etc_folder))
+            launcher.send(options)
         except OSError as error:
             # bwrap exited before it read its options, and the setup below reports it as failed.
             log.info("bwrap %s exited before it read its options: %s", pid, error)
+        except BaseException:
+            launcher.discard()
+            raise
         sandbox = _Sandbox(pid, leftover_read, launcher.cgroup)
         process = LaunchedProcess(pid, stdout_read, stderr_read, control_read, sandbox.kill, sandbox.release,
                                   stop_leftovers=sandbox.stop_leftovers, oom_kills=sandbox.oom_kills, start=start_write)

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 # within a few tens of milliseconds, and a new launcher is ready about 15 ms after the
 # last one was taken.
 READY_LAUNCHERS = 2
+# How long closing waits for a launcher being made (about 15 ms) to be discarded.
+CLOSE_WAIT_SECONDS = 1.0
 
 
 @dataclass
@@ -60,7 +62,8 @@ class Launcher:
 
     def send(self, arguments: list[str]) -> None:
         """Write bwrap's options and let it start."""
-        data = b"".join(argument.encode() + b"\0" for argument in arguments)
+        # As posix_spawn would pass them: text that came from bytes that are not UTF-8 goes back to those bytes.
+        data = b"".join(os.fsencode(argument) + b"\0" for argument in arguments)
         view = memoryview(data)
         try:
             while view:
@@ -127,6 +130,7 @@ class LauncherPool:
         self._ready: list[Launcher] = []
         self._refill_requested = False
         self._closed = False
+        self._making = False
         self._maker: threading.Thread | None = None
         atexit.register(self.close)
 
@@ -159,19 +163,24 @@ class LauncherPool:
                 while not self._refill_requested or len(self._ready) >= READY_LAUNCHERS:
                     self._refill_requested = False
                     self._changed.wait()
+                self._making = True
+            launcher = None
             try:
                 launcher = self._make()
             except OSError as error:
                 log.info("cannot start a sandbox ahead of its stage: %s", error)
-                with self._changed:
-                    self._refill_requested = False
-                continue
             with self._changed:
-                if not self._closed:
+                if launcher is None:
+                    self._refill_requested = False
+                elif not self._closed:
                     self._ready.append(launcher)
-                    continue
-            # Made while the pool was being closed, so no stage will take it.
-            launcher.discard()
+                    launcher = None
+            if launcher is not None:
+                # Made while the pool was being closed, so no stage will take it.
+                launcher.discard()
+            with self._changed:
+                self._making = False
+                self._changed.notify_all()
 
     def close(self) -> None:
         """End the waiting launchers (at exit), so that no cgroup or process of theirs is left."""
@@ -179,5 +188,7 @@ class LauncherPool:
             ready, self._ready = self._ready, []
             self._refill_requested = False
             self._closed = True
+            # A launcher being made now is discarded by its maker; at exit that must happen before the process ends.
+            self._changed.wait_for(lambda: not self._making, timeout=CLOSE_WAIT_SECONDS)
         for launcher in ready:
             launcher.discard()

@@ -537,3 +537,42 @@ def test_signal_during_stage_sets_exit_code(make_repo, local_data, signal_number
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == code, stdout + stderr
     assert "run cancelled" in stdout
+
+
+MANY_LINES_PIPELINE = '''import { Pipeline } from "deno-ci";
+
+export default new Pipeline().stage("chatty", async () => {
+  for (let line = 0; line < 20; line++) {
+    console.log("line", line);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+});
+'''
+
+
+def test_reader_leaving_early_ends_quietly(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": MANY_LINES_PIPELINE})
+    # As `deno-ci run DIR | head -1`: the pipe closes after the first line.
+    command = [sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)]
+    result = subprocess.run(["/bin/sh", "-c", '"$@" | head -n 1; exit "$(( $? ))"', "sh", *command], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.stdout.count("\n") == 1
+    assert "Traceback" not in result.stderr
+    assert "BrokenPipeError" not in result.stderr
+
+
+@pytest.mark.parametrize("arguments", [["validate", "{pipeline}"], ["--data", "{data}", "run", "{repo}"]])
+def test_closed_standard_output_is_no_error(make_repo, local_data, arguments):
+    repo = make_repo({"deno-pipeline.ts": PIPELINE_OF_ONE})
+    filled = [part.format(pipeline=repo / "deno-pipeline.ts", data=local_data, repo=repo) for part in arguments]
+    command = [sys.executable, "-m", "app.cli", *filled]
+    result = subprocess.run(["/bin/sh", "-c", 'exec "$@" >&-', "sh", *command], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+PIPELINE_OF_ONE = '''import { Pipeline } from "deno-ci";
+
+export default new Pipeline().stage("only", () => {});
+'''

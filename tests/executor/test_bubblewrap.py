@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.executor import Exit, Mount, StageSpec
+from jobs.executor import ExecutorError, Exit, Mount, StageSpec
 from jobs.executor.bubblewrap import ARGS_FD, SANDBOX_UID, build_bwrap_options, launcher_argv
 from jobs.executor.network import wait_for_loopback
 
@@ -217,9 +217,32 @@ def test_command_arrives_whole(bubblewrap, run):
 
 
 def test_command_line_variables_do_not_reach_the_stage(bubblewrap, run):
-    result = run(bubblewrap, ["/usr/bin/env"])
+    result = run(bubblewrap, ["/usr/bin/env"], env={"n": "kept", "i": "kept", "DENO_CI_SANDBOX_ARG5": "dropped"})
     assert result.exit.code == 0, result.lines("stderr")
     assert not [line for line in result.stdout if line.startswith("DENO_CI_SANDBOX_")]
+    # The names a shell script would pick for its loop stay the stage's own.
+    assert "n=kept" in result.stdout
+    assert "i=kept" in result.stdout
+
+
+def test_argument_not_utf8_arrives_as_bytes(bubblewrap, run, workspace):
+    # Text decoded from bytes that are not UTF-8 (surrogate escapes) goes back to those bytes.
+    result = run(bubblewrap, ["/bin/sh", "-c", 'printf %s "$1" > out', "sh", "bad-\udcff"])
+    assert result.exit.code == 0, result.lines("stderr")
+    assert (workspace / "out").read_bytes() == b"bad-\xff"
+
+
+def test_too_many_variables_is_an_error_at_start(bubblewrap, workspace):
+    spec = StageSpec(argv=["/bin/true"], workspace=workspace, env={f"V{index}": "x" for index in range(3100)},
+                     network=False)
+    with pytest.raises(ExecutorError, match="more than bwrap's 9000"):
+        bubblewrap.start(spec)
+
+
+def test_too_long_argument_is_an_error_at_start(bubblewrap, workspace):
+    spec = StageSpec(argv=["/bin/echo", "x" * 131_060], workspace=workspace, env={}, network=False)
+    with pytest.raises(ExecutorError, match="argument is longer than Linux's limit"):
+        bubblewrap.start(spec)
 
 
 def test_argv_translation_adds_resolv_conf_with_network(workspace):
