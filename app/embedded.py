@@ -137,7 +137,7 @@ class EmbeddedPostgres:
         PostgreSQL does not start while the pid in that file belongs to a live process of
         its user. On a busy machine the pid of a killed postmaster soon goes to another
         process, such as a backend of another server run by the same user. A killed
-        postmaster that nobody has reaped yet (a zombie) counts as live too, and its
+        postmaster that its parent has not reaped yet (a zombie) counts as live too, and its
         command line is empty. Only a running postmaster of this data folder has the folder
         on its command line. The lock files of its sockets name the same pid, so they go too.
         """

@@ -163,6 +163,9 @@ def _warm_up_executor(name: str) -> None:
     """Let the executor prepare what its sandboxes need now, so that the worker's first stage starts as fast as later ones."""
     from jobs.executor import ExecutorError, get_executor
 
+    if name != "bubblewrap":
+        # The only executor that prepares anything ahead. The docker one would connect to its engine for nothing.
+        return
     try:
         executor = get_executor(name)
     except (ExecutorError, ValueError):

@@ -168,7 +168,8 @@ def _root_arguments() -> list[str]:
 
 # bwrap rejects a command line of more options than this (MAX_ARGS in bubblewrap 0.8).
 MAX_BWRAP_OPTIONS = 9000
-# Linux refuses to start a program with a longer argument or environment string (MAX_ARG_STRLEN, with its NUL).
+# Linux rejects a program's argument or environment string of this many bytes or more, its NUL
+# included (MAX_ARG_STRLEN, 32 pages). NOTE: this assumes 4 KiB pages, so it is stricter than needed on larger ones.
 MAX_VARIABLE_BYTES = 32 * 4096
 
 
@@ -219,12 +220,11 @@ def build_bwrap_options(spec: StageSpec, etc_folder: Path) -> list[str]:
     environment[_ARGUMENT_COUNT] = str(len(spec.argv))
     environment.update({f"{_ARGUMENT}{index}": part for index, part in enumerate(spec.argv)})
     for name, value in environment.items():
-        arguments += ["--setenv", name, value]
-    for name, value in environment.items():
         if len(os.fsencode(f"{name}={value}")) >= MAX_VARIABLE_BYTES:
             kind = "argument" if name.startswith(_RESERVED_PREFIX) else f"environment variable {name}"
             raise ExecutorError(f"Cannot start the stage: its {kind} is longer than Linux's limit of "
                                 f"{MAX_VARIABLE_BYTES} bytes. Pass the value in a file of the workspace.")
+        arguments += ["--setenv", name, value]
     if len(arguments) > MAX_BWRAP_OPTIONS:
         raise ExecutorError(f"Cannot start the stage: its {len(spec.env)} environment variables and {len(spec.argv)} "
                             f"arguments make {len(arguments)} bwrap options, more than bwrap's {MAX_BWRAP_OPTIONS}. "

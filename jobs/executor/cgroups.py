@@ -207,7 +207,7 @@ class StageCgroup:
             (folder / "cgroup.procs").write_text(str(pid))
 
     def enter(self, pid: int) -> None:
-        """Move process `pid` into the stage's cgroups, leaving out (and removing) each one that refuses it."""
+        """Move process `pid` into the stage's cgroups, leaving out (and removing) each one that rejects it."""
         for controller, folder in list(self.folders.items()):
             if controller not in self.folders:
                 continue

@@ -45,7 +45,8 @@ class Launcher:
     """
 
     pid: int
-    args: int
+    # The write end of the options pipe, None once the options were sent.
+    args: int | None
     ends: dict[int, int]
     cgroup: StageCgroup
 
@@ -164,23 +165,28 @@ class LauncherPool:
                     self._refill_requested = False
                     self._changed.wait()
                 self._making = True
-            launcher = None
             try:
-                launcher = self._make()
-            except OSError as error:
-                log.info("cannot start a sandbox ahead of its stage: %s", error)
+                self._make_one()
+            finally:
+                with self._changed:
+                    self._making = False
+                    self._changed.notify_all()
+
+    def _make_one(self) -> None:
+        """Make a launcher and add it to the ready ones, or discard it when the pool was closed meanwhile."""
+        try:
+            launcher = self._make()
+        except OSError as error:
+            log.info("cannot start a sandbox ahead of its stage: %s", error)
             with self._changed:
-                if launcher is None:
-                    self._refill_requested = False
-                elif not self._closed:
-                    self._ready.append(launcher)
-                    launcher = None
-            if launcher is not None:
-                # Made while the pool was being closed, so no stage will take it.
-                launcher.discard()
-            with self._changed:
-                self._making = False
-                self._changed.notify_all()
+                self._refill_requested = False
+            return
+        with self._changed:
+            if not self._closed:
+                self._ready.append(launcher)
+                return
+        # Made while the pool was being closed, so no stage will take it.
+        launcher.discard()
 
     def close(self) -> None:
         """End the waiting launchers (at exit), so that no cgroup or process of theirs is left."""

@@ -46,7 +46,7 @@ def test_starts_over_lock_file_of_reused_pid(stopped_server):
         other.kill()
 
 
-def test_starts_over_lock_files_of_unreaped_postmaster(stopped_server):
+def test_starts_over_unreaped_postmaster(stopped_server):
     # Ended but not reaped: a zombie, as a killed postmaster is until its parent reaps it.
     zombie = subprocess.Popen(["true"], user=stopped_server._user)
     try:

@@ -35,9 +35,13 @@ def _cli(data: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=START_SECONDS)
 
 
+def _serve_log(data: Path, port: int) -> Path:
+    return data.parent / f"serve-{port}.log"
+
+
 def _start_serve(data: Path, port: int) -> subprocess.Popen:
     # Standard error goes to a file that a failed start shows, because an unread pipe would fill up.
-    with open(data.parent / f"serve-{port}.log", "a") as errors:
+    with open(_serve_log(data, port), "a") as errors:
         return subprocess.Popen([sys.executable, "-m", "app.cli", "--data", str(data), "serve", "--port", str(port),
                                  "--workers", "1"], cwd=ROOT, env=_cli_env(), stdout=subprocess.PIPE,
                                 stderr=errors, text=True)
@@ -45,7 +49,7 @@ def _start_serve(data: Path, port: int) -> subprocess.Popen:
 
 def _wait_until_served(port: int, serve: subprocess.Popen) -> None:
     deadline = time.monotonic() + START_SECONDS
-    errors = Path(serve.args[4]).parent / f"serve-{port}.log"
+    errors = _serve_log(Path(serve.args[4]), port)
     while time.monotonic() < deadline:
         assert serve.poll() is None, f"serve ended while starting:\n{errors.read_text()[-3000:]}"
         try:

@@ -30,7 +30,7 @@ def _own_bwrap_children() -> list[int]:
     return found
 
 
-def test_closing_while_one_is_made_leaves_nothing(bubblewrap):
+def test_close_during_make_leaves_nothing(bubblewrap):
     if stage_cgroup_parent("pids") is None:
         pytest.skip("no writable pids cgroup on this machine")
     # Other tests' sandboxes may still be made ahead in this process: they are ended first, and only
@@ -38,23 +38,23 @@ def test_closing_while_one_is_made_leaves_nothing(bubblewrap):
     close_launchers()
     before, children_before = _own_cgroups(), set(_own_bwrap_children())
     pool = LauncherPool(launcher_argv(bubblewrap.bwrap), ARGS_FD, [1, 2], set())
-    making, made = threading.Event(), threading.Event()
+    make_started, make_finished = threading.Event(), threading.Event()
     make = pool._make
 
     def slow_make():
-        making.set()
+        make_started.set()
         time.sleep(0.05)
         launcher = make()
-        made.set()
+        make_finished.set()
         return launcher
 
     pool._make = slow_make
     pool.fill()
-    assert making.wait(5)
+    assert make_started.wait(5)
 
     pool.close()
 
     # At exit the process ends right after: closing waits for the launcher being made, and ends it.
-    assert made.is_set()
+    assert make_finished.is_set()
     assert _own_cgroups() - before == set()
     assert set(_own_bwrap_children()) - children_before == set()
