@@ -12,10 +12,11 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from app import waiting
 from app.cli.terminal import printable
 from app.status import RETRIED_STAGE, RunStatus, StageStatus
 from app.local_tree import local_scope
@@ -180,7 +181,7 @@ class LocalRun:
                     if skip or ready:
                         continue
                     break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done = waiting.first_done(running)
                 for future in done:
                     name = running.pop(future)
                     statuses[name] = reports[name].status = future.result().status

@@ -97,6 +97,7 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
                    executor: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
+    from app import waiting
     from app.local_tree import last_plan, plan_deno_dir, read_directory, remember_plan, start_reading
 
     reading = start_reading(folder, branch)
@@ -136,12 +137,12 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
                 # or any file on the machine).
                 planning = pool.submit(runner.plan_and_check, folder, pipeline_path, event,
                                        plan_deno_dir(data_dir(), folder), source_key=tree_id)
-                local_run = making.result()
+                local_run = waiting.result(making)
                 if cancelled.is_set():
                     local_run.cancel()
                 local_run.begin(event, last_plan(data_dir(), folder))
                 try:
-                    plan = planning.result()
+                    plan = waiting.result(planning)
                 except runner.PipelineError as error:
                     if cancelled.is_set():
                         raise _Cancelled() from None
