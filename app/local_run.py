@@ -196,6 +196,8 @@ class LocalRun:
         name = stage["name"]
         cache_paths = stage_cache_paths(stage["options"])
         outcome = StageOutcome(StageStatus.ERROR, error="never started")
+        if note := _missing_secrets_note(stage):
+            self.emit(name, note)
         for attempt in range(1, retries + 2):
             report.attempts = attempt
             held_execution = None
@@ -316,6 +318,16 @@ class LocalRun:
             self._drop_held(name)
         self._preparer.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _missing_secrets_note(stage: dict) -> str | None:
+    """Return the note that the secrets a stage names are unset here, or None when it names none."""
+    named = [name for name in stage["options"].get("secrets") or [] if isinstance(name, str)]
+    if not named:
+        return None
+    names = f"Secret {named[0]} is" if len(named) == 1 else f"Secrets {', '.join(named)} are"
+    return (f"{names} not set: deno-ci run has no secrets store, so the stage runs without. On the platform "
+            "a project admin sets secrets on the project's settings page.")
 
 
 def _remove_attempt_folders(workspace: Path, deno_dir: Path) -> None:

@@ -172,6 +172,12 @@ def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: fl
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
+# Run by setpriv after it set the parent-death signal. A parent that died before that cannot
+# send the signal, so the shell then ends instead of starting the command: $0 is the pid of
+# the process that started setpriv, $PPID is the shell's parent now.
+_PARENT_ALIVE_GUARD = 'if [ "$PPID" != "$0" ]; then exit 1; fi; exec "$@"'
+
+
 def _killed_with_parent(command: list[str]) -> list[str]:
     """Return `command` started through util-linux's setpriv, so that the kernel kills it if this process dies.
 
@@ -179,7 +185,9 @@ def _killed_with_parent(command: list[str]) -> list[str]:
     `deno-ci run` that was killed: its timeout is this process's to enforce.
     """
     setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL", "--", *command] if setpriv else command
+    if setpriv is None:
+        return command
+    return [setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _PARENT_ALIVE_GUARD, str(os.getpid()), *command]
 
 
 # Runner processes started on the host (by `deno-ci run` and `validate`), which a Ctrl-C ends.

@@ -275,6 +275,19 @@ def test_first_stage_guess_dropped_when_plan_differs(make_repo, local_data):
     assert not _runner_of_stage("main only")
 
 
+def test_named_secrets_are_reported_unset(make_repo, local_data):
+    pipeline = '''import { Pipeline } from "deno-ci";
+
+export default new Pipeline().stage("deploy", { secrets: ["DEPLOY_TOKEN"] }, () => {
+  console.log(`token set: ${Deno.env.get("DEPLOY_TOKEN") !== undefined}`);
+});
+'''
+    result = deno_ci("--data", local_data, "run", str(make_repo({"deno-pipeline.ts": pipeline})))
+    assert result.returncode == 0, result.stderr
+    assert "[deploy] Secret DEPLOY_TOKEN is not set: deno-ci run has no secrets store" in result.stdout
+    assert "[deploy] token set: false" in result.stdout
+
+
 def test_cache_paths_kept_between_runs(make_repo, local_data):
     pipeline = '''import { Pipeline } from "deno-ci";
 
@@ -293,18 +306,15 @@ export default new Pipeline().stage("count", { cache: { paths: ["cachedir"] } },
     assert "[count] runs seen: 2" in second.stdout
 
 
-def _planner_running(marker: bytes, started: bool = False) -> bool:
+def _planner_running(marker: bytes) -> bool:
     """Return whether a runner process exists that plans a pipeline file with `marker` in its path.
 
-    With `started`, only one that setpriv has already replaced by Deno counts: before that,
-    setpriv may not yet have asked the kernel to kill it with its parent.
+    setpriv, and the shell it starts before Deno, count too.
     """
     for entry in Path("/proc").iterdir():
         try:
             arguments = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
         except OSError:
-            continue
-        if started and arguments and arguments[0].endswith(b"setpriv"):
             continue
         if b"plan" in arguments and any(marker in argument for argument in arguments):
             return True
@@ -348,7 +358,8 @@ def test_killed_command_takes_planner_with_it(make_repo, local_data):
     repo = make_repo({"deno-pipeline.ts": BUSY_PIPELINE})
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
                                env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not _planner_running(str(repo).encode(), started=True):
+    # Killed as soon as setpriv shows, which may be before it asked the kernel to kill it with its parent.
+    while not _planner_running(str(repo).encode()):
         assert process.poll() is None
     process.kill()
     process.wait()
@@ -357,6 +368,27 @@ def test_killed_command_takes_planner_with_it(make_repo, local_data):
     while _planner_running(str(repo).encode()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _planner_running(str(repo).encode())
+
+
+def test_killed_with_parent_runs_command(tmp_path):
+    from app.pipelines.runner import _killed_with_parent
+
+    marker = tmp_path / "ran"
+    subprocess.run(_killed_with_parent(["touch", str(marker)]), check=True)
+    assert marker.exists()
+
+
+def test_killed_with_parent_skips_orphan(tmp_path):
+    from app.pipelines.runner import _killed_with_parent
+
+    marker = tmp_path / "ran"
+    command = _killed_with_parent(["touch", str(marker)])
+    # Started by another process than the one that built the command line: to the command
+    # this looks like its parent died before setpriv asked the kernel to kill it with it.
+    starter = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", starter, *command])
+    assert result.returncode == 1
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("arguments, message", [
