@@ -25,7 +25,7 @@ from config import Config
 from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, has_own_cache_key, restore_paths, stage_cache_key, stage_cache_paths
 from jobs.executor import Execution, ExecutorError, get_executor
-from jobs.stage_execution import (PREPARED_DURING_PLANNING, StageContext, StageOutcome, can_hold, drop_held,
+from jobs.stage_execution import (PREPARED_DURING_PLANNING, StageContext, StageOutcome, can_gate, can_hold, drop_held,
                                   execute_stage, hold_stage, import_map_path)
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,10 @@ def copy_working_tree(source: Path, destination: Path) -> None:
     listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                              cwd=source, capture_output=True)
     if listing.returncode != 0:
-        shutil.copytree(source, destination, symlinks=True, ignore=IGNORED_IN_COPY)
+        shutil.copytree(source, destination, symlinks=True, ignore=IGNORED_IN_COPY, dirs_exist_ok=True)
         return
-    destination.mkdir(parents=True)
+    # It may exist, empty: a sandbox made ahead mounts it before the copy (see `LocalRun._hold_gated`).
+    destination.mkdir(parents=True, exist_ok=True)
     for name in listing.stdout.decode().split("\0"):
         if not name or name.startswith(".deno-ci/"):
             continue
@@ -109,7 +110,10 @@ class LocalRun:
         self.event = event
         self._guessed = graph.first_stage(previous_plan) if previous_plan and can_hold(self.executor) else None
         if self._guessed is not None and not has_own_cache_key(self._guessed["options"]):
-            self._guess = self._preparer.submit(self._hold, self._guessed, self._spare)
+            if self._can_gate():
+                self._guess = self._hold_gated(self._guessed, self._spare)
+            else:
+                self._guess = self._preparer.submit(self._hold, self._guessed, self._spare)
             self._spare = None
 
     def emit(self, stage: str, text: str) -> None:
@@ -281,6 +285,46 @@ class LocalRun:
             execution = None
         return execution, workspace, deno_dir, key
 
+    def _can_gate(self) -> bool:
+        """Return whether the first stage's sandbox can be made before its folders are filled.
+
+        Not when the pipeline file is a link: the stage's import map names the file the
+        link leads to, which is known only once the link is copied.
+        """
+        pipeline = self.directory / self.pipeline_path
+        return can_gate(self.executor) and pipeline.resolve() == pipeline
+
+    def _hold_gated(self, stage: dict, spare: Future) -> Future:
+        """Make the held sandbox of `stage` now, in the spare folders that `spare` fills; its runner starts once they are.
+
+        The sandbox's start (namespaces, network, limits) then overlaps the copy of the
+        directory and of the dependency cache instead of following them. Return a future
+        of what `_hold` returns.
+        """
+        workspace, deno_dir = self._folders("spare")
+        workspace.mkdir(parents=True, exist_ok=True)
+        try:
+            execution = hold_stage(stage, self._stage_context(), workspace, deno_dir, gated=True)
+        except ExecutorError as error:
+            log.info("local run: stage %s could not be prepared ahead, so it starts when it runs: %s", stage["name"], error)
+            execution = None
+        held: Future = Future()
+
+        def open_gate(filled: Future) -> None:
+            try:
+                folders = filled.result()
+            except BaseException as error:  # noqa: BLE001  (handed on to whoever takes the held stage)
+                if execution is not None:
+                    drop_held(execution)
+                held.set_exception(error)
+                return
+            if execution is not None:
+                execution.open_gate()
+            held.set_result((execution, *folders))
+
+        spare.add_done_callback(open_gate)
+        return held
+
     def _drop_held(self, name: str) -> None:
         future = self._held.pop(name, None)
         if future is not None and (execution := future.result()[0]) is not None:
@@ -290,10 +334,13 @@ class LocalRun:
         """Copy the directory and restore the dependency cache for one attempt; return (workspace, DENO_DIR, cache key)."""
         return self._prepare_folder(f"{stage['index']}-{attempt}", stage["options"])
 
+    def _folders(self, label: str) -> tuple[Path, Path]:
+        """Return the workspace and DENO_DIR of the attempt or spare folder `label`."""
+        return self.scratch / "workspaces" / label, self.scratch / "deno-dirs" / label
+
     def _prepare_folder(self, label: str, options: dict) -> tuple[Path, Path, str]:
-        workspace = self.scratch / "workspaces" / label
+        workspace, deno_dir = self._folders(label)
         copy_working_tree(self.directory, workspace)
-        deno_dir = self.scratch / "deno-dirs" / label
         key = stage_cache_key(workspace, options)
         self.caches.restore(key, deno_dir)
         return workspace, deno_dir, key

@@ -78,8 +78,9 @@ def stage_environment(stage: dict, context: StageContext, workspace: Path, deno_
     return env
 
 
-def stage_spec(stage: dict, context: StageContext, workspace: Path, deno_dir: Path, held: bool = False) -> StageSpec:
-    """Build the sandbox specification of one stage; a held one waits for `Execution.release()`.
+def stage_spec(stage: dict, context: StageContext, workspace: Path, deno_dir: Path, held: bool = False,
+               gated: bool = False) -> StageSpec:
+    """Build the sandbox specification of one stage; a held one waits for `Execution.release()`, a gated one for `open_gate()`.
 
     The import map lives beside the stage's DENO_DIR, outside the workspace, and is
     mounted read-only, so the stage cannot point "deno-ci" somewhere else.
@@ -95,6 +96,7 @@ def stage_spec(stage: dict, context: StageContext, workspace: Path, deno_dir: Pa
         workspace=workspace,
         env=env,
         held=held,
+        gated=gated,
         network=permissions.get("net", True) is not False,
         timeout=float(options.get("timeout") or context.default_timeout),
         max_output_bytes=context.max_output_bytes,
@@ -114,15 +116,21 @@ def can_hold(executor: Executor) -> bool:
     return bool(getattr(executor, "can_hold", False))
 
 
-def hold_stage(stage: dict, context: StageContext, workspace: Path, deno_dir: Path) -> Execution:
+def can_gate(executor: Executor) -> bool:
+    """Return whether `executor` can make a sandbox before its folders are filled (see `StageSpec.gated`)."""
+    return bool(getattr(executor, "can_gate", False))
+
+
+def hold_stage(stage: dict, context: StageContext, workspace: Path, deno_dir: Path, gated: bool = False) -> Execution:
     """Make the stage's sandbox and load the runner now, to run the stage later with `execute_stage(held_execution=...)`.
 
     Nothing of the pipeline runs before the release, so a stage held and then dropped
     (the stage before it failed) has had no effect. Raise `ExecutorError` when the
-    sandbox cannot be started.
+    sandbox cannot be started. With `gated`, the workspace and `deno_dir` may still be
+    empty: the runner starts once `open_gate()` says they are filled.
     """
     deno_dir.mkdir(parents=True, exist_ok=True)
-    return context.executor.start(stage_spec(stage, context, workspace, deno_dir, held=True))
+    return context.executor.start(stage_spec(stage, context, workspace, deno_dir, held=True, gated=gated))
 
 
 def drop_held(execution: Execution) -> None:

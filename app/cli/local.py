@@ -97,6 +97,8 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
                    executor: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
+    if executor == "bubblewrap":
+        threading.Thread(target=_make_launchers_ahead, name="launchers ahead", daemon=True).start()
     from app import waiting
     from app.local_tree import last_plan, plan_deno_dir, read_directory, remember_plan, start_reading
 
@@ -179,6 +181,13 @@ def _explain_missing_branch(event: dict) -> None:
     if event.get("branch") is None and event.get("tag") is None:
         click.echo("No branch: the directory is not on a git branch and --branch was not given, so stages "
                    "with a branch filter are not selected. Pass --branch NAME to pick one.", err=True)
+
+
+def _make_launchers_ahead() -> None:
+    """Start making the sandboxes' bwrap launchers while the run is set up (see `make_launchers_ahead`)."""
+    from jobs.executor.bubblewrap import make_launchers_ahead
+
+    make_launchers_ahead()
 
 
 def _local_run(folder: Path, pipeline_path: str, executor: str):

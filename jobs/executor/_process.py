@@ -168,6 +168,9 @@ class QueuedExecution:
         self._started_at = time.monotonic()
         self._released = not spec.held
         self._start_write: int | None = None
+        self._gate = threading.Event()
+        if not spec.gated:
+            self._gate.set()
         self._timer = threading.Timer(spec.timeout, self._stop, args=(ExitReason.TIMEOUT,))
         self._timer.daemon = True
         self._thread = threading.Thread(target=self._pump, name=f"stage-pump {self.label}", daemon=True)
@@ -192,6 +195,15 @@ class QueuedExecution:
         self._timer.start()
         if write is not None:
             _send_start(write)
+
+    def open_gate(self) -> None:
+        """Let a gated stage's command start (see `StageSpec.gated`). Does nothing if not gated."""
+        self._gate.set()
+
+    def wait_for_gate(self) -> bool:
+        """Wait until the gate is open or the stage is stopped; return whether the command may start."""
+        self._gate.wait()
+        return self._stop_reason_now() is None
 
     def _set_start_pipe(self, write: int | None) -> None:
         """Keep a held stage's start pipe until `release()`, or use it at once if that came first."""
@@ -232,6 +244,8 @@ class QueuedExecution:
             if self._stop_reason is None:
                 self._stop_reason = reason
             kill = self._killer
+        # A launch waiting at the gate goes on, finds the stop and starts nothing.
+        self._gate.set()
         log.info("killing %s (%s)", self.label, reason.value)
         if kill is not None:
             kill()

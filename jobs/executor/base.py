@@ -81,6 +81,10 @@ class StageSpec:
     # but the timeout counts only from `Execution.release()`, which writes one byte to that pipe.
     # Only executors whose `can_hold` is true accept it.
     held: bool = False
+    # Gated: the sandbox is made at once, but the command starts only at `Execution.open_gate()`,
+    # so the workspace and the mounted folders (which must exist) may be filled meanwhile. Only
+    # executors whose `can_gate` is true honour it; others start the command at once.
+    gated: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,8 @@ class Execution(Protocol):
     instead of growing memory. `cancel()` may be called from any thread, any number
     of times, and kills the whole process tree within 2 seconds. `release()` lets a
     held stage go on (see `StageSpec.held`) and does nothing for one that is not held.
+    `open_gate()` lets a gated stage's command start (see `StageSpec.gated`) and does
+    nothing for one that is not gated.
     """
 
     def events(self) -> Iterator[Event]: ...
@@ -133,6 +139,8 @@ class Execution(Protocol):
     def cancel(self) -> None: ...
 
     def release(self) -> None: ...
+
+    def open_gate(self) -> None: ...
 
 
 class Executor(Protocol):

@@ -44,6 +44,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ._process import CONTROL_FD, LaunchedProcess, PipeExecution, close_quietly, spawn
@@ -256,6 +257,7 @@ class BubblewrapExecutor:
 
     name = "bubblewrap"
     can_hold = True
+    can_gate = True
 
     def __init__(self) -> None:
         bwrap = shutil.which("bwrap")
@@ -288,10 +290,10 @@ class BubblewrapExecutor:
         if spec.network and self._slirp4netns is None:
             self._slirp4netns = find_slirp4netns()
         options = build_bwrap_options(spec, self._etc_folder)
-        execution = PipeExecution(spec, lambda: self._launch(spec, options), self.name)
+        execution = PipeExecution(spec, lambda: self._launch(spec, options, execution.wait_for_gate), self.name)
         return execution.begin()
 
-    def _launch(self, spec: StageSpec, options: list[str]) -> LaunchedProcess:
+    def _launch(self, spec: StageSpec, options: list[str], wait_for_gate: Callable[[], bool]) -> LaunchedProcess:
         """Start bwrap, trying again when bwrap itself died while setting the sandbox up.
 
         bwrap can exit before the command starts, for one when its setup of the loopback
@@ -300,7 +302,7 @@ class BubblewrapExecutor:
         `wait_for_loopback` now avoids that. Nothing of the stage ran yet, so a new try is safe.
         """
         for attempt in range(1, LAUNCH_ATTEMPTS + 1):
-            process, bwrap_failed = self._launch_once(spec, options)
+            process, bwrap_failed = self._launch_once(spec, options, wait_for_gate)
             if not bwrap_failed or attempt == LAUNCH_ATTEMPTS or not _exits(process.pid, EXIT_WAIT):
                 return process
             log.info("bwrap exited during sandbox setup (try %d of %d): %s", attempt, LAUNCH_ATTEMPTS, process.setup_error)
@@ -308,11 +310,13 @@ class BubblewrapExecutor:
             time.sleep(0.05 * attempt)
         raise AssertionError("unreachable")
 
-    def _launch_once(self, spec: StageSpec, options: list[str]) -> tuple[LaunchedProcess, bool]:
+    def _launch_once(self, spec: StageSpec, options: list[str],
+                     wait_for_gate: Callable[[], bool]) -> tuple[LaunchedProcess, bool]:
         """Start bwrap once; return the process and whether bwrap itself failed during the setup.
 
         A failure of the platform's own setup steps (the network helper, the limits) is
-        not bwrap's: trying again would fail the same way, only later.
+        not bwrap's: trying again would fail the same way, only later. bwrap waits on
+        --block-fd with the sandbox made until `wait_for_gate()` returns (see `StageSpec.gated`).
         """
         launcher = _launchers(self.bwrap).take()
         ends = launcher.ends
@@ -351,6 +355,9 @@ class BubblewrapExecutor:
             close_quietly(info_read)
         # bwrap also goes on when --block-fd reaches end of file, so a failed setup kills it first.
         if process.setup_error:
+            sandbox.kill()
+        elif not wait_for_gate():
+            # Stopped before its gate opened: the command never starts, and the stop gives the reason.
             sandbox.kill()
         else:
             try:
@@ -396,6 +403,17 @@ def _launchers(bwrap: str) -> LauncherPool:
             child_fds = [1, 2, CONTROL_FD, _INFO_FD, _BLOCK_FD, _STARTED_FD, _LEFTOVER_FD, START_FD]
             _pools[bwrap] = LauncherPool(launcher_argv(bwrap), ARGS_FD, child_fds, readable_by_child={_BLOCK_FD, START_FD})
         return _pools[bwrap]
+
+
+def make_launchers_ahead() -> None:
+    """Have this process's bwrap launchers made in the background now, ahead of its first sandbox.
+
+    A launcher takes 5-20 ms to make (its cgroup's RCU wait), which a first start made
+    soon after would otherwise wait for. Does nothing when bwrap is not installed.
+    """
+    bwrap = shutil.which("bwrap")
+    if bwrap is not None:
+        _launchers(bwrap).fill()
 
 
 def close_launchers() -> None:

@@ -264,6 +264,43 @@ def test_missing_docker_engine_is_a_message(make_repo, local_data, tmp_path):
     assert "choose the 'bubblewrap' executor" in result.stderr
 
 
+def test_first_stage_made_ahead_sees_directory_and_cache(make_repo, local_data):
+    pipeline = '''import { Pipeline } from "deno-ci";
+
+export default new Pipeline().stage("first", () => {
+  const marker = `${Deno.env.get("DENO_DIR")}/marker.txt`;
+  let cached = "nothing";
+  try {
+    cached = Deno.readTextFileSync(marker).trim();
+  } catch {
+    Deno.writeTextFileSync(marker, "cached\\n");
+  }
+  console.log(`data: ${Deno.readTextFileSync("data.txt").trim()}, cache: ${cached}`);
+});
+'''
+    repo = make_repo({"deno-pipeline.ts": pipeline, "data.txt": "from the directory\n"})
+    first = deno_ci("--data", local_data, "run", str(repo))
+    # Made before the directory and the dependency cache were copied into its folders.
+    second = deno_ci("--data", local_data, "run", str(repo))
+    assert first.returncode == 0, first.stderr
+    assert "[first] data: from the directory, cache: nothing" in first.stdout
+    assert second.returncode == 0, second.stderr
+    assert f"[first] {PREPARED_DURING_PLANNING}" in second.stdout.splitlines()
+    assert "[first] data: from the directory, cache: cached" in second.stdout
+
+
+def test_first_stage_made_ahead_of_linked_pipeline_file(make_repo, local_data):
+    repo = make_repo({"ci/pipeline.ts": GUESS_PIPELINE})
+    (repo / "deno-pipeline.ts").symlink_to("ci/pipeline.ts")
+    git(repo, "add", "deno-pipeline.ts")
+    git(repo, "commit", "-q", "-m", "link the pipeline")
+    deno_ci("--data", local_data, "run", str(repo))
+    second = deno_ci("--data", local_data, "run", str(repo))
+    assert second.returncode == 0, second.stderr
+    assert f"[main only] {PREPARED_DURING_PLANNING}" in second.stdout.splitlines()
+    assert "[main only] ran main only" in second.stdout
+
+
 def test_first_stage_guess_dropped_when_plan_differs(make_repo, local_data):
     repo = make_repo({"deno-pipeline.ts": GUESS_PIPELINE})
     assert deno_ci("--data", local_data, "run", str(repo)).returncode == 0
