@@ -46,20 +46,28 @@ class StageReport:
     attempts: int = 0
 
 
-def copy_working_tree(source: Path, destination: Path) -> None:
-    """Copy the files of `source` a stage needs: in a git checkout, tracked and untracked-but-not-ignored files.
+def working_tree_files(source: Path) -> list[str] | None:
+    """Return the files of `source` a stage needs, in a git checkout: tracked and untracked-but-not-ignored ones.
+
+    Return None when `source` is not a git checkout, and then every file counts.
+    """
+    listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                             cwd=source, capture_output=True)
+    return listing.stdout.decode().split("\0") if listing.returncode == 0 else None
+
+
+def copy_working_tree(source: Path, destination: Path, files: list[str] | None) -> None:
+    """Copy `files` of `source` (from `working_tree_files`), or all of it when `files` is None.
 
     `.git` stays behind, because copying its many small files would cost more than the
     stage itself; the platform's checkouts do include it.
     """
-    listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                             cwd=source, capture_output=True)
-    if listing.returncode != 0:
+    if files is None:
         shutil.copytree(source, destination, symlinks=True, ignore=IGNORED_IN_COPY, dirs_exist_ok=True)
         return
     # It may exist, empty: a sandbox made ahead mounts it before the copy (see `LocalRun._hold_gated`).
     destination.mkdir(parents=True, exist_ok=True)
-    for name in listing.stdout.decode().split("\0"):
+    for name in files:
         if not name or name.startswith(".deno-ci/"):
             continue
         origin, target = source / name, destination / name
@@ -86,6 +94,9 @@ class LocalRun:
         self.scratch = Path(tempfile.mkdtemp(prefix="deno-ci-run-"))
         self.caches = CacheStore(data_dir, local_scope(self.directory))
         self.artifacts = ArtifactStore(self.scratch / "artifacts")
+        self._files_lock = threading.Lock()
+        self._files: list[str] | None = None
+        self._files_read = False
         self._preparer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prepare")
         self._prepared: dict[str, Future] = {}
         self._held: dict[str, Future] = {}
@@ -340,10 +351,17 @@ class LocalRun:
 
     def _prepare_folder(self, label: str, options: dict) -> tuple[Path, Path, str]:
         workspace, deno_dir = self._folders(label)
-        copy_working_tree(self.directory, workspace)
+        copy_working_tree(self.directory, workspace, self._listed_files())
         key = stage_cache_key(workspace, options)
         self.caches.restore(key, deno_dir)
         return workspace, deno_dir, key
+
+    def _listed_files(self) -> list[str] | None:
+        """Return the directory's files for a stage's copy, listed once per run: each listing started git."""
+        with self._files_lock:
+            if not self._files_read:
+                self._files, self._files_read = working_tree_files(self.directory), True
+            return self._files
 
     def _collect(self, name: str, outcome: StageOutcome, workspace: Path) -> None:
         for artifact in outcome.artifacts:

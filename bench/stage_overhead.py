@@ -1,7 +1,8 @@
 """Overhead of a stage: a trivial three-stage pipeline through `deno-ci run` against the bare commands.
 
 Run: .venv/bin/python bench/stage_overhead.py [--runs N]
-Prints the wall time of both, their ratio and the overhead per stage. Each stage is
+Prints the wall time of both, their ratio and the overhead per stage. It runs the
+installed `deno-ci` command, as the README does. Each stage is
 its own sandboxed Deno process, and each run plans the pipeline. On an unchanged
 clean tree the type check that passed before is skipped. The second figure edits a
 file before each run, so each run type-checks the pipeline again, as after an edit.
@@ -33,6 +34,12 @@ export default pipeline;
 '''
 
 
+def deno_ci_command() -> list[str]:
+    """Return how a user starts `deno-ci`: the installed command beside this Python, else the module."""
+    installed = Path(sys.executable).with_name("deno-ci")
+    return [str(installed)] if installed.exists() else [sys.executable, "-m", "app.cli"]
+
+
 def time_command(command: list[str], runs: int, edit: Path | None = None, **kwargs) -> list[float]:
     """Time `command` `runs` times; with `edit`, write a new text into that file before each run."""
     samples = []
@@ -62,8 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as scratch:
         repo = make_repo(Path(scratch) / "repo", {"deno-pipeline.ts": PIPELINE})
-        command = [sys.executable, "-m", "app.cli", "--data", str(Path(scratch) / "data"), "run", str(repo),
-                   "--executor", args.executor]
+        command = [*deno_ci_command(), "--data", str(Path(scratch) / "data"), "run", str(repo), "--executor", args.executor]
         time_bare(2)
         time_command(command, 2, cwd=ROOT)
         bare = time_bare(args.runs)
