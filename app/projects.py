@@ -1,7 +1,10 @@
 """Connecting repositories as projects."""
 
+import ipaddress
+import logging
 import os
 import re
+import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -9,6 +12,8 @@ from sqlalchemy import delete, func, select
 
 from app.extensions import db
 from app.models import Project, User
+
+log = logging.getLogger(__name__)
 
 VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -47,6 +52,8 @@ VALID_BRANCH = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]{1,255}(?<!/
 VALID_CLONE_URL = re.compile(r"^((https?|ssh|git|file)://[^\s<>\"']+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s<>\"']+|/[^\s<>\"']*)$")
 
 
+# The host of an scp-like address, "user@host:path".
+SCP_LIKE_HOST = re.compile(r"^[^@/:]+@(?P<host>[^:/]+):")
 # A user or host part that starts with "-", after a scheme or at the start of an scp-like address.
 OPTION_LIKE_HOST = re.compile(r"^([a-z+]+://([^/@]*@)?-|-|[^/@:]*@-)", re.IGNORECASE)
 
@@ -60,21 +67,85 @@ def local_clone_path(clone_url: str) -> Path | None:
     return None
 
 
-def check_local_clone_url(clone_url: str, user: User, data_dir: Path) -> None:
-    """Raise ProjectAccessError unless `user` may connect the repository at local `clone_url`.
+def check_clone_url_access(clone_url: str, user: User, data_dir: Path) -> None:
+    """Raise ProjectAccessError unless `user` may connect the repository at `clone_url`.
 
     A local path reads and, through the editor, writes any repository the server can
     reach, other projects' included, so only administrators may connect one. No project
-    may point into the platform's data folder (its mirrors and caches).
+    may point into the platform's data folder (its mirrors and caches). Remote addresses
+    are checked by `check_remote_host`.
     """
     location = local_clone_path(clone_url)
     if location is None:
+        check_remote_host(clone_url, user)
         return
     if not user.is_admin:
         raise ProjectAccessError(f"Only administrators may connect a repository on the server's file system "
                                  f"({clone_url[:200]!r}). Use the repository's http(s) or ssh address.")
     check_outside_data_folder(clone_url, data_dir)
     check_local_repository(clone_url)
+
+
+def clone_url_host(clone_url: str) -> str | None:
+    """Return the host that a remote `clone_url` (a URL or "user@host:path") names, or None."""
+    if local_clone_path(clone_url) is not None:
+        return None
+    if "://" in clone_url:
+        try:
+            return urlparse(clone_url).hostname
+        except ValueError:
+            return None
+    scp_like = SCP_LIKE_HOST.match(clone_url)
+    return scp_like.group("host") if scp_like else None
+
+
+def check_remote_host(clone_url: str, user: User) -> None:
+    """Raise ProjectAccessError when `clone_url` names this server or a link-local address and `user` is no administrator.
+
+    The workers fetch the repository and quote git's error in the run. With such an
+    address, anyone who may create a project would make the platform connect to services
+    that listen only on this machine, or to the cloud's metadata service, and read what
+    they reply. Private networks (10.0.0.0/8 and the like) stay open to everyone: a team's
+    own forge often lives there. A host name counts by the addresses it resolves to now.
+    TODO: git resolves the name again when it fetches, so a name whose address changes
+    after this check (DNS rebinding) is not caught.
+    """
+    host = clone_url_host(clone_url)
+    if user.is_admin or not host:
+        return
+    for address in _resolved_addresses(host):
+        if (address.is_loopback or address.is_link_local or address.is_unspecified or address.is_multicast
+                or str(address) in _own_addresses()):
+            raise ProjectAccessError(
+                f"Only administrators may connect a repository at an address of this server or a link-local "
+                f"address ({host!r} is {address}). Give the address of the forge that the workers reach over "
+                "the network, or ask an administrator to connect it.")
+
+
+def _resolved_addresses(host: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Return the addresses `host` (a name or an address in any form the C library reads) stands for now."""
+    try:
+        entries = socket.getaddrinfo(host.strip("[]"), None)
+    except (OSError, UnicodeError) as error:
+        # The workers report a host they cannot resolve when they fetch.
+        log.info("clone URL host %r does not resolve here: %s", host, error)
+        return set()
+    addresses = set()
+    for entry in entries:
+        address = ipaddress.ip_address(entry[4][0].split("%")[0])
+        addresses.add(getattr(address, "ipv4_mapped", None) or address)
+    return addresses
+
+
+def _own_addresses() -> tuple[str, ...]:
+    """Return this server's own non-loopback IPv4 addresses, or none when they cannot be read."""
+    from jobs.executor import ExecutorError
+    from jobs.executor.network import host_addresses
+
+    try:
+        return host_addresses()
+    except (OSError, ExecutorError, ValueError):
+        return ()
 
 
 def check_local_repository(clone_url: str) -> None:

@@ -14,7 +14,7 @@ from app.auth.audit import audit
 from app.auth.permissions import Action, project_by_name, requires, signed_in, visible_project_ids
 from app.extensions import db
 from app.models import Membership, Project, Role, User
-from app.projects import (add_project, check_local_clone_url, delete_project as remove_project,
+from app.projects import (add_project, check_clone_url_access, delete_project as remove_project,
                           update_project as change_project)
 from app.runs.metrics import project_metrics
 
@@ -38,7 +38,7 @@ def create_project():
     name = body_text(body, "name", required=True, max_length=100)
     settings = {field: body_text(body, field, max_length=2000) for field in PROJECT_FIELDS}
     settings["clone_url"] = settings["clone_url"] or abort(422, "'clone_url' is missing.")
-    check_local_clone_url(settings["clone_url"], current_user, Path(current_app.config["DATA_DIR"]))
+    check_clone_url_access(settings["clone_url"], current_user, Path(current_app.config["DATA_DIR"]))
     project = add_project(name, settings["clone_url"], settings["default_branch"] or "main",
                           settings["pipeline_path"] or "deno-pipeline.ts")
     if not current_user.is_admin:
@@ -67,7 +67,7 @@ def update_project(name: str):
                    "can change. For another name or forge, add the repository again as a new project.")
     changes = {field: body_text(body, field, max_length=2000) for field in PROJECT_FIELDS}
     if changes.get("clone_url"):
-        check_local_clone_url(changes["clone_url"], current_user, Path(current_app.config["DATA_DIR"]))
+        check_clone_url_access(changes["clone_url"], current_user, Path(current_app.config["DATA_DIR"]))
     change_project(project, **changes)
     audit("project_update", target=f"project {name}")
     return jsonify(project_json(project))

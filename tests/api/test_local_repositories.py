@@ -13,17 +13,6 @@ from tests.conftest import ROOT
 from tests.people import client_for
 
 
-@pytest.fixture
-def api(db_app, world):
-    client = db_app.test_client()
-
-    def call(role: str, method: str, path: str, **kwargs):
-        return client.open(f"/api/v1{path}", method=method, headers={"Authorization": f"Bearer {world.token(role)}"},
-                           **kwargs)
-
-    return call
-
-
 @pytest.mark.parametrize("clone_url", ["/srv/git/other-team", "file:///srv/git/other-team", "FILE:/srv/git/other-team"])
 def test_developer_cannot_connect_local_path(api, clone_url):
     response = api("developer", "POST", "/projects", json={"name": "hijack", "clone_url": clone_url})
