@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 from sqlalchemy import delete, func, select
 
 from app.extensions import db
+from app.forges.fields import ref_name_problem
 from app.models import Project, User
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ def add_project(name: str, clone_url: str, default_branch: str = "main", pipelin
     return project
 
 
-VALID_BRANCH = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]{1,255}(?<!/)$")
+# A pipeline path: plain characters, no parent folder, no empty part.
+VALID_PIPELINE_PATH = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]{1,255}(?<!/)$")
 # A clone URL is a URL of a transport git speaks, scp-like "user@host:path", or an absolute path.
 VALID_CLONE_URL = re.compile(r"^((https?|ssh|git|file)://[^\s<>\"']+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s<>\"']+|/[^\s<>\"']*)$")
 
@@ -194,12 +196,12 @@ def check_settings(clone_url: str | None = None, default_branch: str | None = No
         # ssh would read such a host as an option (-oProxyCommand=... runs a command).
         raise ProjectError(f"Clone URL {clone_url[:200]!r} is invalid: its user or host starts with '-', which ssh "
                            "would take for an option. Give the repository's real address.")
-    if default_branch is not None and not VALID_BRANCH.match(default_branch):
-        raise ProjectError(f"Branch name {default_branch[:200]!r} is invalid: use letters, digits and '._/+-', "
-                           "without '..' or '//'.")
+    if default_branch is not None and (problem := ref_name_problem(default_branch)):
+        raise ProjectError(f"Branch name {default_branch[:200]!r} is not a valid Git branch name: {problem}. "
+                           "Give a name that `git check-ref-format --branch` accepts.")
     if pipeline_path is not None and (
         not pipeline_path or len(pipeline_path) > 500 or pipeline_path.startswith("/") or ".." in pipeline_path.split("/")
-        or not VALID_BRANCH.match(pipeline_path)
+        or not VALID_PIPELINE_PATH.match(pipeline_path)
     ):
         raise ProjectError(f"Pipeline path {pipeline_path[:200]!r} is invalid: expected a relative path inside the repository.")
 

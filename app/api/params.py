@@ -14,7 +14,6 @@ MAX_PER_PAGE = 100
 MAX_PAGE = 100_000
 # Lists count their rows up to this many; GitLab's API stops counting at the same size.
 COUNT_LIMIT = 10_000
-BRANCH_NAME = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]{1,255}(?<!/)$")
 COMMIT_ID = re.compile(r"^[0-9a-fA-F]{4,64}$")
 
 

@@ -8,13 +8,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from app.api import api
-from app.api.params import (BRANCH_NAME, COMMIT_ID, body_text, choice_arg, int_arg, json_body, paginate, text_arg,
+from app.api.params import (COMMIT_ID, body_text, choice_arg, int_arg, json_body, paginate, text_arg,
                             time_arg)
 from app.api.serialize import artifact_json, run_json, stage_json
 from app.auth.audit import audit
 from app.auth.permissions import Action, load_run, project_by_name, project_by_run, requires, signed_in, visible_project_ids
 from app.extensions import db
-from app.forges.fields import ref_name_problem
+from app.forges.fields import MAX_REF_NAME, ref_name_problem
 from app.models import Artifact, Project, Run, RunStatus, Stage
 from app.runs import service
 from app.runs.events import EVENT_KINDS, make_event
@@ -82,7 +82,7 @@ def trigger_run(name: str):
     body = request.get_json(silent=True) if request.data else {}
     if not isinstance(body, dict):
         abort(422, "The request body must be a JSON object (Content-Type: application/json).")
-    branch = body_text(body, "branch", pattern=BRANCH_NAME, rule="use letters, digits and '._/+-', without '..'.")
+    branch = body_text(body, "branch", max_length=MAX_REF_NAME)
     commit = body_text(body, "commit", max_length=64, pattern=COMMIT_ID, rule="expected 4 to 64 hexadecimal digits.")
     if branch and commit:
         abort(422, "Give 'branch' or 'commit', not both.")

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from app.cli import main
-from config import SERVED_URL_FILE, Config
+from config import SERVED_URL_FILE, Config, data_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -254,13 +254,15 @@ def trigger(name: str, branch: str | None, commit: str | None, wait: bool) -> No
     with ExitStack() as stack:
         try:
             from app.extensions import db
-            from app.forges.fields import ref_name_problem
+            from app.forges.fields import COMMIT_ID, ref_name_problem
             from app.models import Project
             from app.runs.events import make_event
             from app.runs.service import RunError, create_run
 
             if branch and (problem := ref_name_problem(branch)):
                 raise click.UsageError(f"--branch {branch!r} is not a valid Git branch name: {problem}.")
+            if commit and not COMMIT_ID.fullmatch(commit):
+                raise click.UsageError(f"--commit {commit!r} is not a commit id: expected 4 to 64 hexadecimal digits.")
             _require_serve()
             app = stack.enter_context(platform_app())
         except KeyboardInterrupt:
@@ -294,9 +296,9 @@ def _require_serve() -> None:
     """Stop with a message when the platform uses embedded servers and no `serve` runs: no worker would run the run."""
     from app import serve_lock
 
-    config = Config()
-    folder = Path(config.DATA_DIR)
-    if not config.DATABASE_URL and not config.REDIS_URL and not serve_lock.is_served(folder):
+    # Read without Config(), which would create the data folder and its secret key for a platform that is not there.
+    folder = data_dir()
+    if not os.environ.get("DATABASE_URL") and not os.environ.get("REDIS_URL") and not serve_lock.is_served(folder):
         raise click.ClickException(f"The platform is not running on the data folder {folder}: start it with "
                                    "`deno-ci serve` in another terminal, then trigger again.")
 
