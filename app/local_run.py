@@ -19,6 +19,7 @@ from pathlib import Path
 from app import waiting
 from app.cli.terminal import printable
 from app.status import RETRIED_STAGE, RunStatus, StageStatus
+from app.local_scratch import remove_stale_temp_folders
 from app.local_tree import local_scope
 from app.pipelines import graph
 from config import Config
@@ -104,6 +105,7 @@ class LocalRun:
         self._spare: Future | None = self._preparer.submit(self._prepare_folder, "spare", {})
         if warm_up := getattr(self.executor, "warm_up", None):
             self._preparer.submit(warm_up)
+        self._preparer.submit(remove_stale_temp_folders)
         self._guessed: dict | None = None
         self._guess: Future | None = None
         self._print_lock = threading.Lock()

@@ -20,8 +20,10 @@ DEFAULT_PIPELINE = "deno-pipeline.ts"
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of a table.")
 def validate(file: str, as_json: bool) -> None:
     """Check a pipeline file and print its plan, or its errors as FILE:LINE:COL: message."""
+    from app.local_scratch import use_own_temp_folder
     from app.pipelines import runner
 
+    use_own_temp_folder()
     path = Path(file).resolve()
     if not path.is_file():
         raise click.ClickException(f"{file}: file not found. Pass the path of a deno-pipeline.ts.")
@@ -97,6 +99,9 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
                    executor: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
+    from app.local_scratch import use_own_temp_folder
+
+    use_own_temp_folder()
     if executor == "bubblewrap":
         threading.Thread(target=_make_launchers_ahead, name="launchers ahead", daemon=True).start()
     from app import waiting

@@ -428,6 +428,51 @@ def test_killed_with_parent_skips_orphan(tmp_path):
     assert not marker.exists()
 
 
+def test_run_removes_folder_of_killed_run(make_repo, local_data, tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    command = [sys.executable, "-m", "app.cli", "--data", local_data, "run"]
+    killed = subprocess.Popen([*command, str(make_repo({"deno-pipeline.ts": BUSY_PIPELINE}))], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(scratch.glob("deno-ci-local-*/deno-ci-run-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    killed.kill()
+    killed.wait()
+    [left] = scratch.glob("deno-ci-local-*")
+    # Older than a folder whose run may not have locked it yet.
+    an_hour_ago = time.time() - 3600
+    os.utime(left / ".owner.lock", (an_hour_ago, an_hour_ago))
+    young = scratch / "deno-ci-local-young"
+    young.mkdir()
+    result = subprocess.run([*command, str(make_repo({"deno-pipeline.ts": GUESS_PIPELINE}))], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert sorted(scratch.iterdir()) == [young]
+
+
+def test_run_keeps_folder_of_live_run(make_repo, local_data, tmp_path):
+    import fcntl
+
+    scratch = tmp_path / "tmp"
+    live = scratch / "deno-ci-local-live"
+    live.mkdir(parents=True)
+    lock = os.open(live / ".owner.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    an_hour_ago = time.time() - 3600
+    os.utime(live / ".owner.lock", (an_hour_ago, an_hour_ago))
+    try:
+        result = subprocess.run([sys.executable, "-m", "app.cli", "--data", local_data, "run",
+                                 str(make_repo({"deno-pipeline.ts": GUESS_PIPELINE}))],
+                                cwd=ROOT, env={**os.environ, "TMPDIR": str(scratch)}, capture_output=True, text=True,
+                                timeout=120)
+    finally:
+        os.close(lock)
+    assert result.returncode == 0, result.stderr
+    assert sorted(scratch.iterdir()) == [live]
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--branch", "a..b"], "Invalid value for --branch: 'a..b' is not a valid Git ref name"),
     (["--event", "tag", "--tag", "v1 x"], "Invalid value for --tag: 'v1 x' is not a valid Git ref name"),
