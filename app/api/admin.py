@@ -5,13 +5,16 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.api import api
-from app.api.params import body_bool, body_text, choice_arg, json_body, paginate, text_arg
+from app.api.params import body_bool, body_text, choice_arg, json_body, paginate, reject_unknown_fields, text_arg
 from app.api.serialize import audit_json, user_json
 from app.auth.accounts import invite_user, update_user
 from app.auth.audit import OUTCOMES, audit
 from app.auth.permissions import MAX_ID, Action, requires, signed_in
 from app.extensions import db
 from app.models import AuditEntry, User
+
+# The fields of a user that PATCH /users/<id> changes.
+USER_FIELDS = ("active", "is_admin", "email")
 
 
 @api.get("/user")
@@ -60,6 +63,8 @@ def patch_user(user_id: int):
     """Change a user: body with any of {"active", "is_admin", "email"}."""
     body = json_body()
     user = _user(user_id)
+    reject_unknown_fields(body, USER_FIELDS, f"user {user.username!r}",
+                          "A user name cannot change: invite a user under the new name and deactivate this one.")
     changes = update_user(user, current_user, active=body_bool(body, "active"), is_admin=body_bool(body, "is_admin"),
                           email=body_text(body, "email", max_length=300))
     if changes:

@@ -79,6 +79,17 @@ def json_body() -> dict:
     return body
 
 
+def reject_unknown_fields(body: dict, fields: tuple[str, ...], subject: str, advice: str = "") -> None:
+    """Abort with 422 when the body has a field outside `fields`, naming it and the fields that can change.
+
+    A PATCH that ignored such a field would return 200, and the caller would believe the field changed.
+    """
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        abort(422, f"Cannot change {', '.join(map(repr, unknown))} of {subject}: only {', '.join(fields)} "
+                   f"can change.{' ' + advice if advice else ''}")
+
+
 def body_text(body: dict, field: str, *, required: bool = False, max_length: int = 255, pattern: re.Pattern | None = None,
               rule: str = "") -> str | None:
     """Return string `field` of a JSON body; 422 when it is missing (if required), not a string or invalid."""

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app import secret_store
 from app.api import api
-from app.api.params import body_text, json_body, paginate
+from app.api.params import body_text, json_body, paginate, reject_unknown_fields
 from app.api.serialize import member_json, project_json, secret_json
 from app.auth.audit import audit
 from app.auth.permissions import Action, project_by_name, requires, signed_in, visible_project_ids
@@ -61,10 +61,8 @@ def update_project(name: str):
     """Change a project's clone URL, default branch or pipeline path."""
     body = json_body()
     project = project_by_name(name)
-    unknown = sorted(set(body) - set(PROJECT_FIELDS))
-    if unknown:
-        abort(422, f"Cannot change {', '.join(map(repr, unknown))} of a project: only {', '.join(PROJECT_FIELDS)} "
-                   "can change. For another name or forge, add the repository again as a new project.")
+    reject_unknown_fields(body, PROJECT_FIELDS, "a project",
+                          "For another name or forge, add the repository again as a new project.")
     changes = {field: body_text(body, field, max_length=2000) for field in PROJECT_FIELDS}
     if changes.get("clone_url"):
         check_clone_url_access(changes["clone_url"], current_user, Path(current_app.config["DATA_DIR"]))

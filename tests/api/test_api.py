@@ -248,6 +248,20 @@ def test_users_are_invited_and_deactivated(api, world):
     assert entries[0]["detail"] == "deactivated"
 
 
+@pytest.mark.parametrize("body, field", [({"username": "carol"}, "'username'"), ({"bogus_field": 1}, "'bogus_field'"),
+                                         ({"bogus_field": 1, "email": "carol@example.com"}, "'bogus_field'")])
+def test_user_unknown_fields_rejected(api, world, body, field):
+    viewer = world.users["viewer"]
+    response = api("admin", "PATCH", f"/users/{viewer.id}", json=body)
+    assert response.status_code == 422
+    detail = response.get_json()["detail"]
+    assert f"Cannot change {field} of user 'viewer'" in detail
+    assert "only active, is_admin, email can change" in detail
+    unchanged = api("admin", "GET", f"/users/{viewer.id}").get_json()
+    assert unchanged["username"] == "viewer"
+    assert unchanged["email"] is None
+
+
 def test_errors_have_error_and_detail(api, world):
     for response in (api("admin", "GET", "/runs/999999"), api("admin", "GET", "/projects/nope"),
                      api("admin", "POST", "/projects", data="not json", content_type="application/json")):
