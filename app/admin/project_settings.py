@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from app import secret_store
 from app.admin import admin
+from app.auth.accounts import find_user
 from app.auth.audit import audit
 from app.auth.permissions import Action, project_by_name, requires
 from app.extensions import db
@@ -38,7 +39,7 @@ def set_member(name: str):
     """Add a member or change their role."""
     project = project_by_name(name)
     username, role = request.form.get("username", "").strip()[:100], request.form.get("role", "")
-    user = db.session.scalar(select(User).where(User.username == username.replace("\x00", "")))
+    user = find_user(username)
     if user is None or role not in list(Role):
         flash(f"User {username!r} not found." if user is None else f"Role {role[:20]!r} is invalid.")
         return _render_members(project, 422)

@@ -10,6 +10,7 @@ from app import secret_store
 from app.api import api
 from app.api.params import body_text, json_body, paginate, reject_unknown_fields
 from app.api.serialize import member_json, project_json, secret_json
+from app.auth.accounts import find_user
 from app.auth.audit import audit
 from app.auth.permissions import Action, project_by_name, requires, signed_in, visible_project_ids
 from app.extensions import db
@@ -103,7 +104,7 @@ def list_members(name: str):
 
 
 def _user_by_name(username: str) -> User:
-    user = db.session.scalar(select(User).where(User.username == username[:100])) if "\x00" not in username else None
+    user = find_user(username)
     return user or abort(404, f"User {username[:100]!r} not found.")
 
 

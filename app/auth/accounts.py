@@ -3,7 +3,8 @@
 import re
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from app.auth.passwords import hash_password
 from app.extensions import db
@@ -19,7 +20,20 @@ class AccountError(ValueError):
 
 
 class UserExistsError(AccountError):
-    """A user of that name exists already."""
+    """A user of that name, in any case, exists already."""
+
+
+def find_user(username: str) -> User | None:
+    """Return the user whose name matches `username` in any case, or None."""
+    if "\x00" in username:
+        # PostgreSQL text cannot hold NUL, and no user name contains one.
+        return None
+    return db.session.scalar(select(User).where(func.lower(User.username) == func.lower(username[:100])))
+
+
+def _taken_error(username: str, existing: User) -> UserExistsError:
+    return UserExistsError(f"User name {username!r} is taken by user {existing.username!r} (id {existing.id}): "
+                           "user names are unique regardless of case. Choose another name.")
 
 
 def invite_user(username: str, email: str | None = None, is_admin: bool = False) -> tuple[User, str]:
@@ -28,13 +42,22 @@ def invite_user(username: str, email: str | None = None, is_admin: bool = False)
         raise AccountError(f"User name {username[:100]!r} is invalid: use up to 100 ASCII letters, digits, '.', '_' and '-'.")
     if email and not VALID_EMAIL.match(email):
         raise AccountError(f"Email address {email[:100]!r} is invalid.")
-    if db.session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise UserExistsError(f"User {username!r} exists already. Choose another name.")
+    existing = find_user(username)
+    if existing is not None:
+        raise _taken_error(username, existing)
     password = secrets.token_urlsafe(15)
     user = User(username=username, email=email or None, password_hash=hash_password(password), is_admin=is_admin, active=True,
                 password_must_change=True)
     db.session.add(user)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # The unique index rejected the insert because another request created a look-alike name after the check.
+        db.session.rollback()
+        existing = find_user(username)
+        if existing is None:
+            raise
+        raise _taken_error(username, existing) from None
     return user, password
 
 

@@ -20,13 +20,12 @@ def token() -> None:
 @click.option("--name", default="cli", show_default=True, help="Name shown in token lists.")
 def token_create(username: str, scope: str, expires_in_days: int, name: str) -> None:
     """Create an API token for USER and print it (it is shown this once)."""
+    from app.auth.accounts import find_user
     from app.auth.audit import audit
     from app.auth.tokens import create_token
-    from app.extensions import db
-    from app.models import User
 
     with platform_app():
-        user = db.session.scalar(db.select(User).where(User.username == username))
+        user = find_user(username)
         if user is None:
             raise click.ClickException(f"User {username!r} not found.")
         if not user.active:

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from sqlalchemy import select
 
+from app.auth.accounts import find_user
 from app.extensions import db
 from app.forges import get_forge
 from app.forges.base import ForgeError, TokenSet
@@ -67,7 +68,7 @@ def finish_login(forge_name: str, code: str, redirect_uri: str, code_verifier: s
 def _free_username(login: str, forge_name: str) -> str:
     # A local account may already use the forge login; the forge's name keeps them apart.
     for candidate in (login, f"{login}-{forge_name}", f"{login}-{forge_name}-{secrets.token_hex(3)}"):
-        if db.session.scalar(select(User.id).where(User.username == candidate)) is None:
+        if find_user(candidate) is None:
             return candidate[:100]
     raise ProjectError(f"Cannot choose a user name for forge login {login!r}")
 

@@ -4,9 +4,9 @@ import logging
 
 from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import select
 
 from app.auth import rate_limit
+from app.auth.accounts import find_user
 from app.auth.audit import audit
 from app.auth.passwords import verify_password
 from app.auth.permissions import public
@@ -41,7 +41,7 @@ def login():
         flash(f"Too many failed sign-ins. Try again in {wait} seconds.")
         return render_template("auth/login.html", username=username), 429, {"Retry-After": str(wait)}
 
-    user = db.session.scalar(select(User).where(User.username == username))
+    user = find_user(username)
     if user is None or not user.active or not verify_password(user.password_hash, request.form.get("password", "")):
         rate_limit.record_failure(username, address)
         reason = "deactivated account" if user is not None and not user.active else "wrong user name or password"

@@ -262,6 +262,24 @@ def test_user_unknown_fields_rejected(api, world, body, field):
     assert unchanged["email"] is None
 
 
+def test_user_name_taken_regardless_of_case(api, world):
+    created = api("admin", "POST", "/users", json={"username": "bob"})
+    assert created.status_code == 201
+    bob_id = created.get_json()["id"]
+    for look_alike in ("Bob", "BOB", "bob"):
+        response = api("admin", "POST", "/users", json={"username": look_alike})
+        assert response.status_code == 409
+        assert f"User name {look_alike!r} is taken by user 'bob' (id {bob_id})" in response.get_json()["detail"]
+    names = [user["username"] for user in api("admin", "GET", "/users?per_page=100").get_json()["users"]]
+    assert [name for name in names if name.lower() == "bob"] == ["bob"]
+
+
+def test_member_name_ignores_case(api, world):
+    response = api("admin", "PUT", "/projects/beta/members/VIEWER", json={"role": "viewer"})
+    assert response.status_code == 201
+    assert response.get_json()["username"] == "viewer"
+
+
 def test_errors_have_error_and_detail(api, world):
     for response in (api("admin", "GET", "/runs/999999"), api("admin", "GET", "/projects/nope"),
                      api("admin", "POST", "/projects", data="not json", content_type="application/json")):

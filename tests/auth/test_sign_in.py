@@ -23,6 +23,11 @@ def test_sign_in_success_is_audited(db_app, world):
     assert entry.target == "user viewer"
 
 
+def test_sign_in_ignores_case_of_name(db_app, world):
+    client = sign_in(db_app, "Viewer")
+    assert client.get("/api/v1/user").get_json()["username"] == "viewer"
+
+
 def test_wrong_password_is_audited_as_failure(db_app, world):
     response = db_app.test_client().post("/login", data={"username": "viewer", "password": "wrong"})
     assert response.status_code == 401
