@@ -63,8 +63,10 @@ def receive(forge_name: str, project_name: str, headers: dict[str, str], body: b
     if forge_name not in FORGES:
         return DeliveryResult(404, f"Forge {forge_name!r} is unknown: expected one of {', '.join(FORGES)}")
     forge = get_forge(forge_name)
-    project = db.session.scalar(select(Project).where(Project.name == project_name))
-    problem = _target_problem(forge, project, project_name)
+    project = _hook_target(forge, project_name, headers)
+    if project is None:
+        return _no_such_target(forge, project_name)
+    problem = _target_problem(project, project_name)
     if problem:
         return _reject(forge, project, headers, *problem)
     try:
@@ -80,7 +82,7 @@ def receive(forge_name: str, project_name: str, headers: dict[str, str], body: b
 
 def reject_oversized(forge_name: str, project_name: str, headers: dict[str, str], size: int | None, limit: int) -> DeliveryResult:
     """Log and answer a delivery whose body is larger than WEBHOOK_MAX_BYTES, without reading it."""
-    project = db.session.scalar(select(Project).where(Project.name == project_name))
+    project = _hook_target(get_forge(forge_name), project_name, headers) if forge_name in FORGES else None
     if size is not None:
         reason = f"The body is too large: {size} bytes, over the limit of {limit} bytes. "
     else:
@@ -91,11 +93,30 @@ def reject_oversized(forge_name: str, project_name: str, headers: dict[str, str]
     return _reject(get_forge(forge_name), project, headers, 413, reason)
 
 
-def _target_problem(forge: Forge, project: Project | None, project_name: str) -> tuple[int, str] | None:
+def _hook_target(forge: Forge, project_name: str, headers: dict[str, str]) -> Project | None:
+    """Return the project of this forge that the hook URL names, or None, logging why there is none."""
+    project = db.session.scalar(select(Project).where(Project.name == project_name))
+    if project is not None and project.forge == forge.name:
+        return project
+    delivery_id = (forge.delivery_id(headers) or "")[:MAX_DELIVERY_ID] or None
     if project is None:
-        return 404, f"Project {project_name!r} not found"
-    if project.forge != forge.name:
-        return 404, f"Project {project_name!r} is connected to {project.forge!r}, not {forge.name!r}"
+        log.info("%s delivery %s rejected: no project is named %r", forge.name, delivery_id, project_name)
+    else:
+        log.info("project %s: %s delivery %s rejected: the project is connected to %r", project.id, forge.name,
+                 delivery_id, project.forge)
+    return None
+
+
+def _no_such_target(forge: Forge, project_name: str) -> DeliveryResult:
+    # Anyone can post here, so an unknown project and a project of another forge get the same
+    # response. A different one would tell outsiders which project names exist.
+    return DeliveryResult(404, f"No project named {project_name!r} receives {forge.title} webhooks here. "
+                               f"Check the project name and the forge in the webhook URL, /hooks/{forge.name}/<project name>.")
+
+
+def _target_problem(project: Project, project_name: str) -> tuple[int, str] | None:
+    # NOTE: a project of this forge returns 401 here or after the signature check, not the 404
+    # of `_no_such_target`, so a caller who tries each forge can still tell that its name exists.
     if not project.webhook_secret_encrypted:
         return 401, (f"Project {project_name!r} has no webhook secret, so no delivery can be verified; "
                      "set one with `deno-ci project add --webhook-secret` or connect the repository again")

@@ -333,7 +333,8 @@ def test_unknown_project_not_found(hook_client, forge_project):
     forge_project("github")
     response = post_hook(hook_client, "github", "nope", own_payload("github", "push"), "push")
     assert response.status_code == 404
-    assert "'nope' not found" in response.json["reason"]
+    assert response.json["reason"] == ("No project named 'nope' receives GitHub webhooks here. Check the project name "
+                                       "and the forge in the webhook URL, /hooks/github/<project name>.")
 
 
 def test_unknown_forge_not_found(hook_client, forge_project):
@@ -352,11 +353,44 @@ def test_other_repository_not_found(hook_client, forge_project):
     assert deliveries()[0].status_code == 404
 
 
-def test_project_of_other_forge_not_found(hook_client, forge_project):
-    forge_project("gitlab")
-    response = post_hook(hook_client, "github", "web", own_payload("github", "push"), "push")
-    assert response.status_code == 404
-    assert "connected to 'gitlab'" in response.json["reason"]
+PUSH_EVENTS = {"github": "push", "gitlab": "Push Hook", "bitbucket": "repo:push"}
+# Each forge's hook URL against a project connected to every other forge or to plain git.
+OTHER_FORGES = [(forge, other) for forge in PUSH_EVENTS for other in ("git", *PUSH_EVENTS) if other != forge]
+
+
+@pytest.mark.parametrize("forge, connected_to", OTHER_FORGES)
+def test_project_of_other_forge_looks_unknown(hook_client, forge_project, forge, connected_to, caplog):
+    forge_project(connected_to, name="web")
+    payload = own_payload(forge, "push")
+    caplog.set_level("INFO", logger="app.forges.deliveries")
+
+    other = post_hook(hook_client, forge, "web", payload, PUSH_EVENTS[forge], delivery="delivery-to-web")
+    unknown = post_hook(hook_client, forge, "nosuch", payload, PUSH_EVENTS[forge], delivery="delivery-to-nosuch")
+
+    assert other.status_code == unknown.status_code == 404
+    assert other.json == {**unknown.json, "reason": unknown.json["reason"].replace("'nosuch'", "'web'")}
+    assert other.json["delivery"] is None
+    assert f"Check the project name and the forge in the webhook URL, /hooks/{forge}/" in other.json["reason"]
+    assert deliveries() == []
+    assert runs() == []
+    logged = caplog.text
+    assert f"{forge} delivery delivery-to-web rejected: the project is connected to '{connected_to}'" in logged
+    assert f"{forge} delivery delivery-to-nosuch rejected: no project is named 'nosuch'" in logged
+
+
+@pytest.mark.parametrize("forge, connected_to", OTHER_FORGES)
+def test_oversized_delivery_to_other_forge_looks_unknown(hook_client, forge_project, forge, connected_to, monkeypatch):
+    forge_project(connected_to, name="web")
+    monkeypatch.setitem(hook_client.application.config, "WEBHOOK_MAX_BYTES", 100)
+    body = b"{" + b" " * 200 + b"}"
+
+    other = post_hook(hook_client, forge, "web", body, PUSH_EVENTS[forge])
+    unknown = post_hook(hook_client, forge, "nosuch", body, PUSH_EVENTS[forge])
+
+    assert other.status_code == unknown.status_code == 413
+    assert other.json == unknown.json
+    assert other.json["delivery"] is None
+    assert deliveries() == []
 
 
 @pytest.mark.parametrize("forge, event", [("github", "ping"), ("bitbucket", "diagnostics:ping")])
