@@ -13,20 +13,6 @@ from app.models._columns import utcnow
 from tests.people import add_lines, make_run, make_stage, sign_in
 
 
-@pytest.fixture
-def api(db_app, world):
-    """Call the API as a role with an admin-scope token: api("viewer", "GET", path, json=...)."""
-    client = db_app.test_client()
-    tokens = {}
-
-    def call(role: str, method: str, path: str, **kwargs):
-        if role not in tokens:
-            tokens[role] = world.token(role)
-        return client.open(f"/api/v1{path}", method=method, headers={"Authorization": f"Bearer {tokens[role]}"}, **kwargs)
-
-    return call
-
-
 def test_run_list_filters_and_pages(api, world):
     now = utcnow()
     for number in range(2, 8):
