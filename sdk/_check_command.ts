@@ -14,7 +14,14 @@ export interface CheckCommandOptions {
  */
 export async function checkCommand(file: string, options: CheckCommandOptions): Promise<number> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["check", "--no-config", "--quiet", `--import-map=${options.importMap}`, file],
+    args: [
+      "check",
+      "--no-config",
+      "--quiet",
+      "--allow-import",
+      `--import-map=${options.importMap}`,
+      file,
+    ],
     env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
     stdout: "piped",
     stderr: "piped",

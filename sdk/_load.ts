@@ -63,13 +63,22 @@ function importError(error: unknown, file: string, url: string): PlanError {
   const isLoadError = /^(SyntaxError|Module not found|Relative import path|Import ')/.test(
     firstLine,
   );
-  const message = isLoadError ? firstLine : thrownMessage(error, firstLine);
+  const message = isLoadError ? withCause(firstLine, text) : thrownMessage(error, firstLine);
   return {
     file: location?.file ?? file,
     line: location?.line ?? null,
     column: location?.column ?? null,
     message,
   };
+}
+
+// Deno lists the causes of a failed remote import on numbered lines after the first
+// ("0: error sending request ...", ... "3: Connection refused"); the last one names what to fix.
+function withCause(firstLine: string, text: string): string {
+  const causes = text.split("\n").filter((line) => /^\s*\d+: /.test(line))
+    .map((line) => line.replace(/^\s*\d+: /, "").trim());
+  if (!/^Import '.*' failed\.?$/.test(firstLine) || causes.length === 0) return firstLine;
+  return `${firstLine.replace(/\.$/, "")}: ${causes.at(-1)}`;
 }
 
 function thrownMessage(error: unknown, firstLine: string): string {

@@ -111,6 +111,61 @@ def test_validate_reports_unknown_need(make_repo, local_data):
     assert "bild" in result.stderr
 
 
+@pytest.fixture
+def module_server():
+    """An HTTP server on 127.0.0.1 serving one TypeScript module at /greeting.ts; yields its port."""
+    import http.server
+    import threading
+
+    class Module(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'export const greeting: string = "hello from a remote module";\n'
+            self.send_response(200 if self.path == "/greeting.ts" else 404)
+            self.send_header("Content-Type", "application/typescript")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Module)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+REMOTE_IMPORT_PIPELINE = '''import { Pipeline } from "deno-ci";
+import { greeting } from "http://127.0.0.1:{port}/greeting.ts";
+
+export default new Pipeline().stage("greet", () => console.log(greeting));
+'''
+
+
+def test_pipeline_imports_module_from_any_host(make_repo, local_data, module_server):
+    repo = make_repo({"deno-pipeline.ts": REMOTE_IMPORT_PIPELINE.replace("{port}", str(module_server))})
+    validated = deno_ci("--data", local_data, "validate", str(repo / "deno-pipeline.ts"))
+    assert validated.returncode == 0, validated.stderr
+    # Unsandboxed: a sandbox cannot reach the host's loopback, where this test's server is.
+    result = deno_ci("--data", local_data, "run", str(repo), "--executor", "unsandboxed")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[greet] hello from a remote module" in result.stdout
+
+
+def test_validate_reports_failed_remote_import_once(make_repo, local_data):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    repo = make_repo({"deno-pipeline.ts": REMOTE_IMPORT_PIPELINE.replace("{port}", str(closed_port))})
+    result = deno_ci("--data", local_data, "validate", str(repo / "deno-pipeline.ts"))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{repo / 'deno-pipeline.ts'}:2:26: Import 'http://127.0.0.1:{closed_port}/greeting.ts' failed: "
+        "Connection refused (os error 111)"]
+
+
 def test_validate_places_stage_limit(make_repo, local_data):
     pipeline = '''import { Pipeline } from "deno-ci";
 
