@@ -8,6 +8,7 @@ from flask import abort, request
 from sqlalchemy import Select, func, select
 
 from app.extensions import db
+from app.text_checks import text_problem
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
@@ -18,10 +19,8 @@ COMMIT_ID = re.compile(r"^[0-9a-fA-F]{4,64}$")
 
 
 def _check_text(field: str, value: str, max_length: int) -> str:
-    if "\x00" in value:
-        abort(422, f"'{field}' contains a NUL character, which no field accepts.")
-    if len(value) > max_length:
-        abort(422, f"'{field}' is {len(value)} characters long; expected at most {max_length}.")
+    if problem := text_problem(field, value, max_length):
+        abort(422, problem)
     return value
 
 

@@ -18,6 +18,7 @@ from app.forges.fields import MAX_REF_NAME, ref_name_problem
 from app.models import Artifact, Project, Run, RunStatus, Stage
 from app.runs import service
 from app.runs.events import EVENT_KINDS, make_event
+from app.runs.history import MAX_AUTHOR_LENGTH, MAX_BRANCH_LENGTH
 from app.runs.logs import search_lines
 
 MAX_LOG_PAGE = 5000
@@ -34,7 +35,8 @@ def _run_query(project: Project | None):
     else:
         query = query.where(Run.project_id.in_(visible_project_ids(current_user)))
     filters = {
-        Run.branch: text_arg("branch"), Run.author: text_arg("author", 300), Run.commit_sha: text_arg("commit", 64),
+        Run.branch: text_arg("branch", MAX_BRANCH_LENGTH), Run.author: text_arg("author", MAX_AUTHOR_LENGTH),
+        Run.commit_sha: text_arg("commit", 64),
         Run.status: choice_arg("status", tuple(RunStatus)), Run.event: choice_arg("event", EVENT_KINDS),
         Run.trigger: choice_arg("trigger", TRIGGERS),
     }

@@ -9,8 +9,12 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from app.extensions import db
 from app.models import Project, Run, RunStatus
 from app.runs.events import EVENT_KINDS
+from app.text_checks import text_problem
 
 RUNS_PER_PAGE = 25
+# Maximum lengths of the branch and author filters, in characters. The JSON API's run list uses the same.
+MAX_BRANCH_LENGTH = 255
+MAX_AUTHOR_LENGTH = 300
 # The dashboard lists at most this many running and queued runs; the counts stay exact.
 ACTIVE_SHOWN = 50
 
@@ -32,14 +36,14 @@ class RunFilters:
 
     @classmethod
     def from_args(cls, args) -> "RunFilters":
-        """Build filters from query arguments; raise FilterError for an invalid status, event or date."""
+        """Build filters from query arguments; raise FilterError when any of them is invalid."""
+        branch, author = _text(args, "branch", MAX_BRANCH_LENGTH), _text(args, "author", MAX_AUTHOR_LENGTH)
         status, event = args.get("status", "").strip(), args.get("event", "").strip()
         if status and status not in RunStatus.__members__.values():
             raise FilterError(f"Status {status!r} is invalid: expected one of {', '.join(RunStatus)}.")
         if event and event not in EVENT_KINDS:
             raise FilterError(f"Event {event!r} is invalid: expected one of {', '.join(EVENT_KINDS)}.")
-        return cls(branch=args.get("branch", "").strip(), status=status, event=event,
-                   author=args.get("author", "").strip(), since=_date(args.get("since", ""), "since"),
+        return cls(branch=branch, status=status, event=event, author=author, since=_date(args.get("since", ""), "since"),
                    until=_date(args.get("until", ""), "until"))
 
     def apply(self, query: Select) -> Select:
@@ -63,6 +67,13 @@ class RunFilters:
                   "since": self.since.isoformat() if self.since else "",
                   "until": self.until.isoformat() if self.until else ""}
         return {key: value for key, value in values.items() if value}
+
+
+def _text(args, name: str, max_length: int) -> str:
+    value = args.get(name, "").strip()
+    if problem := text_problem(name, value, max_length):
+        raise FilterError(problem)
+    return value
 
 
 def _date(value: str, name: str) -> date | None:

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from sqlalchemy import text
 
 from app.extensions import db
+from app.text_checks import text_problem
 
 MIN_TERM_LENGTH = 3
 MAX_TERM_LENGTH = 200
+# Maximum length of the stage filter, in characters, the same as in the JSON API's run log.
+MAX_STAGE_LENGTH = 500
 RESULTS_PER_PAGE = 50
 STREAMS = ("stdout", "stderr", "system")
 SEARCH_SQL = (
@@ -42,12 +45,14 @@ def _like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
-def check_term(term: str, stream: str = "") -> None:
-    """Raise SearchError for a term that is too short or too long, or an unknown stream."""
+def check_term(term: str, stream: str = "", stage: str = "") -> None:
+    """Raise SearchError for a term that is too short, too long or contains NUL, an unknown stream or an invalid stage."""
     if len(term) < MIN_TERM_LENGTH:
         raise SearchError(f"Search for at least {MIN_TERM_LENGTH} characters; {term!r} is shorter.")
     if len(term) > MAX_TERM_LENGTH:
         raise SearchError(f"Search for at most {MAX_TERM_LENGTH} characters.")
+    if problem := text_problem("q", term, MAX_TERM_LENGTH) or text_problem("stage", stage, MAX_STAGE_LENGTH):
+        raise SearchError(problem)
     if stream and stream not in STREAMS:
         raise SearchError(f"Stream {stream!r} is invalid: expected one of {', '.join(STREAMS)}.")
 
@@ -59,7 +64,7 @@ def search_logs(project_id: int, term: str, *, stage: str = "", stream: str = ""
     Returns at most `per_page` + 1 matches, so the caller can tell whether a next page exists.
     Raises SearchError for an invalid term or stream.
     """
-    check_term(term, stream)
+    check_term(term, stream, stage)
     conditions = ["r.project_id = :project_id", "l.text ILIKE :pattern"]
     params = {"project_id": project_id, "pattern": _like_pattern(term), "limit": per_page + 1,
               "offset": (max(page, 1) - 1) * per_page}

@@ -1,5 +1,7 @@
 """The pages' views and fragments with the test client: filters, search, tests tab, raw log, metrics, editor."""
 
+from html import unescape
+
 import pytest
 
 from app.extensions import db
@@ -69,6 +71,28 @@ def test_history_rejects_invalid_date(client, project):
     assert "must be a date" in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("query, message", [
+    ("branch=%00", "'branch' contains a NUL character"),
+    ("author=ada%00", "'author' contains a NUL character"),
+    ("branch=" + "b" * 256, "'branch' is 256 characters long"),
+    ("status=%00", "is invalid: expected one of"),
+    ("event=%00", "is invalid: expected one of"),
+    ("since=%00", "must be a date"),
+    ("until=%00", "must be a date"),
+])
+def test_history_rejects_unstorable_filter(client, project, query, message):
+    make_run(project, 1)
+
+    response = client.get(f"/projects/web?{query}")
+    fragment = client.get(f"/projects/web?{query}", headers=HX)
+
+    assert response.status_code == 422
+    assert response.mimetype == "text/html"
+    assert message in unescape(response.get_data(as_text=True))
+    assert fragment.status_code == 422
+    assert message in unescape(fragment.get_data(as_text=True))
+
+
 def test_history_pages_runs(client, project):
     for number in range(1, 31):
         make_run(project, number)
@@ -123,6 +147,16 @@ def test_search_rejects_short_term(client, project):
     page = client.get("/projects/web/search?q=ab", headers=HX).get_data(as_text=True)
 
     assert "at least 3 characters" in page
+
+
+@pytest.mark.parametrize("query, message", [
+    ("q=ab%00", "'q' contains a NUL character"),
+    ("q=abc&stage=%00", "'stage' contains a NUL character"),
+])
+def test_search_rejects_nul(client, project, query, message):
+    page = client.get(f"/projects/web/search?{query}", headers=HX).get_data(as_text=True)
+
+    assert message in unescape(page)
 
 
 def test_tests_tab_lists_failures_first(client, project, tmp_path):
