@@ -1,6 +1,7 @@
 """Turning domain errors into HTTP answers, in one place.
 
-API requests (paths under /api/) get JSON `{"error": ..., "detail": ...}`; pages get
+API requests (paths under /api/) and requests that prefer JSON to HTML in their Accept
+header, such as the pipeline editor's, get JSON `{"error": ..., "detail": ...}`. Pages get
 the error page with the same sentences.
 """
 
@@ -27,7 +28,11 @@ ERROR_NAMES = {403: "Forbidden", 404: "Not Found", 409: "Conflict", 422: "Unproc
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/")
+    """Return whether an error response should be JSON rather than the error page."""
+    if request.path.startswith("/api/"):
+        return True
+    # A request without an Accept header, with */* or from a browser navigation gets HTML.
+    return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
 
 
 def error_response(status: int, error: str, detail: str):

@@ -11,7 +11,8 @@
   function post(url, body) {
     return fetch(url, {
       method: "POST",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
+      // With this Accept header the server rejects a request (such as a viewer's, with 403) in JSON as well.
+      headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRFToken": csrfToken },
       body: JSON.stringify(body),
     }).then(async (response) => ({ ok: response.ok, status: response.status, body: await response.json().catch(() => ({})) }))
       .catch(() => ({ ok: false, status: 0, body: { detail: "Deno CI could not be reached; your text is still here, try again." } }));

@@ -162,6 +162,35 @@ def test_viewer_cannot_save(db_app, world, fake_forge):
     assert fake_forge.requests == []
 
 
+@pytest.fixture
+def csrf_on(db_app):
+    db_app.config["WTF_CSRF_ENABLED"] = True
+    yield db_app
+    db_app.config["WTF_CSRF_ENABLED"] = False
+
+
+@pytest.mark.parametrize("endpoint", ["save", "validate"])
+def test_viewer_refusal_is_json(csrf_on, world, fake_forge, endpoint):
+    connect_alpha(world, "github")
+    client = client_for(csrf_on, world, "viewer")
+    page = client.get("/").get_data(as_text=True)
+    token = page.split('name="csrf-token" content="')[1].split('"')[0]
+    body = {"text": TEXT, "branch": "main", "message": "Add the lint stage", "base": BASE}
+
+    response = client.post(f"/projects/alpha/editor/{endpoint}", json=body,
+                           headers={"Accept": "application/json", "X-CSRFToken": token})
+    from_browser = client.post(f"/projects/alpha/editor/{endpoint}", json=body,
+                               headers={"Accept": "text/html,*/*;q=0.8", "X-CSRFToken": token})
+
+    assert response.status_code == 403
+    assert response.mimetype == "application/json"
+    assert response.get_json()["error"] == "Forbidden"
+    assert "viewer" in response.get_json()["detail"]
+    assert from_browser.status_code == 403
+    assert from_browser.mimetype == "text/html"
+    assert fake_forge.requests == []
+
+
 def test_save_without_any_forge_account(db_app, world, fake_forge):
     world.alpha.forge, world.alpha.forge_repo = "gitlab", "acme/alpha"
     db.session.commit()
