@@ -9,6 +9,21 @@ import { AnsiUp } from "../vendor/ansi_up.js";
 const FRAME_BUDGET_MS = 8;
 const CHUNK_LINES = 200;
 
+// Stage output is the repository's code speaking, so the page keeps what `deno-ci run` keeps
+// (app/cli/terminal.py has the same patterns): colour (SGR) sequences, which ansi_up turns into
+// classes, and tabs. Every other escape sequence and control character is removed before
+// ansi_up receives the line. So an OSC 8 hyperlink shows its text as plain text, never as a link,
+// and a backspace is dropped rather than shown as a replacement box. Removing an unterminated
+// sequence also keeps ansi_up from holding it back and joining it to the stage's next line.
+const SGR = String.raw`\x1b\[[0-9;:]*m`;
+const OTHER_ESCAPES = String.raw`(?:\x1b\[|\x9b)[0-9;:?<=>!"'$ ]*[@-~]|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?|\x1b[@-_]?`;
+const ESCAPES = new RegExp(`(${SGR})|${OTHER_ESCAPES}`, "g");
+const CONTROLS = /[\x00-\x08\x0a-\x1a\x1c-\x1f\x7f\x80-\x9f]/g;
+
+function printable(text) {
+  return text.replace(ESCAPES, (match, sgr) => sgr ?? "").replace(CONTROLS, "");
+}
+
 class StageBlock {
   constructor(key, title) {
     this.ansi = new AnsiUp();
@@ -43,7 +58,7 @@ class StageBlock {
         this.chunk.className = "log-chunk";
         this.body.append(this.chunk);
       }
-      html += `<div class="log-line stream-${line.stream}" id="L${line.seq}"><a class="line-number" href="#L${line.seq}">${line.seq}</a><span class="line-text">${this.ansi.ansi_to_html(line.text)}</span></div>`;
+      html += `<div class="log-line stream-${line.stream}" id="L${line.seq}"><a class="line-number" href="#L${line.seq}">${line.seq}</a><span class="line-text">${this.ansi.ansi_to_html(printable(line.text))}</span></div>`;
       this.lines += 1;
     }
     if (html) this.chunk.insertAdjacentHTML("beforeend", html);

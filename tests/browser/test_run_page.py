@@ -134,3 +134,43 @@ def test_viewer_sees_no_cancel_button(db_app, open_page, live_server):
     assert admin_page.locator("[data-run-action=cancel]").count() == 1
     assert viewer_page.locator("[data-run-action=cancel]").count() == 0
     assert viewer_page.locator("[data-run-action=rerun]").count() == 0
+
+
+def make_finished_run(project_name: str, stage_names: list[str]) -> tuple[Run, list[Stage]]:
+    project = add_project(project_name, "/nonexistent")
+    run = Run(project_id=project.id, number=1, trigger="cli", event="push", branch="main", status="success",
+              started_at=utcnow(), finished_at=utcnow())
+    db.session.add(run)
+    db.session.flush()
+    stages = [Stage(run_id=run.id, name=name, position=position, status="success", started_at=run.started_at,
+                    finished_at=run.finished_at) for position, name in enumerate(stage_names)]
+    db.session.add_all(stages)
+    db.session.commit()
+    return run, stages
+
+
+def test_log_shows_hyperlink_text_without_link(db_app, open_page, live_server):
+    run, (stage,) = make_finished_run("links", ["links"])
+    texts = ["bell \x1b]8;;https://example.com\x07CLICK-ME\x1b]8;;\x07 end",
+             "script \x1b]8;;javascript:alert(1)\x07CLICK-ME\x1b]8;;\x07 end",
+             "st \x1b]8;;https://example.com\x1b\\CLICK-ME\x1b]8;;\x1b\\ end",
+             "back\x08space \x1b[32mgreen\x1b[0m",
+             "unterminated \x1b]8;;https://example.com",
+             "next line"]
+    store_lines(db.engine, run.id, stage.id, [PendingLine("stdout", text, utcnow()) for text in texts])
+    page = open_page()
+
+    page.goto(f"{live_server}/runs/{run.id}")
+    page.wait_for_function("document.querySelectorAll('.log-line').length === 6", timeout=30_000)
+    line_texts = page.locator(".log-line .line-text").all_inner_texts()
+    save_screenshot(page, "run_log_hyperlinks", full_page=False)
+
+    assert line_texts[0] == "bell CLICK-ME end"
+    assert line_texts[1] == "script CLICK-ME end"
+    assert line_texts[2] == "st CLICK-ME end"
+    assert line_texts[3] == "backspace green"
+    assert line_texts[4] == "unterminated "
+    assert line_texts[5] == "next line"
+    assert page.locator(".log-line .line-text a").count() == 0
+    assert page.locator(".log-line .line-text .ansi-green-fg").count() == 1
+    assert page.errors == []
