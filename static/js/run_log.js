@@ -24,6 +24,11 @@ function printable(text) {
   return text.replace(ESCAPES, (match, sgr) => sgr ?? "").replace(CONTROLS, "");
 }
 
+// "1 line", "2 lines": the stage headers' and the log toolbar's counts.
+export function lineCount(count) {
+  return `${count} ${count === 1 ? "line" : "lines"}`;
+}
+
 class StageBlock {
   constructor(key, title) {
     this.ansi = new AnsiUp();
@@ -62,7 +67,7 @@ class StageBlock {
       this.lines += 1;
     }
     if (html) this.chunk.insertAdjacentHTML("beforeend", html);
-    this.counter.textContent = `${this.lines} lines`;
+    this.counter.textContent = lineCount(this.lines);
   }
 }
 

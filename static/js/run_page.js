@@ -1,6 +1,6 @@
 // The run page: the live log and the timeline over the run's WebSocket, tabs, and the run's actions.
 // On reconnect the socket is opened with the last sequence number rendered, so no line is lost or shown twice.
-import { LogView } from "./run_log.js";
+import { LogView, lineCount } from "./run_log.js";
 import { drawGantt } from "./gantt.js";
 
 const section = document.getElementById("log");
@@ -24,7 +24,7 @@ if (wantedLine) {
 const view = new LogView(document.getElementById("log-lines"), {
   followTail: () => follow.checked,
   onRendered(rendered, waiting) {
-    counter.textContent = waiting ? `${rendered} lines, ${waiting} to draw` : `${rendered} lines`;
+    counter.textContent = waiting ? `${lineCount(rendered)}, ${waiting} to draw` : lineCount(rendered);
     if (highlightedSeq !== null) highlightLine(highlightedSeq, true);
   },
 });

@@ -174,3 +174,20 @@ def test_log_shows_hyperlink_text_without_link(db_app, open_page, live_server):
     assert page.locator(".log-line .line-text a").count() == 0
     assert page.locator(".log-line .line-text .ansi-green-fg").count() == 1
     assert page.errors == []
+
+
+def test_collapsed_stage_counts_one_line(db_app, open_page, live_server):
+    run, (single, double) = make_finished_run("counts", ["single", "double"])
+    store_lines(db.engine, run.id, single.id, [PendingLine("stdout", "only line", utcnow())])
+    store_lines(db.engine, run.id, double.id, [PendingLine("stdout", text, utcnow()) for text in ("one", "two")])
+    page = open_page()
+
+    page.goto(f"{live_server}/runs/{run.id}")
+    page.wait_for_function("document.querySelectorAll('.log-line').length === 3", timeout=30_000)
+    page.click("#collapse-all")
+    save_screenshot(page, "run_log_collapsed", full_page=False)
+
+    assert page.locator(f"#stage-{single.id} .log-stage-count").inner_text() == "1 line"
+    assert page.locator(f"#stage-{double.id} .log-stage-count").inner_text() == "2 lines"
+    assert page.locator("#log-count").inner_text() == "3 lines"
+    assert page.errors == []
