@@ -7,6 +7,12 @@ const BAR_HEIGHT = 18;
 const AXIS_HEIGHT = 22;
 const LEFT = 8;
 const RIGHT = 12;
+// Space between a bar's edge and its label, inside or beside it.
+const LABEL_PADDING = 6;
+const LABEL_GAP = 4;
+// Average width of a label's character at 11.5 px: an estimate, used only where the chart is not laid
+// out (inside a hidden element), because getComputedTextLength() then returns 0.
+const CHARACTER_WIDTH = 6.5;
 
 function element(name, attributes, text) {
   const node = document.createElementNS(SVG, name);
@@ -56,6 +62,40 @@ function tickLabel(seconds) {
 
 const time = (value) => (value ? Date.parse(value) : null);
 
+function labelWidth(label) {
+  return label.getComputedTextLength() || label.textContent.length * CHARACTER_WIDTH;
+}
+
+// Put a stage's name inside its running bar where it fits, else beside the bar on the side with
+// more room, since the last stage's short bar ends at the chart's right edge. On the left the room ends
+// at `laneRight`, where the lane's earlier stages end. A name longer than that room is cut with
+// an ellipsis, and the stage's title shows it whole on hover. Returns the right edge of the bar and label.
+function addLabel(group, name, { barLeft, barRight, stageLeft, laneRight, y, width }) {
+  const label = element("text", { x: barLeft + LABEL_PADDING, y: y + 13, class: "bar-label" }, name);
+  group.append(label);
+  if (labelWidth(label) + 2 * LABEL_PADDING <= barRight - barLeft) return barRight;
+
+  label.setAttribute("class", "bar-label-outside");
+  const roomRight = width - barRight - LABEL_GAP;
+  const roomLeft = stageLeft - laneRight - 2 * LABEL_GAP;
+  const onRight = labelWidth(label) <= roomRight || roomRight >= roomLeft;
+  if (onRight) {
+    label.setAttribute("x", barRight + LABEL_GAP);
+  } else {
+    label.setAttribute("x", stageLeft - LABEL_GAP);
+    label.setAttribute("text-anchor", "end");
+  }
+  shorten(label, onRight ? roomRight : roomLeft);
+  return onRight ? barRight + LABEL_GAP + labelWidth(label) : barRight;
+}
+
+function shorten(label, room) {
+  const name = label.textContent;
+  for (let length = name.length - 1; length > 0 && labelWidth(label) > room; length -= 1) {
+    label.textContent = `${name.slice(0, length)}…`;
+  }
+}
+
 export function drawGantt(svg, run, now) {
   const stages = run.stages.filter((stage) => stage.queued_at || stage.started_at);
   const lanes = stageLanes(run.stages);
@@ -81,7 +121,13 @@ export function drawGantt(svg, run, now) {
   for (let second = 0; second * 1000 <= end - start; second += step) {
     const position = x(start + second * 1000);
     svg.append(element("line", { x1: position, x2: position, y1: AXIS_HEIGHT - 4, y2: height, class: "tick" }));
-    svg.append(element("text", { x: position + 3, y: 12, class: "tick-label" }, tickLabel(second)));
+    const tick = element("text", { x: position + 3, y: 12, class: "tick-label" }, tickLabel(second));
+    svg.append(tick);
+    // The last tick can sit at the chart's right edge, so its label goes left of the line there.
+    if (position + 3 + labelWidth(tick) > width) {
+      tick.setAttribute("x", position - 3);
+      tick.setAttribute("text-anchor", "end");
+    }
   }
   for (let lane = 0; lane < laneCount; lane += 1) {
     if (lane % 2) svg.append(element("rect", { x: 0, y: AXIS_HEIGHT + lane * LANE_HEIGHT, width, height: LANE_HEIGHT, class: "lane-alt" }));
@@ -90,6 +136,8 @@ export function drawGantt(svg, run, now) {
   if (!stages.length) {
     svg.append(element("text", { x: LEFT, y: AXIS_HEIGHT + 16, class: "tick-label" }, "No stage has been queued yet."));
   }
+  // The right edge of what each lane shows so far, bars and labels.
+  const laneRights = new Map();
   stages.forEach((stage, index) => {
     const lane = lanes.get(stage.name);
     const y = AXIS_HEIGHT + lane * LANE_HEIGHT + (LANE_HEIGHT - BAR_HEIGHT) / 2;
@@ -97,6 +145,8 @@ export function drawGantt(svg, run, now) {
     const started = time(stage.started_at);
     const finished = time(stage.finished_at) ?? (stage.status === "running" ? now : null);
     const group = element("g", { class: "gantt-stage", "data-stage": stage.name, "data-lane": lane });
+    // In the document before its label is added, so that the label's width can be measured.
+    svg.append(group);
     const waitEnd = started ?? (stage.status === "queued" ? now : ends[index]);
     if (queued !== null && waitEnd > queued) {
       group.append(element("rect", { x: x(queued), y, width: Math.max(1, (waitEnd - queued) * scale), height: BAR_HEIGHT, class: "bar-queued", rx: 3 }));
@@ -104,14 +154,12 @@ export function drawGantt(svg, run, now) {
     if (started !== null) {
       const barWidth = Math.max(2, ((finished ?? started) - started) * scale);
       group.append(element("rect", { x: x(started), y, width: barWidth, height: BAR_HEIGHT, rx: 3, class: `bar-run bar-${stage.status}`, "data-stage": stage.name, "data-lane": lane }));
-      if (barWidth > stage.name.length * 6.5 + 10) {
-        group.append(element("text", { x: x(started) + 6, y: y + 13, class: "bar-label" }, stage.name));
-      } else {
-        group.append(element("text", { x: x(started) + barWidth + 4, y: y + 13, class: "bar-label-outside" }, stage.name));
-      }
+      const stageLeft = queued !== null && waitEnd > queued ? Math.min(x(queued), x(started)) : x(started);
+      const laneRight = laneRights.get(lane) ?? 0;
+      const right = addLabel(group, stage.name, { barLeft: x(started), barRight: x(started) + barWidth, stageLeft, laneRight, y, width });
+      laneRights.set(lane, Math.max(laneRight, right));
     }
     const seconds = (moment) => (moment === null ? "–" : `${((moment) / 1000).toFixed(1)} s`);
     group.append(element("title", {}, `${stage.name}: ${stage.state ?? stage.status.replace("_", " ")} · queued ${seconds(started !== null && queued !== null ? started - queued : null)} · ran ${seconds(started !== null && finished !== null ? finished - started : null)}`));
-    svg.append(group);
   });
 }

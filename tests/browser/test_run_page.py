@@ -1,6 +1,7 @@
 """The run page in a real browser: live log lines, the timeline's lanes, a long log, who sees Cancel."""
 
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -190,4 +191,46 @@ def test_collapsed_stage_counts_one_line(db_app, open_page, live_server):
     assert page.locator(f"#stage-{single.id} .log-stage-count").inner_text() == "1 line"
     assert page.locator(f"#stage-{double.id} .log-stage-count").inner_text() == "2 lines"
     assert page.locator("#log-count").inner_text() == "3 lines"
+    assert page.errors == []
+
+
+LONG_NAME = "publish-to-the-registry-and-announce-the-release-everywhere"
+
+
+@pytest.mark.parametrize("width, name, same_lane", [(1360, "publish-to-registry", False), (390, "publish-to-registry", False),
+                                                     (390, LONG_NAME, False), (1360, "publish-to-registry", True)])
+def test_timeline_label_of_short_last_stage_fits(db_app, open_page, live_server, width, name, same_lane):
+    run, (build, publish) = make_finished_run("timeline", ["build", name])
+    start = run.queued_at
+    run.started_at, run.finished_at = start, start + timedelta(seconds=10.2)
+    # Needing "build" puts the stage on build's lane, where its label must stay right of build's bar.
+    build_seconds = 9 if same_lane else 10
+    publish.needs = ["build"] if same_lane else []
+    build.enqueued_at, build.started_at, build.finished_at = start, start, start + timedelta(seconds=build_seconds)
+    publish.enqueued_at = publish.started_at = start + timedelta(seconds=10)
+    publish.finished_at = start + timedelta(seconds=10.1)
+    db.session.commit()
+    page = open_page(width=width)
+
+    page.goto(f"{live_server}/runs/{run.id}")
+    page.wait_for_selector(f"#gantt .gantt-stage[data-stage='{name}'] text")
+    chart = page.locator("#gantt").bounding_box()
+    label = page.locator(f"#gantt .gantt-stage[data-stage='{name}'] text")
+    box = label.bounding_box()
+    build_bar = page.locator("#gantt rect.bar-run[data-stage='build']").bounding_box()
+    ticks = page.locator("#gantt .tick-label")
+    last_tick = ticks.nth(ticks.count() - 1).bounding_box()
+    save_screenshot(page, f"run_timeline_short_last_stage_{width}_{len(name)}_{same_lane}", full_page=False)
+
+    if name == LONG_NAME:
+        assert label.text_content().endswith("…")
+        assert name.startswith(label.text_content()[:-1])
+    else:
+        assert label.text_content() == name
+    assert box["x"] >= chart["x"]
+    assert box["x"] + box["width"] <= chart["x"] + chart["width"]
+    assert last_tick["x"] + last_tick["width"] <= chart["x"] + chart["width"]
+    if same_lane:
+        assert box["x"] >= build_bar["x"] + build_bar["width"]
+    assert page.locator(f"#gantt .gantt-stage[data-stage='{name}'] title").text_content().startswith(f"{name}: success")
     assert page.errors == []
