@@ -23,6 +23,13 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1a\x1c-\x1f\x7f\x80-\x9f]")
 _NEEDS_CLEANING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
+def plain(text: str) -> str:
+    """Return `text` without any escape sequence, colours included, and without control characters but tab."""
+    if _NEEDS_CLEANING.search(text) is None:
+        return text
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))
+
+
 def printable(text: str) -> str:
     """Return `text` with colour sequences kept and every other escape sequence and control character removed."""
     if _NEEDS_CLEANING.search(text) is None:

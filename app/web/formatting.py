@@ -5,10 +5,9 @@ from datetime import datetime
 
 from markupsafe import Markup, escape
 
+from app.cli.terminal import plain as plain_text
 from app.models._columns import utcnow
 from app.web import web
-
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @web.app_template_filter("duration")
@@ -56,13 +55,13 @@ EXCERPT_CHARACTERS = 400
 
 @web.app_template_filter("highlight")
 def highlight(text: str, term: str) -> Markup:
-    """Escape a log line, drop its ANSI escapes, and wrap each case-insensitive match of `term` in <mark>.
+    """Escape a log line, drop its escape sequences and control characters, and wrap each case-insensitive match of `term` in <mark>.
 
     A line longer than EXCERPT_CHARACTERS is cut to that many characters around its
     first match, with "…" where text was left out. A line of 64 KiB matching on every
     few characters would otherwise make a page of megabytes.
     """
-    plain = ANSI_ESCAPE.sub("", text)
+    plain = plain_text(text)
     if len(plain) > EXCERPT_CHARACTERS:
         plain = _excerpt(plain, term, text)
     if not term:
@@ -79,7 +78,7 @@ def _excerpt(plain: str, term: str, raw: str) -> str:
     raw_match = re.search(re.escape(term), raw, flags=re.IGNORECASE) if term and match is None else None
     if raw_match is not None:
         # The stored line matched across a colour code, which `plain` no longer has: show where it was.
-        found = len(ANSI_ESCAPE.sub("", raw[:raw_match.start()]))
+        found = len(plain_text(raw[:raw_match.start()]))
     start = max(0, min(found - EXCERPT_CHARACTERS // 2, len(plain) - EXCERPT_CHARACTERS))
     end = start + EXCERPT_CHARACTERS
     before = "…" if start else ""

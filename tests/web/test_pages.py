@@ -119,6 +119,19 @@ def test_search_highlights_matches_and_filters_stream(client, project):
     assert "<mark>REFUSED</mark>" in stderr_only
 
 
+def test_search_shows_link_text_without_escapes(client, project):
+    run = make_run(project, 1)
+    stage = make_stage(run)
+    line = "see \x1b]8;;https://example.com\x07the docs\x1b]8;;\x07 in \x1b[32mgreen\x1b[0m\x08"
+    store_lines(db.engine, run.id, stage.id, [PendingLine("stdout", line, utcnow())])
+
+    page = client.get("/projects/web/search?q=docs", headers=HX).get_data(as_text=True)
+
+    assert "see the <mark>docs</mark> in green" in page
+    assert "]8;;" not in page
+    assert "\x1b" not in page and "\x08" not in page
+
+
 def test_search_shows_excerpt_of_long_line(client, project):
     run = make_run(project, 1)
     stage = make_stage(run)
