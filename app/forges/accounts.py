@@ -65,11 +65,17 @@ def finish_login(forge_name: str, code: str, redirect_uri: str, code_verifier: s
     return account.user
 
 
+# The length of the users table's name column.
+MAX_USERNAME = 100
+
+
 def _free_username(login: str, forge_name: str) -> str:
-    # A local account may already use the forge login; the forge's name keeps them apart.
-    for candidate in (login, f"{login}-{forge_name}", f"{login}-{forge_name}-{secrets.token_hex(3)}"):
+    # A local account may already use the forge login; the forge's name keeps them apart. A long
+    # login is cut before the check, so that the name checked is the name stored.
+    for suffix in ("", f"-{forge_name}", f"-{forge_name}-{secrets.token_hex(3)}"):
+        candidate = login[:MAX_USERNAME - len(suffix)] + suffix
         if find_user(candidate) is None:
-            return candidate[:100]
+            return candidate
     raise ProjectError(f"Cannot choose a user name for forge login {login!r}")
 
 

@@ -340,3 +340,12 @@ def test_cli_links_use_port_serve_last_used(db_app, data_dir, monkeypatch):
         served.unlink()
     assert result.exit_code == 0, result.output
     assert "Webhook URL:    http://127.0.0.1:8741/hooks/github/served" in result.output
+
+
+def test_long_forge_login_gets_name_free_after_cut(db_app):
+    from app.forges.accounts import _free_username
+
+    db.session.add(User(username="a" * 100))
+    db.session.commit()
+    # Cut to the column's 100 characters, the login alone would be that user's name in other case.
+    assert _free_username("A" * 120, "gitlab") == "A" * 93 + "-gitlab"
