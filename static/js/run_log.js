@@ -24,6 +24,13 @@ function printable(text) {
   return text.replace(ESCAPES, (match, sgr) => sgr ?? "").replace(CONTROLS, "");
 }
 
+function showStage(block, stage) {
+  block.title.textContent = stage.name;
+  // `state` names what a waiting stage waits for ("deploying"); older servers send only `status`.
+  block.status.textContent = stage.state ?? stage.status.replace("_", " ");
+  block.status.className = `log-stage-status status-text-${stage.status}`;
+}
+
 // "1 line", "2 lines": the stage headers' and the log toolbar's counts.
 export function lineCount(count) {
   return `${count} ${count === 1 ? "line" : "lines"}`;
@@ -128,6 +135,9 @@ export class LogView {
       const block = new StageBlock(key, stageId ? (this.stageNames.get(stageId) ?? `stage ${stageId}`) : "run");
       this.blocks.set(key, block);
       this.placeBlock(key, block);
+      // A stage's first lines may arrive after the run's latest status, which then named its state already.
+      const known = this.stages?.get(key);
+      if (known) showStage(block, known);
     }
     return this.blocks.get(key);
   }
@@ -141,15 +151,11 @@ export class LogView {
 
   applyStatus(run) {
     this.positions = new Map(run.stages.map((stage) => [stage.id, stage.position]));
+    this.stages = new Map(run.stages.map((stage) => [stage.id, stage]));
     for (const stage of run.stages) {
       this.stageNames.set(stage.id, stage.name);
       const block = this.blocks.get(stage.id);
-      if (block) {
-        block.title.textContent = stage.name;
-        // `state` names what a waiting stage waits for ("deploying"); older servers send only `status`.
-        block.status.textContent = stage.state ?? stage.status.replace("_", " ");
-        block.status.className = `log-stage-status status-text-${stage.status}`;
-      }
+      if (block) showStage(block, stage);
     }
   }
 

@@ -194,6 +194,33 @@ def test_collapsed_stage_counts_one_line(db_app, open_page, live_server):
     assert page.errors == []
 
 
+QUIET_START_PIPELINE = '''import { Pipeline } from "deno-ci";
+
+export default new Pipeline().stage("late", async () => {
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  for (let index = 1; index <= 40; index++) {
+    console.log(`late ${index}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+});
+'''
+
+
+def test_stage_header_shows_status_known_before_first_line(workers, make_repo, open_page, live_server):
+    run_id = start_run(make_repo, "quiet", QUIET_START_PIPELINE)
+    wait_for(lambda: db.session.scalar(db.select(Stage.status).where(Stage.run_id == run_id)) == "running", timeout=120)
+    page = open_page()
+    # Opened while the stage runs but has printed nothing: its header is made by its first line, after the status came.
+    page.goto(f"{live_server}/runs/{run_id}")
+    page.wait_for_selector(".log-line:has-text('late 1')", timeout=60_000)
+
+    stage_id = db.session.scalar(db.select(Stage.id).where(Stage.run_id == run_id))
+    assert page.locator(f"#stage-{stage_id} .log-stage-status").inner_text() == "running"
+    # The run must end before the next test empties the tables under its workers.
+    page.wait_for_selector("#log-state:has-text('run success')", timeout=60_000)
+    assert page.errors == []
+
+
 LONG_NAME = "publish-to-the-registry-and-announce-the-release-everywhere"
 
 
