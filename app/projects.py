@@ -1,12 +1,15 @@
 """Connecting repositories as projects."""
 
+import functools
 import ipaddress
+import json
 import logging
 import os
 import re
 import socket
+import subprocess
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from sqlalchemy import delete, func, select
 
@@ -51,11 +54,16 @@ def add_project(name: str, clone_url: str, default_branch: str = "main", pipelin
 # A pipeline path: plain characters, no parent folder, no empty part.
 VALID_PIPELINE_PATH = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]{1,255}(?<!/)$")
 # A clone URL is a URL of a transport git speaks, scp-like "user@host:path", or an absolute path.
-VALID_CLONE_URL = re.compile(r"^((https?|ssh|git|file)://[^\s<>\"']+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s<>\"']+|/[^\s<>\"']*)$")
+VALID_CLONE_URL = re.compile(
+    r"^((https?|ssh|git|file)://[^\s<>\"']+|([A-Za-z0-9._-]+@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[^\s<>\"']+|/[^\s<>\"']*)$",
+    re.IGNORECASE)
 
 
-# The host of an scp-like address, "user@host:path".
-SCP_LIKE_HOST = re.compile(r"^[^@/:]+@(?P<host>[^:/]+):")
+# The host of an scp-like address, "[user@]host:path", where host may be an IPv6 address in brackets.
+SCP_LIKE_HOST = re.compile(r"^(?:[^@/:\[]+@)?(?P<host>\[[^\]/]+\]|[^:/\[]+):")
+# IPv6 ranges whose last 32 bits are an IPv4 address that the connection reaches (IPv4-compatible,
+# IPv4-mapped, NAT64).
+IPV4_CARRYING_NETWORKS = tuple(ipaddress.ip_network(network) for network in ("::/96", "::ffff:0:0/96", "64:ff9b::/96"))
 # A user or host part that starts with "-", after a scheme or at the start of an scp-like address.
 OPTION_LIKE_HOST = re.compile(r"^([a-z+]+://([^/@]*@)?-|-|[^/@:]*@-)", re.IGNORECASE)
 
@@ -94,11 +102,13 @@ def clone_url_host(clone_url: str) -> str | None:
         return None
     if "://" in clone_url:
         try:
-            return urlparse(clone_url).hostname
+            host = urlparse(clone_url).hostname
         except ValueError:
             return None
+        # git (curl) decodes percent escapes in the host: %31%32%37.0.0.1 reaches 127.0.0.1.
+        return unquote(host) if host else None
     scp_like = SCP_LIKE_HOST.match(clone_url)
-    return scp_like.group("host") if scp_like else None
+    return scp_like.group("host").strip("[]").lower() if scp_like else None
 
 
 def check_remote_host(clone_url: str, user: User) -> None:
@@ -116,38 +126,49 @@ def check_remote_host(clone_url: str, user: User) -> None:
     if user.is_admin or not host:
         return
     for address in _resolved_addresses(host):
-        if (address.is_loopback or address.is_link_local or address.is_unspecified or address.is_multicast
-                or str(address) in _own_addresses()):
+        if _on_this_server_or_link(address):
             raise ProjectAccessError(
                 f"Only administrators may connect a repository at an address of this server or a link-local "
                 f"address ({host!r} is {address}). Give the address of the forge that the workers reach over "
                 "the network, or ask an administrator to connect it.")
 
 
+def _on_this_server_or_link(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Return whether a connection to `address` stays on this server or its link (or goes everywhere)."""
+    if isinstance(address, ipaddress.IPv6Address) and any(address in network for network in IPV4_CARRYING_NETWORKS):
+        if _on_this_server_or_link(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)):
+            return True
+    return (address.is_loopback or address.is_link_local or address.is_unspecified or address.is_multicast
+            or address in _own_addresses())
+
+
 def _resolved_addresses(host: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """Return the addresses `host` (a name or an address in any form the C library reads) stands for now."""
+    """Return the addresses `host` (a name or an address in any form the C library reads) stands for now.
+
+    A zone ("fe80::1%eth0") and a final dot ("localhost.") are left out first, as a resolver
+    that git uses may leave them out.
+    """
+    name = host.strip("[]").split("%")[0].rstrip(".")
     try:
-        entries = socket.getaddrinfo(host.strip("[]"), None)
+        entries = socket.getaddrinfo(name, None)
     except (OSError, UnicodeError) as error:
         # The workers report a host they cannot resolve when they fetch.
         log.info("clone URL host %r does not resolve here: %s", host, error)
         return set()
-    addresses = set()
-    for entry in entries:
-        address = ipaddress.ip_address(entry[4][0].split("%")[0])
-        addresses.add(getattr(address, "ipv4_mapped", None) or address)
-    return addresses
+    return {ipaddress.ip_address(entry[4][0].split("%")[0]) for entry in entries}
 
 
-def _own_addresses() -> tuple[str, ...]:
-    """Return this server's own non-loopback IPv4 addresses, or none when they cannot be read."""
-    from jobs.executor import ExecutorError
-    from jobs.executor.network import host_addresses
-
+@functools.cache
+def _own_addresses() -> frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Return this server's own addresses, IPv4 and IPv6, read once per process; none when they cannot be read."""
     try:
-        return host_addresses()
-    except (OSError, ExecutorError, ValueError):
-        return ()
+        output = subprocess.run(["ip", "-j", "address", "show"], capture_output=True, text=True, check=True,
+                                timeout=10).stdout
+        return frozenset(ipaddress.ip_address(entry["local"].split("%")[0]) for device in json.loads(output)
+                         for entry in device.get("addr_info", []) if "local" in entry)
+    except (OSError, ValueError, KeyError, subprocess.SubprocessError) as error:
+        log.warning("cannot read this server's addresses, so only loopback and link-local hosts are refused: %s", error)
+        return frozenset()
 
 
 def check_local_repository(clone_url: str) -> None:
