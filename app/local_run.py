@@ -225,9 +225,16 @@ class LocalRun:
                 workspace, deno_dir, key = prepared.result() if prepared else self._prepare(stage, attempt)
             self.artifacts.restore_all(workspace)
             restore_paths(deno_dir, workspace, cache_paths)
+            if self._cancelled.is_set():
+                # Cancelled while its folders were copied, which can take seconds: none of its code ran.
+                if held_execution is not None:
+                    drop_held(held_execution)
+                self._preparer.submit(_remove_attempt_folders, workspace, deno_dir)
+                outcome = StageOutcome(StageStatus.CANCELLED, error="cancelled")
+                break
             outcome = execute_stage(stage, context, workspace, deno_dir,
                                     on_log=lambda stream, text: self.emit(name, text),
-                                    on_start=lambda execution: self._executions.__setitem__(name, execution),
+                                    on_start=lambda execution: self._started(name, execution),
                                     held_execution=held_execution)
             if outcome.status == StageStatus.SUCCESS:
                 self._collect(name, outcome, workspace)
@@ -245,6 +252,12 @@ class LocalRun:
             plain = outcome.error == outcome.status or outcome.printed
             self.emit(name, outcome.status if plain else f"{outcome.status}: {outcome.error}")
         return outcome
+
+    def _started(self, name: str, execution: Execution) -> None:
+        self._executions[name] = execution
+        # A cancel that came after the check before the start found no execution to stop.
+        if self._cancelled.is_set():
+            execution.cancel()
 
     def _stage_context(self) -> StageContext:
         return StageContext(run_id="local", pipeline_path=self.pipeline_path, event=self.event, executor=self.executor,

@@ -84,6 +84,8 @@ def trigger_run(name: str):
     body = request.get_json(silent=True) if request.data else {}
     if not isinstance(body, dict):
         abort(422, "The request body must be a JSON object (Content-Type: application/json).")
+    if unknown := sorted(set(body) - {"branch", "commit"}):
+        abort(422, f"Unknown field {', '.join(map(repr, unknown))}: a run takes 'branch' or 'commit'.")
     branch = body_text(body, "branch", max_length=MAX_REF_NAME)
     commit = body_text(body, "commit", max_length=64, pattern=COMMIT_ID, rule="expected 4 to 64 hexadecimal digits.")
     if branch and commit:

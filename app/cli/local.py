@@ -1,6 +1,7 @@
 """Commands that work on a directory with no platform running: `validate` and `run`."""
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -70,6 +71,10 @@ def run_command(directory: str, kind: str, branch: str | None, tag: str | None, 
 def _checked_pipeline_path(folder: Path, pipeline_path: str) -> str:
     """Return `pipeline_path` as a plain path relative to `folder`; stop with a message unless it names a file there."""
     path = (folder / pipeline_path).resolve()
+    if pipeline_path.strip() and not path.is_relative_to(folder) and os.path.normpath(folder / pipeline_path).startswith(f"{folder}/"):
+        # The path is inside, but a link on it leads out: the sandbox would not see that file.
+        raise click.ClickException(f"{pipeline_path} in {folder} leads to {path}, outside the directory, through a "
+                                   "symbolic link. Put the pipeline file inside the directory.")
     if not pipeline_path.strip() or not path.is_relative_to(folder):
         raise click.BadParameter(f"{pipeline_path!r} is not a path inside {folder}. Give the pipeline file's path "
                                  "relative to the directory.", param_hint="--pipeline")

@@ -95,6 +95,8 @@ def ref_name_problem(name: str) -> str | None:
         return f"it contains {forbidden.group()!r}, and Git allows no control character, space or any of ~ ^ : ? * [ \\"
     if ".." in name or "@{" in name or "//" in name:
         return "it contains '..', '@{' or '//'"
+    if name == "HEAD":
+        return "it is HEAD, which Git keeps for the current commit"
     if name == "@" or name.startswith(("-", "/")) or name.endswith(("/", ".")):
         return "it is '@', starts with '-' or '/', or ends with '/' or '.'"
     for component in name.split("/"):

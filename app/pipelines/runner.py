@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,11 @@ RUNNER = SDK_DIR / "runner.ts"
 DENO = Path(deno.find_deno_bin()).resolve()
 PLAN_TIMEOUT = 60.0
 CHECK_TIMEOUT = 300.0
+# How long a type check may go on after the plan of the same file failed, before it is stopped: the
+# plan's problem is reported either way, and a check stuck on the same import would add minutes.
+CHECK_AFTER_FAILED_PLAN = 10.0
+# How often a runner command started with a `stop` event looks at it.
+STOP_CHECK_SECONDS = 0.2
 # Every runner command ignores the repository's deno.json, so it cannot change how
 # the runner or the pipeline resolve "deno-ci".
 BASE_FLAGS = ("run", "--no-prompt", "--no-config")
@@ -140,15 +146,23 @@ def _problems_from(result: subprocess.CompletedProcess, fallback_file: str) -> l
     ]
 
 
+def _timeout_problem(file: str, timeout: float) -> Problem:
+    return Problem(file, None, None, f"loading the pipeline did not finish within {timeout:.0f} s. Look for a remote "
+                                     "import that does not answer, or a loop at the top level of the pipeline file "
+                                     "or of a module it imports.")
+
+
 def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: float, file: str,
-         executor=None, mounts: tuple[Path, ...] = (), max_memory_bytes: int | None = None) -> subprocess.CompletedProcess:
+         executor=None, mounts: tuple[Path, ...] = (), max_memory_bytes: int | None = None,
+         stop: threading.Event | None = None) -> subprocess.CompletedProcess:
     """Run a runner command on the host, or in `executor`'s sandbox when one is given.
 
     `max_memory_bytes` caps the sandbox's memory (None keeps `StageSpec`'s default); on
-    the host the runner has no memory limit.
+    the host the runner has no memory limit. Setting `stop` ends the command, which then
+    raises PipelineError with no problems.
     """
     if executor is not None:
-        return _run_sandboxed(executor, command, workspace, deno_dir, timeout, file, mounts, max_memory_bytes)
+        return _run_sandboxed(executor, command, workspace, deno_dir, timeout, file, mounts, max_memory_bytes, stop)
     # No terminal input: a pipeline that reads it at its top level (prompt()) would wait for good.
     process = subprocess.Popen(_killed_with_parent(command), cwd=workspace, env=deno_env(deno_dir),
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -156,12 +170,18 @@ def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: fl
         _HOST_RUNNERS.add(process)
         if _HOST_RUNNERS_STOPPED.is_set():
             process.kill()
+    deadline = time.monotonic() + timeout
     try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired as error:
-        process.kill()
-        process.communicate()
-        raise PipelineError([Problem(file, None, None, f"the runner did not finish within {timeout:.0f} s")]) from error
+        while True:
+            try:
+                stdout, stderr = process.communicate(timeout=max(0.0, min(STOP_CHECK_SECONDS, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired as error:
+                stopped = stop is not None and stop.is_set()
+                if stopped or time.monotonic() >= deadline:
+                    process.kill()
+                    process.communicate()
+                    raise PipelineError([] if stopped else [_timeout_problem(file, timeout)]) from error
     except BaseException:
         # Ctrl-C or SIGTERM in this process: the runner must not go on alone.
         process.kill()
@@ -216,7 +236,8 @@ PLAN_MAX_OUTPUT_BYTES = 32 * 1024 * 1024
 
 
 def _run_sandboxed(executor, command: list[str], workspace: Path, deno_dir: Path | None, timeout: float, file: str,
-                   mounts: tuple[Path, ...], max_memory_bytes: int | None = None) -> subprocess.CompletedProcess:
+                   mounts: tuple[Path, ...], max_memory_bytes: int | None = None,
+                   stop: threading.Event | None = None) -> subprocess.CompletedProcess:
     """Run a runner command in the stage sandbox: the pipeline's imports see only the checkout."""
     from jobs.executor import Exit, LogChunk, Mount, StageSpec
 
@@ -231,11 +252,21 @@ def _run_sandboxed(executor, command: list[str], workspace: Path, deno_dir: Path
     streams: dict[str, list[str]] = {"stdout": [], "stderr": [], "system": []}
     code = 1
     execution = executor.start(spec)
+    ended = threading.Event()
+    if stop is not None:
+        def cancel_when_stopped() -> None:
+            while not ended.is_set():
+                if stop.wait(STOP_CHECK_SECONDS):
+                    execution.cancel()
+                    return
+
+        threading.Thread(target=cancel_when_stopped, name="runner stop", daemon=True).start()
     with _SANDBOXED_RUNNERS_LOCK:
         _SANDBOXED_RUNNERS.add(execution)
     try:
         events = list(execution.events())
     finally:
+        ended.set()
         with _SANDBOXED_RUNNERS_LOCK:
             _SANDBOXED_RUNNERS.discard(execution)
     for event in events:
@@ -243,7 +274,9 @@ def _run_sandboxed(executor, command: list[str], workspace: Path, deno_dir: Path
             streams[event.stream].append(event.text)
         elif isinstance(event, Exit):
             if event.reason == "timeout":
-                raise PipelineError([Problem(file, None, None, f"the runner did not finish within {timeout:.0f} s")])
+                raise PipelineError([_timeout_problem(file, timeout)])
+            if event.reason == "cancelled" and stop is not None and stop.is_set():
+                raise PipelineError([])
             if event.reason == "out_of_memory":
                 raise PipelineError([Problem(file, None, None, f"planning the pipeline failed: {event.message}")])
             if event.reason != "exited":
@@ -313,8 +346,11 @@ def _is_position(value: object) -> bool:
 
 
 def type_check(workspace: Path, pipeline_path: str, deno_dir: Path | None = None, executor=None,
-               max_memory_bytes: int | None = None) -> list[Problem]:
-    """Type-check the pipeline file against the SDK's types (in `executor`'s sandbox if given); return the problems."""
+               max_memory_bytes: int | None = None, stop: threading.Event | None = None) -> list[Problem]:
+    """Type-check the pipeline file against the SDK's types (in `executor`'s sandbox if given); return the problems.
+
+    Setting `stop` ends the check early, with no problems.
+    """
     pipeline_file = workspace / pipeline_path
     with tempfile.TemporaryDirectory(prefix="deno-ci-check-") as scratch:
         import_map = write_import_map(pipeline_file, Path(scratch) / "import_map.json")
@@ -322,7 +358,7 @@ def type_check(workspace: Path, pipeline_path: str, deno_dir: Path | None = None
                    str(RUNNER), "check", str(pipeline_file), "--import-map", str(import_map)]
         try:
             result = _run(command, workspace, deno_dir, CHECK_TIMEOUT, pipeline_path, executor, (Path(scratch),),
-                          max_memory_bytes)
+                          max_memory_bytes, stop)
         except PipelineError as error:
             return error.problems
     return [] if result.returncode == 0 else _problems_from(result, pipeline_path)
@@ -342,11 +378,17 @@ def plan_and_check(workspace: Path, pipeline_path: str, event: dict | None, deno
     passed = _passed_check_marker(deno_dir, source_key, pipeline_path) if source_key else None
     if passed is not None and passed.exists():
         return plan(workspace, pipeline_path, event, deno_dir, executor, max_memory_bytes)
+    stop_check = threading.Event()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        checking = pool.submit(type_check, workspace, pipeline_path, deno_dir, executor, max_memory_bytes)
+        checking = pool.submit(type_check, workspace, pipeline_path, deno_dir, executor, max_memory_bytes, stop_check)
         try:
             document = plan(workspace, pipeline_path, event, deno_dir, executor, max_memory_bytes)
         except PipelineError as error:
+            try:
+                checking.result(timeout=CHECK_AFTER_FAILED_PLAN)
+            except TimeoutError:
+                log.info("type check of %s stopped: its plan failed %g s ago", pipeline_path, CHECK_AFTER_FAILED_PLAN)
+                stop_check.set()
             # The type check reports an import that failed to load again, at the same place.
             places = {(problem.file, problem.line, problem.column) for problem in error.problems}
             problems = error.problems + [problem for problem in checking.result()

@@ -745,3 +745,80 @@ PIPELINE_OF_ONE = '''import { Pipeline } from "deno-ci";
 
 export default new Pipeline().stage("only", () => {});
 '''
+
+
+def test_stage_cancelled_before_it_starts_runs_nothing(make_repo, tmp_path):
+    import io
+
+    from app.local_run import LocalRun
+    from app.pipelines import runner
+    from app.runs.events import make_event
+
+    pipeline = '''import { Pipeline } from "deno-ci";
+
+export default new Pipeline().stage("first", { cache: { paths: ["vendor"] } }, () => console.log("first ran"));
+'''
+    repo = make_repo({"deno-pipeline.ts": pipeline})
+
+    class CancelledBeforeStart(LocalRun):
+        def _run_stage(self, *arguments):
+            # As a Ctrl-C after the stage was found ready, while its folders are still copied.
+            self.cancel()
+            return super()._run_stage(*arguments)
+
+    event = make_event("push", branch="main")
+    plan = runner.plan(repo, "deno-pipeline.ts", event, tmp_path / "plan-deno-dir")
+    out = io.StringIO()
+    local_run = CancelledBeforeStart(repo, "deno-pipeline.ts", "bubblewrap", tmp_path / "data", out=out)
+    try:
+        local_run.begin(event, None)
+        status, reports = local_run.execute(plan)
+    finally:
+        local_run.cleanup()
+    assert status == "cancelled"
+    assert reports[0].status == "cancelled"
+    assert "first ran" not in out.getvalue()
+
+
+def test_plan_that_times_out_stops_type_check(make_repo, tmp_path, monkeypatch, caplog):
+    import http.server
+    import logging
+    import threading
+
+    from app.pipelines import runner
+
+    class Silent(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            time.sleep(30)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Silent)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    repo = make_repo({"deno-pipeline.ts": REMOTE_IMPORT_PIPELINE.replace("{port}", str(server.server_address[1]))})
+    monkeypatch.setattr(runner, "PLAN_TIMEOUT", 2.0)
+    monkeypatch.setattr(runner, "CHECK_AFTER_FAILED_PLAN", 1.0)
+    caplog.set_level(logging.INFO, logger="app.pipelines.runner")
+    try:
+        with pytest.raises(runner.PipelineError) as raised:
+            runner.plan_and_check(repo, "deno-pipeline.ts", None, tmp_path / "deno-dir")
+    finally:
+        server.shutdown()
+    assert [str(problem) for problem in raised.value.problems] == [
+        "deno-pipeline.ts: loading the pipeline did not finish within 2 s. Look for a remote import that does not "
+        "answer, or a loop at the top level of the pipeline file or of a module it imports."]
+    # Not left to run into its own timeout of several minutes.
+    assert "type check of deno-pipeline.ts stopped: its plan failed 1 s ago" in caplog.text
+
+
+def test_pipeline_file_linked_outside_is_explained(make_repo, local_data, tmp_path):
+    outside = tmp_path / "outside.ts"
+    outside.write_text(GUESS_PIPELINE)
+    repo = make_repo({"README.md": "linked\n"})
+    (repo / "deno-pipeline.ts").symlink_to(outside)
+    result = deno_ci("--data", local_data, "run", str(repo))
+    assert result.returncode == 1
+    assert f"deno-pipeline.ts in {repo} leads to {outside}, outside the directory, through a symbolic link" in result.stderr
+    assert "--pipeline" not in result.stderr
