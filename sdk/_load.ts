@@ -23,7 +23,8 @@ export async function loadPipeline(givenFile: string): Promise<LoadedPipeline> {
   const url = toFileUrl(givenFile);
   const file = fromFileUrl(url);
   const mapped = resolveMapped();
-  if (mapped !== url) {
+  // Compared as paths: the platform writes the map's URL with its own escaping (':' as %3A).
+  if (mapped === null || !mapped.startsWith("file:") || fromFileUrl(mapped) !== file) {
     const message = mapped === null
       ? `The import map does not map '${PIPELINE_SPECIFIER}'; create it with \`runner.ts import-map ${file}\``
       : `The import map maps '${PIPELINE_SPECIFIER}' to '${mapped}', not to the pipeline file '${url}'`;

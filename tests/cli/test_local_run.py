@@ -822,3 +822,14 @@ def test_pipeline_file_linked_outside_is_explained(make_repo, local_data, tmp_pa
     assert result.returncode == 1
     assert f"deno-pipeline.ts in {repo} leads to {outside}, outside the directory, through a symbolic link" in result.stderr
     assert "--pipeline" not in result.stderr
+
+
+def test_run_in_temporary_folder_with_colon(make_repo, local_data, tmp_path):
+    scratch = tmp_path / "t:c"
+    scratch.mkdir()
+    repo = make_repo({"deno-pipeline.ts": GUESS_PIPELINE})
+    for _ in range(2):
+        result = subprocess.run([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
+                                env={**os.environ, "TMPDIR": str(scratch)}, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "[main only] ran main only" in result.stdout
