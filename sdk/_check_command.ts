@@ -13,15 +13,18 @@ export interface CheckCommandOptions {
  * returns 0 when the file type-checks, 1 otherwise.
  */
 export async function checkCommand(file: string, options: CheckCommandOptions): Promise<number> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "check",
-      "--no-config",
-      "--quiet",
-      "--allow-import",
-      `--import-map=${options.importMap}`,
-      file,
-    ],
+  const check = [
+    Deno.execPath(),
+    "check",
+    "--no-config",
+    "--quiet",
+    "--allow-import",
+    `--import-map=${options.importMap}`,
+    file,
+  ];
+  const [program, ...args] = [...killedWithRunner(), ...check];
+  const output = await new Deno.Command(program, {
+    args,
     env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
     stdout: "piped",
     stderr: "piped",
@@ -35,4 +38,16 @@ export async function checkCommand(file: string, options: CheckCommandOptions): 
   }
   console.log(JSON.stringify({ errors }));
   return output.success ? 0 : 1;
+}
+
+// On the host the platform names, in DENO_CI_KILL_WITH_PARENT, the command that makes the kernel
+// kill a child with its parent; it takes the parent's pid next. A `deno check` stuck on a remote
+// import would otherwise outlive a `deno-ci validate` that was killed. The sandbox ends its
+// processes itself, and there the variable is not set.
+function killedWithRunner(): string[] {
+  const value = Deno.env.get("DENO_CI_KILL_WITH_PARENT");
+  if (!value) return [];
+  const prefix = JSON.parse(value);
+  if (!Array.isArray(prefix) || !prefix.every((part) => typeof part === "string")) return [];
+  return [...prefix, String(Deno.pid)];
 }

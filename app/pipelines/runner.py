@@ -164,7 +164,9 @@ def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: fl
     if executor is not None:
         return _run_sandboxed(executor, command, workspace, deno_dir, timeout, file, mounts, max_memory_bytes, stop)
     # No terminal input: a pipeline that reads it at its top level (prompt()) would wait for good.
-    process = subprocess.Popen(_killed_with_parent(command), cwd=workspace, env=deno_env(deno_dir),
+    prefix = _kill_with_parent_prefix()
+    env = deno_env(deno_dir, {KILL_WITH_PARENT_VARIABLE: json.dumps(prefix)} if prefix else None)
+    process = subprocess.Popen(_killed_with_parent(command), cwd=workspace, env=env,
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with _HOST_RUNNERS_LOCK:
         _HOST_RUNNERS.add(process)
@@ -198,16 +200,25 @@ def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: fl
 _PARENT_ALIVE_GUARD = 'if [ "$PPID" != "$0" ]; then exit 1; fi; exec "$@"'
 
 
+# The runner's own children (`deno check`) are started with the command line in this variable,
+# followed by the runner's pid and the child's command line, so that they die with the runner too.
+KILL_WITH_PARENT_VARIABLE = "DENO_CI_KILL_WITH_PARENT"
+
+
+def _kill_with_parent_prefix() -> list[str] | None:
+    """Return what starts a command so that the kernel kills it with its parent, before the parent's pid; None without setpriv."""
+    setpriv = shutil.which("setpriv")
+    return None if setpriv is None else [setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _PARENT_ALIVE_GUARD]
+
+
 def _killed_with_parent(command: list[str]) -> list[str]:
     """Return `command` started through util-linux's setpriv, so that the kernel kills it if this process dies.
 
     A pipeline that loops at its top level would otherwise keep Deno running after a
     `deno-ci run` that was killed: its timeout is this process's to enforce.
     """
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        return command
-    return [setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _PARENT_ALIVE_GUARD, str(os.getpid()), *command]
+    prefix = _kill_with_parent_prefix()
+    return command if prefix is None else [*prefix, str(os.getpid()), *command]
 
 
 # Runner processes started on the host (by `deno-ci run` and `validate`), which a Ctrl-C ends.

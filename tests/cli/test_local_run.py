@@ -833,3 +833,49 @@ def test_run_in_temporary_folder_with_colon(make_repo, local_data, tmp_path):
                                 env={**os.environ, "TMPDIR": str(scratch)}, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "[main only] ran main only" in result.stdout
+
+
+def _deno_checking(marker: bytes) -> bool:
+    """Return whether a `deno check` of a file with `marker` in its path runs (Deno itself, not setpriv or the shell)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if arguments and arguments[0].endswith(b"deno") and b"check" in arguments[1:2] and any(
+                marker in argument for argument in arguments):
+            return True
+    return False
+
+
+def test_killed_validate_takes_type_check_with_it(make_repo, local_data):
+    import http.server
+    import threading
+
+    class Silent(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            time.sleep(60)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Silent)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    repo = make_repo({"deno-pipeline.ts": REMOTE_IMPORT_PIPELINE.replace("{port}", str(server.server_address[1]))})
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "--data", local_data, "validate",
+                                str(repo / "deno-pipeline.ts")], cwd=ROOT, env=os.environ.copy(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not _deno_checking(str(repo).encode()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _deno_checking(str(repo).encode())
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 30
+        while _deno_checking(str(repo).encode()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _deno_checking(str(repo).encode())
+    finally:
+        server.shutdown()
