@@ -41,9 +41,9 @@ export async function checkCommand(file: string, options: CheckCommandOptions): 
 }
 
 // On the host the platform names, in DENO_CI_KILL_WITH_PARENT, the command that makes the kernel
-// kill a child with its parent; it takes the parent's pid next. A `deno check` stuck on a remote
-// import would otherwise outlive a `deno-ci validate` that was killed. The sandbox ends its
-// processes itself, and there the variable is not set.
+// kill a child with its parent, which takes the parent's pid next. Without it a `deno check` stuck
+// on a remote import outlived a `deno-ci validate` that was killed. In the sandbox the variable is
+// not set, because the sandbox ends all its processes itself.
 function killedWithRunner(): string[] {
   const value = Deno.env.get("DENO_CI_KILL_WITH_PARENT");
   if (!value) return [];
