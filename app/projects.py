@@ -1,8 +1,6 @@
 """Connecting repositories as projects."""
 
-import functools
 import ipaddress
-import json
 import logging
 import os
 import re
@@ -158,16 +156,16 @@ def _resolved_addresses(host: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6
     return {ipaddress.ip_address(entry[4][0].split("%")[0]) for entry in entries}
 
 
-@functools.cache
 def _own_addresses() -> frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """Return this server's own addresses, IPv4 and IPv6, read once per process; none when they cannot be read."""
+    """Return this server's own addresses, or none when they cannot be read."""
+    from jobs.executor import ExecutorError
+    from jobs.executor.network import own_addresses
+
     try:
-        output = subprocess.run(["ip", "-j", "address", "show"], capture_output=True, text=True, check=True,
-                                timeout=10).stdout
-        return frozenset(ipaddress.ip_address(entry["local"].split("%")[0]) for device in json.loads(output)
-                         for entry in device.get("addr_info", []) if "local" in entry)
-    except (OSError, ValueError, KeyError, subprocess.SubprocessError) as error:
-        log.warning("cannot read this server's addresses, so only loopback and link-local hosts are refused: %s", error)
+        return own_addresses()
+    except (OSError, ValueError, KeyError, ExecutorError, subprocess.SubprocessError) as error:
+        log.warning("failed to read this server's addresses, so only loopback and link-local hosts are rejected: %s",
+                    error)
         return frozenset()
 
 

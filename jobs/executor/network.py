@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import ipaddress
 import json
 import logging
 import os
@@ -165,14 +166,21 @@ _TOOL_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @functools.cache
-def host_addresses() -> tuple[str, ...]:
-    """Return the host's own IPv4 addresses other than loopback, read once per process."""
+def own_addresses() -> frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Return every address of the host's interfaces, IPv4 and IPv6, loopback included, read once per process."""
     ip = shutil.which("ip", path=_TOOL_PATH)
     if ip is None:
         raise ExecutorUnavailableError("Cannot isolate stage networks: ip is not installed (Debian: apt-get install iproute2)")
-    output = subprocess.run([ip, "-j", "-4", "address", "show"], capture_output=True, text=True, check=True).stdout
-    return tuple(sorted({entry["local"] for device in json.loads(output) for entry in device.get("addr_info", [])
-                         if not entry["local"].startswith("127.")}))
+    output = subprocess.run([ip, "-j", "address", "show"], capture_output=True, text=True, check=True).stdout
+    # An IPv6 link-local address carries its interface after "%" in some versions of ip.
+    return frozenset(ipaddress.ip_address(entry["local"].split("%")[0]) for device in json.loads(output)
+                     for entry in device.get("addr_info", []) if "local" in entry)
+
+
+def host_addresses() -> tuple[str, ...]:
+    """Return the host's own IPv4 addresses other than loopback."""
+    return tuple(sorted(str(address) for address in own_addresses()
+                        if address.version == 4 and not address.is_loopback))
 
 
 # How long `wait_for_loopback` waits for bwrap; bwrap took at most 27 ms on a loaded 2-core machine.
