@@ -27,7 +27,7 @@ from jobs.artifacts import ArtifactError, ArtifactStore
 from jobs.cache import CacheStore, has_own_cache_key, restore_paths, stage_cache_key, stage_cache_paths
 from jobs.executor import Execution, ExecutorError, get_executor
 from jobs.stage_execution import (PREPARED_DURING_PLANNING, StageContext, StageOutcome, can_gate, can_hold, drop_held,
-                                  execute_stage, hold_stage, import_map_path)
+                                  execute_stage, hold_stage, import_map_path, named_secrets, secrets_subject)
 
 log = logging.getLogger(__name__)
 
@@ -334,7 +334,7 @@ class LocalRun:
         except ExecutorError as error:
             log.info("local run: stage %s could not be prepared ahead, so it starts when it runs: %s", stage["name"], error)
             execution = None
-        held: Future = Future()
+        held_stage: Future = Future()
 
         def open_gate(filled: Future) -> None:
             try:
@@ -342,14 +342,14 @@ class LocalRun:
             except BaseException as error:  # noqa: BLE001  (handed on to whoever takes the held stage)
                 if execution is not None:
                     drop_held(execution)
-                held.set_exception(error)
+                held_stage.set_exception(error)
                 return
             if execution is not None:
                 execution.open_gate()
-            held.set_result((execution, *folders))
+            held_stage.set_result((execution, *folders))
 
         spare.add_done_callback(open_gate)
-        return held
+        return held_stage
 
     def _drop_held(self, name: str) -> None:
         future = self._held.pop(name, None)
@@ -402,11 +402,10 @@ class LocalRun:
 
 def _missing_secrets_note(stage: dict) -> str | None:
     """Return the note that the secrets a stage names are unset here, or None when it names none."""
-    named = [name for name in stage["options"].get("secrets") or [] if isinstance(name, str)]
+    named = named_secrets(stage)
     if not named:
         return None
-    names = f"Secret {named[0]} is" if len(named) == 1 else f"Secrets {', '.join(named)} are"
-    return (f"{names} not set: deno-ci run has no secrets store, so the stage runs without. On the platform "
+    return (f"{secrets_subject(named)} not set: deno-ci run has no secrets store, so the stage runs without. On the platform "
             "a project admin sets secrets on the project's settings page.")
 
 

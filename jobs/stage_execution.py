@@ -49,6 +49,16 @@ class StageOutcome:
     printed: bool = False
 
 
+def named_secrets(stage: dict) -> list[str]:
+    """Return the names of the secrets a stage of the plan lists in its options."""
+    return [name for name in (stage.get("options") or {}).get("secrets") or [] if isinstance(name, str)]
+
+
+def secrets_subject(names: list[str]) -> str:
+    """Return "Secret A is" or "Secrets A, B are", to start a sentence about `names`."""
+    return f"Secret {names[0]} is" if len(names) == 1 else f"Secrets {', '.join(names)} are"
+
+
 def stage_environment(stage: dict, context: StageContext, workspace: Path, deno_dir: Path) -> dict[str, str]:
     """Return the whole environment of a stage's process: nothing of the host's leaks in."""
     env = {

@@ -39,7 +39,8 @@ from jobs.executor import get_executor
 from jobs.log_sink import LogSink
 from jobs.masking import SecretMasker
 from jobs.removal import remove_later
-from jobs.stage_execution import StageContext, StageOutcome, can_hold, drop_held, execute_stage
+from jobs.stage_execution import (StageContext, StageOutcome, can_hold, drop_held, execute_stage, named_secrets,
+                                  secrets_subject)
 
 log = logging.getLogger(__name__)
 
@@ -502,11 +503,10 @@ def _stage_context(run: Run, plan_stage: dict, executor) -> StageContext:
 
 def _missing_secrets(run: Run, plan_stage: dict, context: StageContext) -> str | None:
     """Return a note naming the secrets the stage lists that it does not get, or None when it gets them all."""
-    named = [name for name in (plan_stage.get("options") or {}).get("secrets") or [] if isinstance(name, str)]
-    missing = [name for name in named if name not in context.secrets]
+    missing = [name for name in named_secrets(plan_stage) if name not in context.secrets]
     if not missing:
         return None
-    names = f"Secret {missing[0]} is" if len(missing) == 1 else f"Secrets {', '.join(missing)} are"
+    names = secrets_subject(missing)
     if is_fork_pull_request(run) and run.approved_at is None:
         return f"{names} withheld: this run of a fork's pull request gets secrets once a maintainer approves it."
     return (f"{names} not set in project {run.project.name!r}, so the stage runs without; a project admin sets "
