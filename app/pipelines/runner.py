@@ -176,7 +176,8 @@ def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: fl
     try:
         while True:
             try:
-                stdout, stderr = process.communicate(timeout=max(0.0, min(STOP_CHECK_SECONDS, deadline - time.monotonic())))
+                remaining = max(0.0, deadline - time.monotonic())
+                stdout, stderr = process.communicate(timeout=remaining if stop is None else min(STOP_CHECK_SECONDS, remaining))
                 break
             except subprocess.TimeoutExpired as error:
                 stopped = stop is not None and stop.is_set()
@@ -205,10 +206,14 @@ _PARENT_ALIVE_GUARD = 'if [ "$PPID" != "$0" ]; then exit 1; fi; exec "$@"'
 KILL_WITH_PARENT_VARIABLE = "DENO_CI_KILL_WITH_PARENT"
 
 
-def _kill_with_parent_prefix() -> list[str] | None:
-    """Return what starts a command so that the kernel kills it with its parent, before the parent's pid; None without setpriv."""
+@functools.cache
+def _kill_with_parent_prefix() -> tuple[str, ...] | None:
+    """Return the command line that starts a command so that the kernel kills it with its parent.
+
+    The parent's pid and the command follow it. None when setpriv is not installed.
+    """
     setpriv = shutil.which("setpriv")
-    return None if setpriv is None else [setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _PARENT_ALIVE_GUARD]
+    return None if setpriv is None else (setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _PARENT_ALIVE_GUARD)
 
 
 def _killed_with_parent(command: list[str]) -> list[str]:
