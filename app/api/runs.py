@@ -20,6 +20,7 @@ from app.runs import service
 from app.runs.events import EVENT_KINDS, make_event
 from app.runs.history import MAX_AUTHOR_LENGTH, MAX_BRANCH_LENGTH
 from app.runs.logs import search_lines
+from app.runs.search import MAX_STAGE_LENGTH
 
 MAX_LOG_PAGE = 5000
 LOG_STREAMS = ("stdout", "stderr", "system")
@@ -141,7 +142,7 @@ def run_logs(run_id: int):
     stream = choice_arg("stream", LOG_STREAMS)
     contains = text_arg("q", 500)
     stage_id = None
-    if (stage_name := text_arg("stage", 500)) is not None:
+    if (stage_name := text_arg("stage", MAX_STAGE_LENGTH)) is not None:
         stage_id = db.session.scalar(select(Stage.id).where(Stage.run_id == run_id, Stage.name == stage_name))
         if stage_id is None:
             abort(404, f"Run {run_id} has no stage {stage_name!r}.")
