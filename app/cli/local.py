@@ -71,8 +71,9 @@ def run_command(directory: str, kind: str, branch: str | None, tag: str | None, 
 def _checked_pipeline_path(folder: Path, pipeline_path: str) -> str:
     """Return `pipeline_path` as a plain path relative to `folder`; stop with a message unless it names a file there."""
     path = (folder / pipeline_path).resolve()
-    if pipeline_path.strip() and not path.is_relative_to(folder) and os.path.normpath(folder / pipeline_path).startswith(f"{folder}/"):
-        # The path is inside, but a link on it leads out: the sandbox would not see that file.
+    named_inside = os.path.normpath(folder / pipeline_path).startswith(f"{folder}/")
+    if pipeline_path.strip() and named_inside and not path.is_relative_to(folder):
+        # A symbolic link on the path leads out of the directory, where the sandbox would not see the file.
         raise click.ClickException(f"{pipeline_path} in {folder} leads to {path}, outside the directory, through a "
                                    "symbolic link. Put the pipeline file inside the directory.")
     if not pipeline_path.strip() or not path.is_relative_to(folder):

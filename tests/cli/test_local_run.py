@@ -1,9 +1,11 @@
 """`deno-ci run` and `deno-ci validate` on real git repositories of small Deno projects."""
 
+import http.server
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -111,13 +113,25 @@ def test_validate_reports_unknown_need(make_repo, local_data):
     assert "bild" in result.stderr
 
 
+def _serve_on_loopback(handler: type) -> http.server.ThreadingHTTPServer:
+    """Start an HTTP server on 127.0.0.1 with `handler` in a thread; the caller shuts it down."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    # A request still waiting in a silent handler must not hold up the shutdown.
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class _QuietHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture
 def module_server():
     """An HTTP server on 127.0.0.1 serving one TypeScript module at /greeting.ts; yields its port."""
-    import http.server
-    import threading
 
-    class Module(http.server.BaseHTTPRequestHandler):
+    class Module(_QuietHandler):
         def do_GET(self):
             body = b'export const greeting: string = "hello from a remote module";\n'
             self.send_response(200 if self.path == "/greeting.ts" else 404)
@@ -126,11 +140,20 @@ def module_server():
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args):
-            pass
+    server = _serve_on_loopback(Module)
+    yield server.server_address[1]
+    server.shutdown()
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Module)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+@pytest.fixture
+def silent_server():
+    """An HTTP server on 127.0.0.1 that accepts requests and sends no response for a minute; yields its port."""
+
+    class Silent(_QuietHandler):
+        def do_GET(self):
+            time.sleep(60)
+
+    server = _serve_on_loopback(Silent)
     yield server.server_address[1]
     server.shutdown()
 
@@ -780,32 +803,17 @@ export default new Pipeline().stage("first", { cache: { paths: ["vendor"] } }, (
     assert "first ran" not in out.getvalue()
 
 
-def test_plan_that_times_out_stops_type_check(make_repo, tmp_path, monkeypatch, caplog):
-    import http.server
+def test_plan_that_times_out_stops_type_check(make_repo, tmp_path, monkeypatch, caplog, silent_server):
     import logging
-    import threading
 
     from app.pipelines import runner
 
-    class Silent(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            time.sleep(30)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Silent)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    repo = make_repo({"deno-pipeline.ts": REMOTE_IMPORT_PIPELINE.replace("{port}", str(server.server_address[1]))})
+    repo = make_repo({"deno-pipeline.ts": REMOTE_IMPORT_PIPELINE.replace("{port}", str(silent_server))})
     monkeypatch.setattr(runner, "PLAN_TIMEOUT", 2.0)
     monkeypatch.setattr(runner, "CHECK_AFTER_FAILED_PLAN", 1.0)
     caplog.set_level(logging.INFO, logger="app.pipelines.runner")
-    try:
-        with pytest.raises(runner.PipelineError) as raised:
-            runner.plan_and_check(repo, "deno-pipeline.ts", None, tmp_path / "deno-dir")
-    finally:
-        server.shutdown()
+    with pytest.raises(runner.PipelineError) as raised:
+        runner.plan_and_check(repo, "deno-pipeline.ts", None, tmp_path / "deno-dir")
     assert [str(problem) for problem in raised.value.problems] == [
         "deno-pipeline.ts: loading the pipeline did not finish within 2 s. Look for a remote import that does not "
         "answer, or a loop at the top level of the pipeline file or of a module it imports."]
@@ -848,34 +856,18 @@ def _deno_checking(marker: bytes) -> bool:
     return False
 
 
-def test_killed_validate_takes_type_check_with_it(make_repo, local_data):
-    import http.server
-    import threading
-
-    class Silent(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            time.sleep(60)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Silent)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    repo = make_repo({"deno-pipeline.ts": REMOTE_IMPORT_PIPELINE.replace("{port}", str(server.server_address[1]))})
+def test_killed_validate_takes_type_check_with_it(make_repo, local_data, silent_server):
+    repo = make_repo({"deno-pipeline.ts": REMOTE_IMPORT_PIPELINE.replace("{port}", str(silent_server))})
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "--data", local_data, "validate",
                                 str(repo / "deno-pipeline.ts")], cwd=ROOT, env=os.environ.copy(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while not _deno_checking(str(repo).encode()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _deno_checking(str(repo).encode())
-        process.kill()
-        process.wait()
-        deadline = time.monotonic() + 30
-        while _deno_checking(str(repo).encode()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _deno_checking(str(repo).encode())
-    finally:
-        server.shutdown()
+    deadline = time.monotonic() + 60
+    while not _deno_checking(str(repo).encode()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _deno_checking(str(repo).encode())
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 30
+    while _deno_checking(str(repo).encode()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _deno_checking(str(repo).encode())

@@ -129,7 +129,8 @@ def test_search_shows_link_text_without_escapes(client, project):
 
     assert "see the <mark>docs</mark> in green" in page
     assert "]8;;" not in page
-    assert "\x1b" not in page and "\x08" not in page
+    assert "\x1b" not in page
+    assert "\x08" not in page
 
 
 def test_search_shows_excerpt_of_long_line(client, project):
