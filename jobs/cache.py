@@ -214,12 +214,13 @@ class CacheStore:
         shutil.rmtree(target.with_name(key + TREE_SUFFIX), ignore_errors=True)
         self.folder.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=".save-", suffix=".partial", dir=self.folder)
+        leave_out = _own_transpiled_files(workspace)
         try:
             with os.fdopen(handle, "wb") as raw:
                 with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=1) as tar:
                     for entry in sorted(source.iterdir()):
                         if entry.name != WORKSPACE_FOLDER:
-                            tar.add(entry, arcname=entry.name)
+                            tar.add(entry, arcname=entry.name, filter=leave_out)
                     for relative in paths if workspace is not None else []:
                         self._add_path(tar, workspace, relative)
                 raw.flush()
@@ -239,6 +240,22 @@ class CacheStore:
                         "is a symbolic link", relative)
         elif path.exists() or path.is_symlink():
             tar.add(path, arcname=f"{WORKSPACE_FOLDER}/{Path(relative).as_posix()}", filter=_link_inside)
+
+
+def _own_transpiled_files(workspace: Path | None):
+    """Return a tar filter that leaves out Deno's transpiled copies of the run's own files.
+
+    Deno keeps them under `gen/file/<absolute path>`. A run's folder, two levels above its
+    workspaces, has a path that no later run shares, so a restore would copy them for nothing.
+    """
+    if workspace is None:
+        return None
+    run_folder = "gen/file" + workspace.absolute().parent.parent.as_posix()
+
+    def leave_out(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        return None if member.name == run_folder or member.name.startswith(run_folder + "/") else member
+
+    return leave_out
 
 
 def _link_inside(member: tarfile.TarInfo) -> tarfile.TarInfo | None:

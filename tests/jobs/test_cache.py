@@ -213,3 +213,22 @@ def test_link_out_of_cached_path_is_left_out(tmp_path):
     assert os.readlink(later_workspace / "dir" / "inside") == "kept.txt"
     assert not (later_workspace / "dir" / "escape").is_symlink()
     assert not (later_workspace / "outlink").is_symlink()
+
+
+def test_run_transpiled_files_not_saved(tmp_path):
+    store = CacheStore(tmp_path / "data", "project-1")
+    run_folder = tmp_path / "workspaces" / "run-7"
+    workspace = run_folder / "stage-1-1" / "workspace"
+    workspace.mkdir(parents=True)
+    deno_dir = run_folder / "stage-1-1" / "deno-dir"
+    own = deno_dir / "gen" / "file" / run_folder.relative_to("/") / "stage-1-1" / "workspace" / "deno-pipeline.ts.js"
+    sdk = deno_dir / "gen" / "file" / "opt" / "deno-ci" / "sdk" / "mod.ts.js"
+    for path in (own, sdk):
+        path.parent.mkdir(parents=True)
+        path.write_text("compiled")
+    assert store.save("deno-abc", deno_dir, workspace)
+
+    restored = tmp_path / "restored"
+    assert store.restore("deno-abc", restored) == "deno-abc"
+    assert (restored / sdk.relative_to(deno_dir)).read_text() == "compiled"
+    assert not (restored / "gen" / "file" / run_folder.relative_to("/")).exists()
