@@ -7,10 +7,7 @@ in RQ jobs on the notification queue.
 
 import logging
 
-import redis
-from flask import current_app
-
-from app.queue import notify_queue
+from app.queue import notify_queue, redis_connection
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +20,7 @@ REDIS_TIMEOUT = 5
 
 
 def _queue():
-    connection = redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=REDIS_TIMEOUT,
-                                      socket_connect_timeout=REDIS_TIMEOUT)
+    connection = redis_connection(socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
     return notify_queue(connection)
 
 

@@ -39,3 +39,18 @@ def test_nul_bytes_are_stored_as_replacement(db_app):
     run = make_run()
     store_lines(db.engine, run.id, None, [PendingLine("stdout", "bin\x00ary", utcnow())])
     assert read_lines(db.engine, run.id)[0]["text"] == "bin\ufffdary"
+
+
+def test_system_lines_reuse_redis_connections(db_app):
+    # A worker writes platform lines and queues jobs several times per stage. Each of
+    # these opened a new connection to Redis before clients shared a pool.
+    from app.queue import redis_connection
+    from app.runs.service import system_log
+
+    run_id = make_run().id
+    observer = redis_connection()
+    before = observer.info("stats")["total_connections_received"]
+    for index in range(20):
+        system_log(run_id, None, f"platform line {index}")
+    assert observer.info("stats")["total_connections_received"] - before <= 2
+    assert [line["text"] for line in read_lines(db.engine, run_id, 0, 100)] == [f"platform line {index}" for index in range(20)]
