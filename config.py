@@ -9,9 +9,20 @@ import secrets
 from pathlib import Path
 
 
+# Deno requires --allow-all to read any path under /dev, so a stage could not read a
+# workspace there, nor the planner its event file.
+DEVICE_TREE = Path("/dev")
+
+
 def data_dir() -> Path:
     """Return the data folder: `DENO_CI_DATA`, or `./var` under the working directory."""
     return Path(os.environ.get("DENO_CI_DATA", "var")).resolve()
+
+
+def under_device_tree(path: Path) -> bool:
+    """Return whether `path` (resolved) lies under /dev, where Deno reads nothing without --allow-all."""
+    resolved = path.resolve()
+    return resolved == DEVICE_TREE or DEVICE_TREE in resolved.parents
 
 
 def _secret_key(folder: Path) -> str:

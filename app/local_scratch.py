@@ -17,12 +17,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from config import under_device_tree
+
 log = logging.getLogger(__name__)
 
 PREFIX = "deno-ci-local-"
 LOCK_FILE = ".owner.lock"
 # A folder this young may belong to a command that has not taken its lock yet.
 YOUNGEST_STALE_SECONDS = 10
+FALLBACK_TEMP = Path("/tmp")
 
 _parent: Path | None = None
 
@@ -33,12 +36,26 @@ def use_own_temp_folder() -> None:
     The folder is deleted when the process exits normally.
     """
     global _parent
-    _parent = Path(tempfile.gettempdir())
-    folder = Path(tempfile.mkdtemp(prefix=PREFIX))
+    _parent = _usable_temp_parent()
+    folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=_parent))
     lock = os.open(folder / LOCK_FILE, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
     fcntl.flock(lock, fcntl.LOCK_EX)
     tempfile.tempdir = str(folder)
     atexit.register(_remove, folder, lock)
+
+
+def _usable_temp_parent() -> Path:
+    """Return the temporary folder, or /tmp when Deno could not be given access to files in it."""
+    parent = Path(tempfile.gettempdir())
+    if under_device_tree(parent):
+        reason = "is under /dev, where Deno reads no file without --allow-all"
+    elif "," in str(parent):
+        reason = "contains a comma, and Deno's --allow-read list has no way to escape one"
+    else:
+        return parent
+    log.warning("the temporary folder %s %s; using %s instead (set TMPDIR to another folder to choose)",
+                parent, reason, FALLBACK_TEMP)
+    return FALLBACK_TEMP
 
 
 def _remove(folder: Path, lock: int) -> None:

@@ -51,6 +51,12 @@ class LazyGroup(click.Group):
 def main(ctx: click.Context, data: str, verbose: bool) -> None:
     """Deno CI: self-hosted CI/CD for Deno projects."""
     global _quick_exit
+    from config import under_device_tree
+
+    if under_device_tree(Path(data)):
+        raise click.BadParameter(f"{data!r} is under /dev, where Deno reads no file without --allow-all, so no "
+                                 "stage could read its workspace. Choose a folder elsewhere, for example ./var.",
+                                 param_hint="--data")
     os.environ["DENO_CI_DATA"] = str(Path(data).resolve())
     _quick_exit = ctx.invoked_subcommand in QUICK_EXIT
     _dump_stacks_on_sigusr1()

@@ -871,3 +871,29 @@ def test_killed_validate_takes_type_check_with_it(make_repo, local_data, silent_
     while _deno_checking(str(repo).encode()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _deno_checking(str(repo).encode())
+
+
+@pytest.mark.parametrize(("temp_folder", "reason"), [
+    # Deno reads nothing under /dev without --allow-all.
+    ("/dev/shm", "is under /dev"),
+    # Deno's permission lists are comma-separated.
+    ("{tmp}/a,b", "contains a comma"),
+])
+def test_unusable_tmpdir_falls_back_to_tmp(make_repo, local_data, tmp_path, temp_folder, reason):
+    temp_folder = temp_folder.format(tmp=tmp_path)
+    Path(temp_folder).mkdir(parents=True, exist_ok=True)
+    repo = make_repo({"deno-pipeline.ts": 'import { Pipeline } from "deno-ci";\n'
+                                          'export default new Pipeline().stage("only", () => console.log("ran"));\n'})
+    result = subprocess.run([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
+                            env={**os.environ, "TMPDIR": temp_folder}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "[only] ran" in result.stdout
+    assert f"the temporary folder {temp_folder} {reason}" in result.stderr
+
+
+def test_data_under_dev_rejected():
+    result = deno_ci("--data", "/dev/shm/deno-ci-data", "validate", "deno-pipeline.ts")
+    assert result.returncode == 2
+    assert "'/dev/shm/deno-ci-data' is under /dev" in result.stderr
+    assert "Choose a folder elsewhere" in result.stderr
+    assert not Path("/dev/shm/deno-ci-data").exists()
