@@ -64,6 +64,9 @@ SCP_LIKE_HOST = re.compile(r"^(?:[^@/:\[]+@)?(?P<host>\[[^\]/]+\]|[^:/\[]+):")
 IPV4_CARRYING_NETWORKS = tuple(ipaddress.ip_network(network) for network in ("::/96", "::ffff:0:0/96", "64:ff9b::/96"))
 # A user or host part that starts with "-", after a scheme or at the start of an scp-like address.
 OPTION_LIKE_HOST = re.compile(r"^([a-z+]+://([^/@]*@)?-|-|[^/@:]*@-)", re.IGNORECASE)
+# git reads "<helper>::<address>" as a remote helper (git-remote-<helper>), not as an scp-like
+# address. With "fd::3", git waits on a file descriptor until the worker's git timeout ends it.
+REMOTE_HELPER = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
 
 
 def local_clone_path(clone_url: str) -> Path | None:
@@ -211,6 +214,9 @@ def check_settings(clone_url: str | None = None, default_branch: str | None = No
     if clone_url is not None and (len(clone_url) > 2000 or not VALID_CLONE_URL.match(clone_url)):
         raise ProjectError(f"Clone URL {clone_url[:200]!r} is invalid: expected an http(s), ssh, git or file URL, "
                            "'user@host:path' or an absolute path.")
+    if clone_url is not None and REMOTE_HELPER.match(clone_url):
+        raise ProjectError(f"Clone URL {clone_url[:200]!r} is invalid: git reads '<name>::' as a remote helper, "
+                           "not a repository address. Give the repository's http(s), ssh or git URL.")
     if clone_url is not None and OPTION_LIKE_HOST.match(clone_url):
         # ssh would read such a host as an option (-oProxyCommand=... runs a command).
         raise ProjectError(f"Clone URL {clone_url[:200]!r} is invalid: its user or host starts with '-', which ssh "

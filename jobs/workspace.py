@@ -18,6 +18,8 @@ ZERO_SHA = "0" * 40
 GIT_TIMEOUT = 600
 # For the platform's own git commands only. A stage's git inside its checkout keeps reflogs.
 NO_REFLOGS = ("-c", "core.logAllRefUpdates=false")
+# The transports a clone URL may use (see VALID_CLONE_URL in app/projects.py).
+ALLOWED_PROTOCOLS = "http:https:ssh:git:file"
 
 
 class GitError(RuntimeError):
@@ -26,7 +28,10 @@ class GitError(RuntimeError):
 
 def git(*args: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT, errors: str = "strict") -> str:
     """Run git with no prompts and return its stdout; raise GitError with git's own message."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
+    # GIT_ALLOW_PROTOCOL also stops remote helpers ("fd::", "ext::") in a project's stored clone
+    # URL, in a fork's URL from a webhook, and in submodules.
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C",
+           "GIT_ALLOW_PROTOCOL": ALLOWED_PROTOCOLS}
     try:
         result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, errors=errors, env=env,
                                 timeout=timeout)

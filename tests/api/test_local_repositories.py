@@ -104,3 +104,10 @@ def test_folder_inside_repository_names_its_top(api, make_repo):
     response = api("admin", "POST", "/projects", json={"name": "inner", "clone_url": str(repo / "sub")})
     assert response.status_code == 422
     assert f"inside the repository at {str(repo)!r}" in response.get_json()["detail"]
+
+
+@pytest.mark.parametrize("clone_url", ["fd::3", "ext::true", "foo::bar", "my-helper.v2::host:repo"])
+def test_remote_helper_address_rejected(api, clone_url):
+    response = api("developer", "POST", "/projects", json={"name": "helper", "clone_url": clone_url})
+    assert response.status_code == 422
+    assert "remote helper" in response.get_json()["detail"]
