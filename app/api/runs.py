@@ -82,7 +82,10 @@ def list_project_runs(name: str):
 def trigger_run(name: str):
     """Start a run of a branch or commit: body {"branch": ...} or {"commit": ...}."""
     project = project_by_name(name)
-    body = request.get_json(silent=True) if request.data else {}
+    # Werkzeug moves a form-encoded body into request.form and leaves request.data empty, so the
+    # length decides whether a body came. A form body gets 422, not a run of the default branch.
+    sent_body = bool(request.content_length) or request.headers.get("Transfer-Encoding", "").lower() == "chunked"
+    body = request.get_json(silent=True) if sent_body else {}
     if not isinstance(body, dict):
         abort(422, "The request body must be a JSON object (Content-Type: application/json).")
     if unknown := sorted(set(body) - {"branch", "commit"}):

@@ -110,6 +110,21 @@ def test_trigger_queues_run(api, world):
     assert response.get_json()["status"] == "queued"
 
 
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                                          "text/plain"])
+def test_trigger_rejects_body_not_json(api, world, content_type):
+    # curl -d sends a form body. Running the default branch in its place would build the wrong code.
+    response = api("developer", "POST", "/projects/alpha/runs", data="branch=feature", content_type=content_type)
+    assert response.status_code == 422
+    assert "must be a JSON object" in response.get_json()["detail"]
+
+
+def test_trigger_without_body_runs_default_branch(api, world):
+    response = api("developer", "POST", "/projects/alpha/runs")
+    assert response.status_code == 201
+    assert response.get_json()["branch"] == "main"
+
+
 @pytest.mark.parametrize("branch", ["-x", "--all", "feature.lock", "a/.hidden"])
 def test_trigger_rejects_branch_git_rejects(api, world, branch):
     response = api("developer", "POST", "/projects/alpha/runs", json={"branch": branch})
