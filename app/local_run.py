@@ -57,14 +57,14 @@ def working_tree_files(source: Path) -> list[str] | None:
     return listing.stdout.decode().split("\0") if listing.returncode == 0 else None
 
 
-def copy_working_tree(source: Path, destination: Path, files: list[str] | None) -> None:
-    """Copy `files` of `source` (from `working_tree_files`), or all of it when `files` is None.
+def copy_working_tree(source: Path, destination: Path, files: list[str] | None, data_dir: Path | None = None) -> None:
+    """Copy `files` of `source` (from `working_tree_files`), or all of it but `data_dir` when `files` is None.
 
     `.git` stays behind, because copying its many small files would cost more than the
     stage itself; the platform's checkouts do include it.
     """
     if files is None:
-        shutil.copytree(source, destination, symlinks=True, ignore=IGNORED_IN_COPY, dirs_exist_ok=True)
+        shutil.copytree(source, destination, symlinks=True, ignore=_left_out_of_copy(data_dir), dirs_exist_ok=True)
         return
     # It may exist, empty: a sandbox made ahead mounts it before the copy (see `LocalRun._hold_gated`).
     destination.mkdir(parents=True, exist_ok=True)
@@ -80,6 +80,17 @@ def copy_working_tree(source: Path, destination: Path, files: list[str] | None) 
         shutil.copy2(origin, target, follow_symlinks=False)
 
 
+def _left_out_of_copy(data_dir: Path | None):
+    """Return a copytree filter that leaves out `.deno-ci` folders and the data folder, where it lies in the copy."""
+    def left_out(folder: str, names: list[str]) -> set[str]:
+        names_left_out = set(IGNORED_IN_COPY(folder, names))
+        if data_dir is not None and Path(folder).resolve() == data_dir.parent and data_dir.name in names:
+            names_left_out.add(data_dir.name)
+        return names_left_out
+
+    return left_out
+
+
 class LocalRun:
     """One local run of a directory's pipeline, printing every log line as `[stage] text`."""
 
@@ -93,6 +104,7 @@ class LocalRun:
         self.settings = Config()
         self.out = out
         self.scratch = Path(tempfile.mkdtemp(prefix="deno-ci-run-"))
+        self.data_dir = data_dir.resolve()
         self.caches = CacheStore(data_dir, local_scope(self.directory))
         self.artifacts = ArtifactStore(self.scratch / "artifacts")
         self._files_lock = threading.Lock()
@@ -366,7 +378,7 @@ class LocalRun:
 
     def _prepare_folder(self, label: str, options: dict) -> tuple[Path, Path, str]:
         workspace, deno_dir = self._folders(label)
-        copy_working_tree(self.directory, workspace, self._listed_files())
+        copy_working_tree(self.directory, workspace, self._listed_files(), self.data_dir)
         key = stage_cache_key(workspace, options)
         self.caches.restore(key, deno_dir)
         return workspace, deno_dir, key

@@ -68,6 +68,23 @@ def read_directory(directory: Path, kind: str, branch: str | None, tag: str | No
     return event, (tree or None) if facts["status"] == "" and not hidden else None
 
 
+def keep_out_of_git(data_dir: Path) -> None:
+    """Create the data folder with a `.gitignore` that ignores all of it, as Python's venv does.
+
+    Run in a repository, `deno-ci run` keeps its caches in `./var` by default. Without
+    the file, `git status` would list them and the next run would copy them into every stage.
+    """
+    ignore_file = data_dir / ".gitignore"
+    if ignore_file.exists():
+        return
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        ignore_file.write_text("# Made by deno-ci: this data folder belongs to no repository.\n*\n")
+    except OSError:
+        # A folder the user cannot write: the caches fail later, with their own message.
+        pass
+
+
 def local_scope(directory: Path) -> str:
     """Return the name under which the caches of runs of `directory` are kept in the data folder."""
     return "local-" + hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]

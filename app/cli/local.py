@@ -22,9 +22,11 @@ DEFAULT_PIPELINE = "deno-pipeline.ts"
 def validate(file: str, as_json: bool) -> None:
     """Check a pipeline file and print its plan, or its errors as FILE:LINE:COL: message."""
     from app.local_scratch import use_own_temp_folder
+    from app.local_tree import keep_out_of_git
     from app.pipelines import runner
 
     use_own_temp_folder()
+    keep_out_of_git(data_dir())
     path = Path(file).resolve()
     if not path.is_file():
         raise click.ClickException(f"{file}: file not found. Pass the path of a deno-pipeline.ts.")
@@ -108,6 +110,10 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
     from app.local_scratch import use_own_temp_folder
 
     use_own_temp_folder()
+    from app.local_tree import keep_out_of_git
+
+    # Before git lists the directory's files, which the data folder may lie among.
+    keep_out_of_git(data_dir())
     if executor == "bubblewrap":
         threading.Thread(target=_make_launchers_ahead, name="launchers ahead", daemon=True).start()
     from app import waiting

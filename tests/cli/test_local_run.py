@@ -897,3 +897,31 @@ def test_data_under_dev_rejected():
     assert "'/dev/shm/deno-ci-data' is under /dev" in result.stderr
     assert "Choose a folder elsewhere" in result.stderr
     assert not Path("/dev/shm/deno-ci-data").exists()
+
+
+LIST_WORKSPACE = '''import { Pipeline } from "deno-ci";
+
+export default new Pipeline().stage("list", () => {
+  console.log("files: " + [...Deno.readDirSync(".")].map((entry) => entry.name).sort().join(","));
+});
+'''
+
+
+@pytest.mark.parametrize("in_git", [True, False])
+def test_default_data_folder_stays_out(make_repo, tmp_path, in_git):
+    # Run inside a repository, the default data folder ./var lands in the directory itself.
+    if in_git:
+        directory = make_repo({"deno-pipeline.ts": LIST_WORKSPACE})
+    else:
+        directory = tmp_path / "plain"
+        directory.mkdir()
+        (directory / "deno-pipeline.ts").write_text(LIST_WORKSPACE)
+    environment = {name: value for name, value in os.environ.items() if name != "DENO_CI_DATA"}
+    for _ in range(2):
+        result = subprocess.run([sys.executable, "-m", "app.cli", "run", "."], cwd=directory, env=environment,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert "[list] files: deno-pipeline.ts\n" in result.stdout
+    assert (directory / "var" / "caches").is_dir()
+    if in_git:
+        assert git(directory, "status", "--porcelain") == ""
