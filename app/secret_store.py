@@ -52,7 +52,7 @@ def validate(name: str, value: str) -> None:
         raise SecretError(f"Secret name {name!r} is reserved for the platform's own variables; choose another.")
     if len(value.strip()) < MIN_VALUE_LENGTH:
         raise SecretError(f"Secret {name!r} is too short to mask safely in logs: it has {len(value.strip())} "
-                          f"characters, expected at least {MIN_VALUE_LENGTH}.")
+                          f"characters besides leading and trailing white space, expected at least {MIN_VALUE_LENGTH}.")
     if len(value) > MAX_VALUE_LENGTH:
         raise SecretError(f"Secret {name!r} is too long: {len(value)} characters, expected at most {MAX_VALUE_LENGTH}.")
 

@@ -70,7 +70,7 @@ def update_mirror(data_dir: Path, project_id: int, clone_url: str, *, fetch_url:
                 if fetch_url:
                     git("remote", "set-url", "origin", clone_url, cwd=mirror)
             except GitError as error:
-                raise GitError(f"Cannot clone repository {clone_url!r}: {_redact(error, fetch_url)}. "
+                raise GitError(f"Cannot clone repository {clone_url!r}: {_redact(error, fetch_url).rstrip('.')}. "
                                "Check the URL and the access rights.") from None
         else:
             try:

@@ -182,8 +182,9 @@ def _parse_json(text: str | bytes):
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as error:
-        raise MalformedPayloadError(f"The body is malformed JSON: {error.msg} at line {error.lineno}, column "
-                                    f"{error.colno}. Expected the event's payload as a JSON object.") from error
+        # str(error) places the message itself: "Unterminated string starting at: line 1 column 38 (char 37)".
+        raise MalformedPayloadError(f"The body is malformed JSON: {error}. Expected the event's payload as a JSON "
+                                    "object.") from error
     except UnicodeDecodeError as error:
         raise MalformedPayloadError(f"The body is malformed JSON: byte {error.start} is not valid UTF-8. "
                                     "Expected the event's payload as UTF-8 JSON.") from error

@@ -300,7 +300,12 @@ def test_signature_header_case_ignored(hook_client, forge_project, forge, name, 
 
 
 @pytest.mark.parametrize("forge, event", [("github", "push"), ("gitlab", "Push Hook"), ("bitbucket", "repo:push")])
-@pytest.mark.parametrize("body, expected", [(b"", "empty"), (b"{not json", "malformed JSON"), (b"[1, 2]", "expected an object")])
+@pytest.mark.parametrize("body, expected", [
+    (b"", "empty"),
+    (b"{not json", "malformed JSON"),
+    (b'{"ref": "refs/heads/ma', "malformed JSON: Unterminated string starting at: line 1 column 9 (char 8)."),
+    (b"[1, 2]", "expected an object"),
+])
 def test_bad_body_rejected(hook_client, forge_project, forge, event, body, expected):
     forge_project(forge)
     response = post_hook(hook_client, forge, "web", body, event)
@@ -418,6 +423,15 @@ def test_gitlab_header_and_kind_disagree(hook_client, forge_project):
     assert response.status_code == 400
     assert "object_kind is 'merge_request', not 'push'" in response.json["reason"]
     assert runs() == []
+
+
+def test_gitlab_payload_without_kind(hook_client, forge_project):
+    forge_project("gitlab")
+    payload = own_payload("gitlab", "push")
+    del payload["object_kind"]
+    response = post_hook(hook_client, "gitlab", "web", payload, "Push Hook")
+    assert response.status_code == 400
+    assert "object_kind is missing, not 'push'" in response.json["reason"]
 
 
 FORK_CASES = [

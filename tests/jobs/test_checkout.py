@@ -23,3 +23,18 @@ def test_checkout_without_hooks_or_reflogs(make_repo, tmp_path):
     git_workspace.git("-c", "user.name=Stage", "-c", "user.email=stage@example.test", "commit", "--quiet",
                       "--allow-empty", "-m", "made in a stage", cwd=checkout)
     assert (git_dir / "logs" / "HEAD").is_file()
+
+
+def test_clone_failure_message_reads_once(tmp_path):
+    # Through a transport, git ends its message with "and the repository exists."
+    missing = f"file://{tmp_path}/no-such-repository"
+    try:
+        git_workspace.update_mirror(tmp_path / "data", 1, missing)
+    except git_workspace.GitError as error:
+        message = str(error)
+    else:
+        raise AssertionError("cloning a missing repository succeeded")
+    assert message.startswith(f"Cannot clone repository {missing!r}: ")
+    assert "the repository exists. Check the URL" in message
+    assert message.endswith(". Check the URL and the access rights.")
+    assert ".." not in message

@@ -48,8 +48,9 @@ class Webhooks:
         if expected is None:
             return HookOutcome.ignored(f"GitLab event {event!r} starts no run", repository)
         if kind != expected:
+            found = "missing" if kind is None else f"{kind!r}"
             raise MalformedPayloadError(f"The X-Gitlab-Event header is {event!r} but the payload's object_kind is "
-                                        f"{kind!r}, not {expected!r}; redeliver the event from GitLab unchanged.")
+                                        f"{found}, not {expected!r}; redeliver the event from GitLab unchanged.")
         if event == "Merge Request Hook":
             return convert.merge_request(payload)
         return convert.push(payload)
