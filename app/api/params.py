@@ -1,5 +1,6 @@
 """Reading and validating query parameters and JSON bodies; every problem becomes a 422 that names the field."""
 
+import json
 import re
 from datetime import datetime
 from urllib.parse import urlencode
@@ -70,12 +71,27 @@ def time_arg(name: str) -> datetime | None:
     return moment
 
 
-def json_body() -> dict:
-    """Return the request's JSON object; 422 when the body is not one."""
+def json_body(*, optional: bool = False) -> dict:
+    """Return the request's JSON object, or {} for a request without a body when `optional`; 422 for any other body."""
+    # Werkzeug moves a form-encoded body into request.form and leaves request.data empty, so
+    # the length decides whether a body came. A form body gets 422, not the defaults.
+    sent = bool(request.content_length) or request.headers.get("Transfer-Encoding", "").lower() == "chunked"
+    if optional and not sent:
+        return {}
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        abort(422, "The request body must be a JSON object (Content-Type: application/json).")
+        abort(422, _json_problem())
     return body
+
+
+def _json_problem() -> str:
+    """Return why the body is not a JSON object, with the parser's message when the JSON is invalid."""
+    if request.is_json:
+        try:
+            json.loads(request.get_data(cache=True))
+        except ValueError as error:
+            return f"The request body is not valid JSON ({error}). Send a JSON object."
+    return "The request body must be a JSON object (Content-Type: application/json)."
 
 
 def reject_unknown_fields(body: dict, fields: tuple[str, ...], subject: str, advice: str = "") -> None:

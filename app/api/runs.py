@@ -82,12 +82,7 @@ def list_project_runs(name: str):
 def trigger_run(name: str):
     """Start a run of a branch or commit: body {"branch": ...} or {"commit": ...}."""
     project = project_by_name(name)
-    # Werkzeug moves a form-encoded body into request.form and leaves request.data empty, so the
-    # length decides whether a body came. A form body gets 422, not a run of the default branch.
-    sent_body = bool(request.content_length) or request.headers.get("Transfer-Encoding", "").lower() == "chunked"
-    body = request.get_json(silent=True) if sent_body else {}
-    if not isinstance(body, dict):
-        abort(422, "The request body must be a JSON object (Content-Type: application/json).")
+    body = json_body(optional=True)
     if unknown := sorted(set(body) - {"branch", "commit"}):
         abort(422, f"Unknown field {', '.join(map(repr, unknown))}: a run takes 'branch' or 'commit'.")
     branch = body_text(body, "branch", max_length=MAX_REF_NAME)

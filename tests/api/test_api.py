@@ -119,6 +119,13 @@ def test_trigger_rejects_body_not_json(api, world, content_type):
     assert "must be a JSON object" in response.get_json()["detail"]
 
 
+def test_trigger_names_invalid_json(api, world):
+    response = api("developer", "POST", "/projects/alpha/runs", data="{bad", content_type="application/json")
+    assert response.status_code == 422
+    assert response.get_json()["detail"] == ("The request body is not valid JSON (Expecting property name enclosed "
+                                              "in double quotes: line 1 column 2 (char 1)). Send a JSON object.")
+
+
 def test_trigger_without_body_runs_default_branch(api, world):
     response = api("developer", "POST", "/projects/alpha/runs")
     assert response.status_code == 201
@@ -171,6 +178,7 @@ def test_secret_is_write_only_and_encrypted(api, world):
 
 @pytest.mark.parametrize(("name", "value", "reason"), [
     ("SHORT", "1234567", "too short"),
+    ("BLANK", " " * 12, "it has 0 characters besides leading and trailing white space"),
     ("lower", "long enough value", "invalid"),
     ("DENO_DIR", "long enough value", "reserved"),
 ])
