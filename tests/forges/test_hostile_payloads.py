@@ -316,3 +316,25 @@ def test_deliveries_page_arguments_checked(client, forge_project):
     response = client.get("/api/v1/projects/web/deliveries?per_page=1000")
     assert response.status_code == 422
     assert "'per_page'" in response.json["detail"]
+
+
+class _CutOffBody(io.RawIOBase):
+    """A request body whose sender stopped in the middle, as gunicorn reports it to the application."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        from gunicorn.http.errors import ChunkMissingTerminator
+
+        raise ChunkMissingTerminator(b"\r")
+
+
+@pytest.mark.parametrize("path", ["/hooks/github/web", "/api/v1/projects/web/runs"])
+def test_cut_off_body_gets_400(hook_client, forge_project, path, caplog):
+    forge_project("github")
+    response = hook_client.post(path, headers={"Content-Type": "application/json", "X-GitHub-Event": "push"},
+                                environ_overrides={"wsgi.input": _CutOffBody(), "CONTENT_LENGTH": "100"})
+    assert response.status_code == 400
+    assert "The request body ended early or is malformed" in response.get_data(as_text=True)
+    assert "Traceback" not in caplog.text
