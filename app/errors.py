@@ -29,7 +29,7 @@ DOMAIN_STATUSES = {
     RerunError: 409, UnknownForgeError: 404, ForgeError: 502,
     DeploymentError: 422, DeploymentConflictError: 409, ApprovalError: 403,
 }
-# What gunicorn raises while the application reads a body that ended early or has malformed chunks.
+# Exceptions that gunicorn raises while the application reads a body that ended early or has malformed chunks.
 BODY_READ_ERRORS = (NoMoreData, ParseException)
 ERROR_NAMES = {403: "Forbidden", 404: "Not Found", 409: "Conflict", 422: "Unprocessable Entity", 502: "Bad Gateway", 503: "Service Unavailable"}
 

@@ -65,6 +65,21 @@ function applyStatus(run) {
   redrawTimeline();
 }
 
+// Reconnecting would be refused again, and the run's panels would keep polling for nothing.
+function stopWatching(reason) {
+  ended = true;
+  state.textContent = reason;
+  state.className = "log-state refused";
+  for (const id of ["run-summary", "run-tests"]) {
+    const panel = document.getElementById(id);
+    if (!panel) continue;
+    const still = panel.cloneNode(true);
+    still.removeAttribute("hx-get");
+    still.removeAttribute("hx-trigger");
+    panel.replaceWith(still);
+  }
+}
+
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}${section.dataset.socket}?after=${view.lastSeq}`);
@@ -77,6 +92,7 @@ function connect() {
     const event = JSON.parse(message.data);
     if (event.type === "lines") view.enqueue(event.lines);
     if (event.type === "status") applyStatus(event.run);
+    if (event.type === "refused") stopWatching(event.reason);
     if (event.type === "end") {
       ended = true;
       state.textContent = `run ${event.status}`;
@@ -88,8 +104,13 @@ function connect() {
       }
     }
   };
-  socket.onclose = () => {
+  socket.onclose = (closing) => {
     if (ended) return;
+    // 1008: the server refused this page the log (signed out, or no longer allowed to view the project).
+    if (closing.code === 1008) {
+      stopWatching(closing.reason || "You may no longer watch this log.");
+      return;
+    }
     state.textContent = "reconnecting…";
     state.className = "log-state";
     setTimeout(connect, retryDelay);

@@ -137,6 +137,35 @@ def test_viewer_sees_no_cancel_button(db_app, open_page, live_server):
     assert viewer_page.locator("[data-run-action=rerun]").count() == 0
 
 
+def test_removed_viewer_stops_reconnecting(db_app, open_page, live_server):
+    project = add_project("revoked", "/nonexistent")
+    run = Run(project_id=project.id, number=1, trigger="cli", event="push", branch="main", status="running",
+              started_at=utcnow())
+    viewer = User(username="viewer", password_hash=hash_password("viewer-password"))
+    db.session.add_all([run, viewer])
+    db.session.flush()
+    db.session.add(Stage(run_id=run.id, name="build", position=0, status="running", started_at=utcnow()))
+    membership = Membership(user_id=viewer.id, project_id=project.id, role=Role.VIEWER)
+    db.session.add(membership)
+    db.session.commit()
+
+    page = open_page("viewer", "viewer-password")
+    sockets = []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
+    page.goto(f"{live_server}/runs/{run.id}")
+    page.wait_for_selector("#log-state.live")
+    db.session.delete(membership)
+    db.session.commit()
+
+    page.wait_for_function("document.getElementById('log-state').textContent === 'You may no longer view this project.'")
+    opened = len(sockets)
+    time.sleep(3)
+    save_screenshot(page, "run_access_removed", full_page=False)
+    assert len(sockets) == opened == 1
+    assert page.locator("#run-summary[hx-trigger]").count() == 0
+    assert page.errors == []
+
+
 def make_finished_run(project_name: str, stage_names: list[str]) -> tuple[Run, list[Stage]]:
     project = add_project(project_name, "/nonexistent")
     run = Run(project_id=project.id, number=1, trigger="cli", event="push", branch="main", status="success",
