@@ -101,6 +101,8 @@ class Config:
         self.STAGE_TMP_BYTES = int(os.environ.get("DENO_CI_STAGE_TMP_BYTES", str(1024 * 1024 * 1024)))
         # Bytes of memory all processes of a stage, or of one planning of a pipeline, may use together.
         self.STAGE_MEMORY_BYTES = int(os.environ.get("DENO_CI_STAGE_MEMORY_BYTES", str(4 * 1024 * 1024 * 1024)))
+        # Processes (threads included) that a stage may have at once; a fork beyond it fails.
+        self.STAGE_MAX_PROCESSES = int(os.environ.get("DENO_CI_STAGE_MAX_PROCESSES", "512"))
         # Bytes of stdout and stderr a stage may write before its log is cut off.
         self.STAGE_MAX_OUTPUT = int(os.environ.get("DENO_CI_STAGE_MAX_OUTPUT", str(50 * 1024 * 1024)))
         # Bytes a webhook body may have; GitHub sends up to 25 MB, but no push or pull request event needs that.

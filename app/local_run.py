@@ -274,7 +274,8 @@ class LocalRun:
     def _stage_context(self) -> StageContext:
         return StageContext(run_id="local", pipeline_path=self.pipeline_path, event=self.event, executor=self.executor,
                             default_timeout=self.settings.STAGE_TIMEOUT, max_output_bytes=self.settings.STAGE_MAX_OUTPUT,
-                            tmp_bytes=self.settings.STAGE_TMP_BYTES, max_memory_bytes=self.settings.STAGE_MEMORY_BYTES)
+                            tmp_bytes=self.settings.STAGE_TMP_BYTES, max_memory_bytes=self.settings.STAGE_MEMORY_BYTES,
+                            max_processes=self.settings.STAGE_MAX_PROCESSES)
 
     def _hold_next(self, stages: dict[str, dict], needs: dict[str, list[str]], statuses: dict[str, str]) -> None:
         """Make the sandbox of each stage that will be ready when the running and held stages pass, so it starts at once.

@@ -36,6 +36,7 @@ class StageContext:
     secrets: dict[str, str] = field(default_factory=dict)
     tmp_bytes: int = 1024 * 1024 * 1024
     max_memory_bytes: int = 4 * 1024 * 1024 * 1024
+    max_processes: int = 512
 
 
 @dataclass
@@ -112,6 +113,7 @@ def stage_spec(stage: dict, context: StageContext, workspace: Path, deno_dir: Pa
         max_output_bytes=context.max_output_bytes,
         tmp_bytes=context.tmp_bytes,
         max_memory_bytes=context.max_memory_bytes,
+        max_processes=context.max_processes,
         mounts=(Mount(DENO), Mount(SDK_DIR), Mount(import_map), Mount(deno_dir, writable=True)),
     )
 

@@ -498,6 +498,7 @@ def _stage_context(run: Run, plan_stage: dict, executor) -> StageContext:
         default_timeout=current_app.config["STAGE_TIMEOUT"], max_output_bytes=current_app.config["STAGE_MAX_OUTPUT"],
         secrets=secrets_for_stage(run, plan_stage.get("options") or {}), tmp_bytes=current_app.config["STAGE_TMP_BYTES"],
         max_memory_bytes=current_app.config["STAGE_MEMORY_BYTES"],
+        max_processes=current_app.config["STAGE_MAX_PROCESSES"],
     )
 
 

@@ -129,7 +129,8 @@ class LaunchedProcess:
     (network, cgroup, temporary folders) once the process is reaped. `stop_leftovers`
     kills the processes still running after `pid` exited and returns how many there
     were. `oom_kills` returns how many processes the OOM killer killed at the memory
-    limit; it is called before `release`. `setup_error` is set when the process was
+    limit, and `failed_forks` how many forks failed at the process limit; both are
+    called before `release`. `setup_error` is set when the process was
     started but the sandbox around it failed.
     """
 
@@ -141,6 +142,7 @@ class LaunchedProcess:
     release: Callable[[], None] = lambda: None
     stop_leftovers: Callable[[], int] = lambda: 0
     oom_kills: Callable[[], int] = lambda: 0
+    failed_forks: Callable[[], int] = lambda: 0
     setup_error: str = ""
     notices: list[str] = field(default_factory=list)
     # The write end of a held stage's start pipe; the execution owns and closes it.
@@ -331,6 +333,7 @@ class PipeExecution(QueuedExecution):
                 # redirected or closed them may still run.
                 leftovers = process.stop_leftovers()
             oom_kills = process.oom_kills()
+            failed_forks = process.failed_forks()
         finally:
             if not reaped:
                 # An error while reading: the stage must not outlive its execution.
@@ -343,6 +346,11 @@ class PipeExecution(QueuedExecution):
             process.release()
         if leftovers and self._stop_reason_now() is None:
             self._emit(LogChunk("system", _leftover_notice(leftovers)))
+        if failed_forks:
+            self._emit(LogChunk("system", (
+                f"The stage reached its limit of {self.spec.max_processes} processes and threads, so {failed_forks} "
+                f"{'attempt' if failed_forks == 1 else 'attempts'} to start one failed. Start fewer processes, or "
+                "raise DENO_CI_STAGE_MAX_PROCESSES")))
         return self._exit_event(process, status, oom_kills)
 
     def _read_until_exit(self, process: LaunchedProcess) -> int | None:

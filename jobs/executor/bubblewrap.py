@@ -339,7 +339,8 @@ class BubblewrapExecutor:
             raise
         sandbox = _Sandbox(pid, leftover_read, launcher.cgroup)
         process = LaunchedProcess(pid, stdout_read, stderr_read, control_read, sandbox.kill, sandbox.release,
-                                  stop_leftovers=sandbox.stop_leftovers, oom_kills=sandbox.oom_kills, start=start_write)
+                                  stop_leftovers=sandbox.stop_leftovers, oom_kills=sandbox.oom_kills,
+                                  failed_forks=sandbox.failed_forks, start=start_write)
         bwrap_failed = False
         try:
             self._prepare(spec, sandbox, info_read, process)
@@ -519,6 +520,10 @@ class _Sandbox:
     def oom_kills(self) -> int:
         """Return how many processes the OOM killer killed at the sandbox's memory limit."""
         return self.cgroup.oom_kills() if self.cgroup is not None else 0
+
+    def failed_forks(self) -> int:
+        """Return how many forks in the sandbox failed at its process limit."""
+        return self.cgroup.failed_forks() if self.cgroup is not None else 0
 
     def kill(self) -> None:
         """Kill the sandbox's init (and so every process in it) and bwrap itself."""

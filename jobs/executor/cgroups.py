@@ -269,6 +269,23 @@ class StageCgroup:
                     return int(value)
         return 0
 
+    def failed_forks(self) -> int:
+        """Return how many times a process of the stage could not fork because of the process limit."""
+        folder = self.folders.get("pids")
+        if folder is None:
+            return 0
+        try:
+            lines = (folder / "pids.events").read_text().splitlines()
+        except OSError as error:
+            if error.errno not in (errno.ENOENT, errno.ENODEV):
+                raise
+            return 0
+        for line in lines:
+            key, _, value = line.partition(" ")
+            if key == "max":
+                return int(value)
+        return 0
+
     def remove(self) -> None:
         """Delete the cgroups once their processes are gone, retrying briefly while they are reaped."""
         for folder in self._distinct_folders():

@@ -74,7 +74,8 @@ class UnsandboxedExecutor:
 
         tree = _ProcessTree(pid, home)
         process = LaunchedProcess(pid, stdout_read, stderr_read, control_read, tree.kill, tree.release,
-                                  stop_leftovers=tree.stop_leftovers, oom_kills=tree.oom_kills, start=start_write)
+                                  stop_leftovers=tree.stop_leftovers, oom_kills=tree.oom_kills,
+                                  failed_forks=tree.failed_forks, start=start_write)
         try:
             tree.cgroup = StageCgroup.create(spec.max_processes, spec.max_memory_bytes)
             tree.cgroup.add(pid)
@@ -129,6 +130,10 @@ class _ProcessTree:
     def oom_kills(self) -> int:
         """Return how many processes the OOM killer killed at the stage's memory limit."""
         return self.cgroup.oom_kills() if self.cgroup is not None else 0
+
+    def failed_forks(self) -> int:
+        """Return how many forks of the stage failed at its process limit."""
+        return self.cgroup.failed_forks() if self.cgroup is not None else 0
 
     def release(self) -> None:
         """Remove the cgroup and the temporary home folder after the process was reaped."""

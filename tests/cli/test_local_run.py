@@ -925,3 +925,22 @@ def test_default_data_folder_stays_out(make_repo, tmp_path, in_git):
     assert (directory / "var" / "caches").is_dir()
     if in_git:
         assert git(directory, "status", "--porcelain") == ""
+
+
+FORKING_PIPELINE = '''import { Pipeline, run } from "deno-ci";
+
+export default new Pipeline().stage("fork", async () => {
+  await run("for i in $(seq 100); do sleep 2 & done; wait");
+});
+'''
+
+
+def test_process_limit_setting_reaches_stage(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": FORKING_PIPELINE})
+    result = subprocess.run([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
+                            env={**os.environ, "DENO_CI_STAGE_MAX_PROCESSES": "64"}, capture_output=True, text=True,
+                            timeout=300)
+    if "is not enforced" in result.stdout:
+        pytest.skip("no writable pids cgroup on this machine")
+    assert "The stage reached its limit of 64 processes and threads" in result.stdout
+    assert "raise DENO_CI_STAGE_MAX_PROCESSES" in result.stdout
