@@ -23,7 +23,7 @@ from app.local_scratch import remove_stale_temp_folders
 from app.local_tree import local_scope
 from app.pipelines import graph
 from config import Config
-from jobs.artifacts import ArtifactError, ArtifactStore
+from jobs.artifacts import ArtifactError, ArtifactStore, left_out_link_note
 from jobs.cache import CacheStore, has_own_cache_key, restore_paths, stage_cache_key, stage_cache_paths
 from jobs.executor import Execution, ExecutorError, get_executor
 from jobs.stage_execution import (PREPARED_DURING_PLANNING, StageContext, StageOutcome, can_gate, can_hold, drop_held,
@@ -394,9 +394,12 @@ class LocalRun:
     def _collect(self, name: str, outcome: StageOutcome, workspace: Path) -> None:
         for artifact in outcome.artifacts:
             try:
-                self.artifacts.save(artifact["name"], workspace, artifact["paths"])
+                _, left_out = self.artifacts.save(artifact["name"], workspace, artifact["paths"])
             except ArtifactError as error:
                 outcome.status, outcome.error = StageStatus.FAILED, str(error)
+                continue
+            for note in left_out:
+                self.emit(name, left_out_link_note(artifact["name"], note))
 
     def cancel(self) -> None:
         """Cancel every running stage (Ctrl-C)."""

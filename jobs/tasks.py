@@ -32,7 +32,7 @@ from app.runs import service, test_results
 from app.runs.events import MAX_AUTHOR_CHARACTERS, bounded_changed_files, cut_message, make_event
 from app.secret_store import is_fork_pull_request, secrets_for_stage, values_to_mask
 from jobs import workspace as git_workspace
-from jobs.artifacts import ArtifactError, ArtifactStore
+from jobs.artifacts import ArtifactError, ArtifactStore, left_out_link_note
 from jobs.cache import CacheStore, restore_paths, stage_cache_key, stage_cache_paths
 from jobs import deploy_stage, first_stage, next_stage, spare_workspace
 from jobs.executor import get_executor
@@ -423,7 +423,7 @@ def _run_stage(stage_id: int, attempt: int,
         watchdog.execution_ended()
         _retry_database(test_results.collect_stage_reports, run_id, stage_id, workspace)
         if outcome.status == StageStatus.SUCCESS:
-            _retry_database(_collect_artifacts, run_id, stage_id, workspace, outcome)
+            _retry_database(_collect_artifacts, run_id, stage_id, workspace, outcome, sink)
         if outcome.status == StageStatus.SUCCESS:
             caches.save(key, deno_dir, workspace, cache_paths)
         # A stage's error text quotes its own output, which may contain a secret.
@@ -664,13 +664,16 @@ def _end_deploy_stage(stage_id: int, sink: LogSink, status: StageStatus, error: 
     _retry_database(service.finish_stage, stage_id, status, None, error)
 
 
-def _collect_artifacts(run_id: int, stage_id: int, workspace: Path, outcome) -> None:
+def _collect_artifacts(run_id: int, stage_id: int, workspace: Path, outcome, sink: LogSink) -> None:
     """Store every artifact the stage published, or none: one invalid artifact fails the stage."""
     days = current_app.config["ARTIFACT_RETENTION_DAYS"]
     saved: list[tuple[str, Path]] = []
+    notes: list[str] = []
     for artifact in outcome.artifacts:
         try:
-            saved.append((artifact["name"], artifact_store(run_id).save(artifact["name"], workspace, artifact["paths"])))
+            path, left_out = artifact_store(run_id).save(artifact["name"], workspace, artifact["paths"])
+            saved.append((artifact["name"], path))
+            notes += [left_out_link_note(artifact["name"], note) for note in left_out]
         except ArtifactError as error:
             for _, path in saved:
                 path.unlink(missing_ok=True)
@@ -681,6 +684,9 @@ def _collect_artifacts(run_id: int, stage_id: int, workspace: Path, outcome) -> 
         db.session.add(Artifact(run_id=run_id, stage_id=stage_id, name=name, path=str(path),
                                 size=path.stat().st_size, expires_at=utcnow() + timedelta(days=days)))
     db.session.commit()
+    # After the commit: a retry after a database outage would write them twice.
+    for note in notes:
+        sink.write("system", note)
 
 
 def _redis_or_none() -> redis.Redis | None:

@@ -944,3 +944,23 @@ def test_process_limit_setting_reaches_stage(make_repo, local_data):
         pytest.skip("no writable pids cgroup on this machine")
     assert "The stage reached its limit of 64 processes and threads" in result.stdout
     assert "raise DENO_CI_STAGE_MAX_PROCESSES" in result.stdout
+
+
+LINKING_PIPELINE = '''import { Pipeline, publishArtifact } from "deno-ci";
+
+export default new Pipeline().stage("site", async () => {
+  await Deno.mkdir("dist");
+  await Deno.writeTextFile("dist/index.html", "home");
+  await Deno.symlink("index.html", "dist/start.html");
+  await Deno.symlink("/etc/passwd", "dist/pw");
+  await publishArtifact("site", ["dist"]);
+});
+'''
+
+
+def test_artifact_link_left_out_is_logged(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": LINKING_PIPELINE})
+    result = deno_ci("--data", local_data, "run", str(repo))
+    assert result.returncode == 0, result.stderr
+    assert ("[site] Artifact 'site' leaves out the link dist/pw -> /etc/passwd: an absolute link would lead out of "
+            "the workspace where the artifact is unpacked") in result.stdout

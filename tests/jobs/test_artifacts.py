@@ -31,3 +31,29 @@ def test_path_leaving_workspace_is_rejected(tmp_path):
 def test_invalid_name_is_rejected(tmp_path):
     with pytest.raises(ArtifactError, match="invalid"):
         ArtifactStore(tmp_path / "store").save("../../x", tmp_path, ["a"])
+
+
+def test_links_inside_workspace_are_kept(tmp_path):
+    workspace = tmp_path / "workspace"
+    (workspace / "dist" / "sub").mkdir(parents=True)
+    (workspace / "dist" / "index.html").write_text("home")
+    os.symlink("index.html", workspace / "dist" / "link.html")
+    os.symlink("../index.html", workspace / "dist" / "sub" / "up.html")
+    os.symlink("/etc/passwd", workspace / "dist" / "sub" / "pw")
+    os.symlink("../../../outside.txt", workspace / "dist" / "sub" / "out")
+    store = ArtifactStore(tmp_path / "store")
+
+    _, left_out = store.save("site", workspace, ["dist"])
+
+    assert left_out == [
+        "dist/sub/out -> ../../../outside.txt: it leads out of the workspace",
+        "dist/sub/pw -> /etc/passwd: an absolute link would lead out of the workspace where the artifact is unpacked",
+    ]
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    store.restore_all(restored)
+    site = restored / ".deno-ci" / "artifacts" / "site" / "dist"
+    assert os.readlink(site / "link.html") == "index.html"
+    assert (site / "sub" / "up.html").read_text() == "home"
+    assert not (site / "sub" / "pw").exists()
+    assert not (site / "sub" / "out").is_symlink()

@@ -135,6 +135,8 @@ export default new Pipeline()
   .stage("build", () => {
     Deno.mkdirSync("dist", { recursive: true });
     Deno.writeTextFileSync("dist/app.js", "console.log('built');");
+    Deno.symlinkSync("app.js", "dist/main.js");
+    Deno.symlinkSync("/etc/passwd", "dist/passwd");
     publishArtifact("dist", ["dist"]);
   })
   .stage("use", () => {
@@ -152,6 +154,7 @@ def test_artifact_fetched_by_later_stage_and_downloaded(workers, make_repo, db_a
     assert result.returncode == 0, result.stdout + result.stderr
     run = latest_run()
     assert "fetched: console.log('built');" in log_text(run.id)
+    assert "Artifact 'dist' leaves out the link dist/passwd -> /etc/passwd" in log_text(run.id)
     client = db_app.test_client()
     with client.session_transaction() as session:
         session["_user_id"] = str(admin.id)
@@ -161,6 +164,8 @@ def test_artifact_fetched_by_later_stage_and_downloaded(workers, make_repo, db_a
         assert response.mimetype == "application/gzip"
         with tarfile.open(fileobj=io.BytesIO(response.data), mode="r:gz") as archive:
             assert archive.extractfile("dist/app.js").read() == b"console.log('built');"
+            assert archive.getmember("dist/main.js").linkname == "app.js"
+            assert "dist/passwd" not in archive.getnames()
     assert client.get(f"/api/v1/runs/{run.id}/artifacts/missing").status_code == 404
 
 
