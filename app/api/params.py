@@ -94,6 +94,17 @@ def _json_problem() -> str:
     return "The request body must be a JSON object (Content-Type: application/json)."
 
 
+def reject_other_fields(body: dict, fields: tuple[str, ...], subject: str) -> None:
+    """Abort with 422 when a body that creates or starts something has a field outside `fields`.
+
+    Ignoring a misspelt field would make the request do something other than what was asked.
+    """
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        accepted = " or ".join(map(repr, fields))
+        abort(422, f"Unknown field {', '.join(map(repr, unknown))}: {subject} takes {accepted}.")
+
+
 def reject_unknown_fields(body: dict, fields: tuple[str, ...], subject: str, advice: str = "") -> None:
     """Abort with 422 when the body has a field outside `fields`, naming it and the fields that can change.
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app import secret_store
 from app.api import api
-from app.api.params import body_text, json_body, paginate, reject_unknown_fields
+from app.api.params import body_text, json_body, paginate, reject_other_fields, reject_unknown_fields
 from app.api.serialize import member_json, project_json, secret_json
 from app.auth.accounts import find_user
 from app.auth.audit import audit
@@ -154,7 +154,9 @@ def list_secrets(name: str):
 def set_secret(name: str, secret_name: str):
     """Create or replace a secret: body {"value": "..."}; the answer names it but never repeats the value."""
     project = project_by_name(name)
-    value = body_text(json_body(), "value", required=True, max_length=secret_store.MAX_VALUE_LENGTH)
+    body = json_body()
+    reject_other_fields(body, ("value",), "a secret")
+    value = body_text(body, "value", required=True, max_length=secret_store.MAX_VALUE_LENGTH)
     created = secret_store.set_secret(project, secret_name, value, current_user.username)
     audit("secret_set", target=f"secret {secret_name} of project {name}", detail="created" if created else "replaced")
     secret = next(item for item in secret_store.list_secrets(project) if item.name == secret_name)

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from app.api import api
-from app.api.params import (COMMIT_ID, body_text, choice_arg, int_arg, json_body, paginate, text_arg,
-                            time_arg)
+from app.api.params import (COMMIT_ID, body_text, choice_arg, int_arg, json_body, paginate, reject_other_fields,
+                            text_arg, time_arg)
 from app.api.serialize import artifact_json, run_json, stage_json
 from app.auth.audit import audit
 from app.auth.permissions import Action, load_run, project_by_name, project_by_run, requires, signed_in, visible_project_ids
@@ -83,8 +83,7 @@ def trigger_run(name: str):
     """Start a run of a branch or commit: body {"branch": ...} or {"commit": ...}."""
     project = project_by_name(name)
     body = json_body(optional=True)
-    if unknown := sorted(set(body) - {"branch", "commit"}):
-        abort(422, f"Unknown field {', '.join(map(repr, unknown))}: a run takes 'branch' or 'commit'.")
+    reject_other_fields(body, ("branch", "commit"), "a run")
     branch = body_text(body, "branch", max_length=MAX_REF_NAME)
     commit = body_text(body, "commit", max_length=64, pattern=COMMIT_ID, rule="expected 4 to 64 hexadecimal digits.")
     if branch and commit:

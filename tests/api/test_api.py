@@ -188,6 +188,14 @@ def test_bad_secret_is_rejected_with_reason(api, world, name, value, reason):
     assert reason in response.get_json()["detail"]
 
 
+def test_secret_with_unknown_field_is_rejected(api, world):
+    response = api("project_admin", "PUT", "/projects/alpha/secrets/DEPLOY_KEY",
+                   json={"value": "long enough value", "expires": "2027-01-01"})
+    assert response.status_code == 422
+    assert response.get_json()["detail"] == "Unknown field 'expires': a secret takes 'value'."
+    assert api("project_admin", "GET", "/projects/alpha/secrets").get_json()["secrets"] == []
+
+
 def test_stage_gets_only_listed_secrets(db_app, world):
     project = world.alpha
     secret_store.set_secret(project, "API_TOKEN", "token-value-123", "test")
