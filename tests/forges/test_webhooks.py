@@ -315,13 +315,17 @@ def test_bad_body_rejected(hook_client, forge_project, forge, event, body, expec
     assert runs() == []
 
 
-def test_payload_missing_field_rejected(hook_client, forge_project):
-    forge_project("github")
-    payload = own_payload("github", "push")
-    del payload["after"]
-    response = post_hook(hook_client, "github", "web", payload, "push")
+@pytest.mark.parametrize("forge, event, field, expected", [
+    ("github", "push", "after", "'after'"),
+    ("gitlab", "Push Hook", "object_kind", "object_kind is missing, not 'push'"),
+])
+def test_payload_missing_field_rejected(hook_client, forge_project, forge, event, field, expected):
+    forge_project(forge)
+    payload = own_payload(forge, "push")
+    del payload[field]
+    response = post_hook(hook_client, forge, "web", payload, event)
     assert response.status_code == 400
-    assert "'after'" in response.json["reason"]
+    assert expected in response.json["reason"]
 
 
 def test_huge_body_rejected(hook_client, forge_project):
@@ -423,15 +427,6 @@ def test_gitlab_header_and_kind_disagree(hook_client, forge_project):
     assert response.status_code == 400
     assert "object_kind is 'merge_request', not 'push'" in response.json["reason"]
     assert runs() == []
-
-
-def test_gitlab_payload_without_kind(hook_client, forge_project):
-    forge_project("gitlab")
-    payload = own_payload("gitlab", "push")
-    del payload["object_kind"]
-    response = post_hook(hook_client, "gitlab", "web", payload, "Push Hook")
-    assert response.status_code == 400
-    assert "object_kind is missing, not 'push'" in response.json["reason"]
 
 
 FORK_CASES = [
