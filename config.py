@@ -74,6 +74,9 @@ class Config:
     def __init__(self) -> None:
         folder = data_dir()
         self.DATA_DIR = str(folder)
+        # Where workers make stages' workspaces and dependency caches, made and deleted for
+        # every stage: a tmpfs here makes stages start sooner (docs/architecture.md).
+        self.WORKSPACES_DIR = str(Path(os.environ.get("DENO_CI_WORKSPACES") or folder / "workspaces").resolve())
         self.SECRET_KEY = _secret_key(folder)
         # Key material for project secrets at rest; empty means "derive it from SECRET_KEY".
         self.SECRETS_KEY = os.environ.get("DENO_CI_SECRETS_KEY", "")

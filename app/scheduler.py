@@ -78,14 +78,14 @@ def delete_expired_artifacts(now: datetime | None = None) -> int:
     return len(expired)
 
 
-def remove_ended_run_folders(data_dir: Path) -> int:
-    """Remove the folders of runs that have ended (or no longer exist) under `<data>/workspaces`; return how many.
+def remove_ended_run_folders(workspaces: Path) -> int:
+    """Remove the folders of runs that have ended (or no longer exist) under `workspaces`; return how many.
 
     Workers remove a run's folder when its last stage ends on them. A run that ends
     elsewhere (its deployment, a cancel) can leave a spare workspace behind.
     """
     folders = {}
-    for folder in (data_dir / "workspaces").glob("run-*"):
+    for folder in workspaces.glob("run-*"):
         if REMOVING_MARK in folder.name:
             # Renamed for removal by a worker that stopped before it was deleted.
             shutil.rmtree(folder, ignore_errors=True)
@@ -118,7 +118,7 @@ def run_forever(stop) -> None:
             enqueue_due_deliveries()
             if time.monotonic() - last_retention > RETENTION_EVERY_SECONDS:
                 delete_expired_artifacts()
-                remove_ended_run_folders(Path(current_app.config["DATA_DIR"]))
+                remove_ended_run_folders(Path(current_app.config["WORKSPACES_DIR"]))
                 last_retention = time.monotonic()
         except Exception:  # noqa: BLE001  (one bad tick must not stop the scheduler)
             log.exception("scheduler tick failed")

@@ -31,6 +31,18 @@ def commit_files(folder: Path, files: dict[str, str]) -> None:
     subprocess.run(["git", "commit", "--quiet", "-m", "bench"], cwd=folder, check=True, env={**os.environ, **GIT_ENV})
 
 
+def file_system_of(path: Path) -> str:
+    """Return the type of the file system that `path` is on (ext4, tmpfs, ...), from /proc/self/mounts."""
+    path = path.resolve()
+    best, kind = "", "unknown"
+    with open("/proc/self/mounts") as mounts:
+        for line in mounts:
+            point, file_system = line.split()[1:3]
+            if (path == Path(point) or Path(point) in path.parents) and len(point) > len(best):
+                best, kind = point, file_system
+    return kind
+
+
 def percentile(values: list[float], fraction: float) -> float:
     """Return the value below which `fraction` of `values` fall (nearest rank)."""
     ordered = sorted(values)

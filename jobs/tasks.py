@@ -69,7 +69,7 @@ def _data_dir() -> Path:
 
 
 def run_workspace(run_id: int) -> Path:
-    return _data_dir() / "workspaces" / f"run-{run_id}"
+    return Path(current_app.config["WORKSPACES_DIR"]) / f"run-{run_id}"
 
 
 def artifact_store(run_id: int) -> ArtifactStore:

@@ -57,6 +57,10 @@ def main(ctx: click.Context, data: str, verbose: bool) -> None:
         raise click.BadParameter(f"{data!r} is under /dev, where Deno reads no file without --allow-all, so no "
                                  "stage could read its workspace. Choose a folder elsewhere, for example ./var.",
                                  param_hint="--data")
+    workspaces = os.environ.get("DENO_CI_WORKSPACES")
+    if workspaces and under_device_tree(Path(workspaces)):
+        raise click.ClickException(f"DENO_CI_WORKSPACES is {workspaces!r}, under /dev, where Deno reads no file "
+                                   "without --allow-all. Choose a folder elsewhere, such as a tmpfs mounted under /var.")
     os.environ["DENO_CI_DATA"] = str(Path(data).resolve())
     _quick_exit = ctx.invoked_subcommand in QUICK_EXIT
     _dump_stacks_on_sigusr1()

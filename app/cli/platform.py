@@ -147,7 +147,7 @@ def worker(burst: bool) -> None:
     _log_lifecycle()
     _services()
     app = get_app()
-    remove_leftovers(Path(app.config["DATA_DIR"]) / "workspaces")
+    remove_leftovers(Path(app.config["WORKSPACES_DIR"]))
     _warm_up_executor(app.config["EXECUTOR"])
     with app.app_context():
         connection = redis_connection()

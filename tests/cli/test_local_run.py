@@ -964,3 +964,29 @@ def test_artifact_link_left_out_is_logged(make_repo, local_data):
     assert result.returncode == 0, result.stderr
     assert ("[site] Artifact 'site' leaves out the link dist/pw -> /etc/passwd: an absolute link would lead out of "
             "the workspace where the artifact is unpacked") in result.stdout
+
+
+def test_workspaces_setting_moves_run_folders(tmp_path, monkeypatch):
+    from config import Config
+    from jobs.tasks import run_workspace
+
+    monkeypatch.setenv("DENO_CI_WORKSPACES", str(tmp_path / "fast"))
+    settings = Config()
+    assert settings.WORKSPACES_DIR == str(tmp_path / "fast")
+    monkeypatch.delenv("DENO_CI_WORKSPACES")
+    assert Config().WORKSPACES_DIR == str(Path(Config().DATA_DIR) / "workspaces")
+
+    from flask import Flask
+
+    app = Flask(__name__)
+    app.config["WORKSPACES_DIR"] = settings.WORKSPACES_DIR
+    with app.app_context():
+        assert run_workspace(7) == tmp_path / "fast" / "run-7"
+
+
+def test_workspaces_under_dev_rejected():
+    result = subprocess.run([sys.executable, "-m", "app.cli", "validate", "deno-pipeline.ts"], cwd=ROOT,
+                            env={**os.environ, "DENO_CI_WORKSPACES": "/dev/shm/workspaces"}, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    assert "DENO_CI_WORKSPACES is '/dev/shm/workspaces', under /dev" in result.stderr

@@ -44,7 +44,7 @@ def test_sweep_deletes_folder_left_renamed(db_app, tmp_path):
     left = tmp_path / "workspaces" / f"run-7{REMOVING_MARK}0123456789ab"
     (left / "spare").mkdir(parents=True)
 
-    remove_ended_run_folders(tmp_path)
+    remove_ended_run_folders(tmp_path / "workspaces")
 
     assert not left.exists()
 

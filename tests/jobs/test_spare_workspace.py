@@ -101,5 +101,5 @@ def test_scheduler_removes_folders_of_ended_runs(db_app, tmp_path):
     for run_id in (runs[0].id, runs[1].id, 999_999):
         (workspaces / f"run-{run_id}" / "spare").mkdir(parents=True)
 
-    assert remove_ended_run_folders(tmp_path) == 2
+    assert remove_ended_run_folders(workspaces) == 2
     assert sorted(folder.name for folder in workspaces.iterdir()) == [f"run-{runs[0].id}"]

@@ -57,7 +57,7 @@ def test_prd_sample_run_succeeds_with_test_output(workers, make_repo):
     assert "deploying release" in text
     assert "[Test]" in result.stdout
     # Workers remove the run's folder, with any spare workspace no stage took, once the run ended.
-    run_folder = Path(current_app.config["DATA_DIR"]) / "workspaces" / f"run-{run.id}"
+    run_folder = Path(current_app.config["WORKSPACES_DIR"]) / f"run-{run.id}"
     deadline = time.monotonic() + 10
     while run_folder.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -191,7 +191,7 @@ def test_invalid_pipeline_names_repository_file(workers, make_repo):
     assert current_app.config["DATA_DIR"] not in text
     assert current_app.config["DATA_DIR"] not in run.status_reason
     # Nothing of the run stays in the workers' folder.
-    run_folder = Path(current_app.config["DATA_DIR"]) / "workspaces" / f"run-{run.id}"
+    run_folder = Path(current_app.config["WORKSPACES_DIR"]) / f"run-{run.id}"
     wait_for(lambda: not run_folder.exists(), timeout=10)
 
 
