@@ -141,12 +141,14 @@ def worker(burst: bool) -> None:
     from jobs.worker import PlatformWorker
 
     from app.queue import notify_queue, redis_connection, run_queue
+    from jobs import workspaces_root
     from jobs.removal import remove_leftovers, wait_for_removals
     from jobs.tasks import get_app
 
     _log_lifecycle()
     _services()
     app = get_app()
+    workspaces_root.prepare(Path(app.config["WORKSPACES_DIR"]))
     remove_leftovers(Path(app.config["WORKSPACES_DIR"]))
     _warm_up_executor(app.config["EXECUTOR"])
     with app.app_context():
