@@ -252,11 +252,19 @@ class StageCgroup:
 
     def oom_kills(self) -> int:
         """Return how many processes the kernel's OOM killer killed because of the memory limit."""
-        folder = self.folders.get("memory")
+        # cgroup v2 counts kills in memory.events, v1 (Linux 4.13 and later) in memory.oom_control.
+        return self._event_count("memory", ("memory.events", "memory.oom_control"), "oom_kill")
+
+    def failed_forks(self) -> int:
+        """Return how many times a process of the stage could not fork because of the process limit."""
+        return self._event_count("pids", ("pids.events",), "max")
+
+    def _event_count(self, controller: str, file_names: tuple[str, ...], key: str) -> int:
+        """Return the count of `key` in the first of the controller's event files that exists, or 0."""
+        folder = self.folders.get(controller)
         if folder is None:
             return 0
-        # cgroup v2 counts kills in memory.events, v1 (Linux 4.13 and later) in memory.oom_control.
-        for file_name in ("memory.events", "memory.oom_control"):
+        for file_name in file_names:
             try:
                 lines = (folder / file_name).read_text().splitlines()
             except OSError as error:
@@ -264,26 +272,9 @@ class StageCgroup:
                     raise
                 continue
             for line in lines:
-                key, _, value = line.partition(" ")
-                if key == "oom_kill":
+                name, _, value = line.partition(" ")
+                if name == key:
                     return int(value)
-        return 0
-
-    def failed_forks(self) -> int:
-        """Return how many times a process of the stage could not fork because of the process limit."""
-        folder = self.folders.get("pids")
-        if folder is None:
-            return 0
-        try:
-            lines = (folder / "pids.events").read_text().splitlines()
-        except OSError as error:
-            if error.errno not in (errno.ENOENT, errno.ENODEV):
-                raise
-            return 0
-        for line in lines:
-            key, _, value = line.partition(" ")
-            if key == "max":
-                return int(value)
         return 0
 
     def remove(self) -> None:
