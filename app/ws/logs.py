@@ -108,15 +108,15 @@ def _same_origin() -> bool:
 def run_log_socket(ws, run_id: int):
     if not _same_origin():
         log.info("run %s: refused a live log socket from origin %r", run_id, request.headers.get("Origin", "")[:200])
-        _refuse(ws, "The page that opened this socket is not on this site.")
+        _reject(ws, "The page that opened this socket is not on this site.")
         return
     if not current_user.is_authenticated:
-        _refuse(ws, "Sign in to watch logs.")
+        _reject(ws, "Sign in to watch logs.")
         return
     user_id = current_user.id
     if not _may_watch(user_id, db.session.get(Run, run_id)):
         db.session.remove()
-        _refuse(ws, f"Run {run_id} not found, or you may not view its project.")
+        _reject(ws, f"Run {run_id} not found, or you may not view its project.")
         return
     try:
         after = max(int(request.args.get("after", 0)), 0)
@@ -134,13 +134,13 @@ def run_log_socket(ws, run_id: int):
         db.session.remove()
 
 
-def _refuse(ws, reason: str) -> None:
-    """Close the socket with code 1008 after a `refused` message with the reason.
+def _reject(ws, reason: str) -> None:
+    """Close the socket with code 1008 after a `rejected` message with the reason.
 
     The run page shows the reason and stops reconnecting on either signal, whichever arrives.
     """
     try:
-        ws.send(json.dumps({"type": "refused", "reason": reason}))
+        ws.send(json.dumps({"type": "rejected", "reason": reason}))
     except ConnectionClosed:
         return
     ws.close(POLICY_VIOLATION, reason)
@@ -161,12 +161,12 @@ def _serve(ws, stream: _Stream, pubsub, user_id: int) -> None:
         next_status = time.monotonic() + STATUS_EVERY_SECONDS
         run = db.session.get(Run, stream.run_id, populate_existing=True)
         if run is None:
-            _refuse(ws, "Run not found.")
+            _reject(ws, "Run not found.")
             return
         if not _may_watch(user_id, run):
             db.session.commit()
             log.info("run %s: closed the live log of user %s, who may no longer view the project", run.id, user_id)
-            _refuse(ws, "You may no longer view this project.")
+            _reject(ws, "You may no longer view this project.")
             return
         document = run_json(run)
         db.session.commit()

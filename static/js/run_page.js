@@ -65,11 +65,11 @@ function applyStatus(run) {
   redrawTimeline();
 }
 
-// Reconnecting would be refused again, and the run's panels would keep polling for nothing.
+// Reconnecting would be rejected again, and the run's panels would keep polling for nothing.
 function stopWatching(reason) {
   ended = true;
   state.textContent = reason;
-  state.className = "log-state refused";
+  state.className = "log-state rejected";
   for (const id of ["run-summary", "run-tests"]) {
     const panel = document.getElementById(id);
     if (!panel) continue;
@@ -92,7 +92,7 @@ function connect() {
     const event = JSON.parse(message.data);
     if (event.type === "lines") view.enqueue(event.lines);
     if (event.type === "status") applyStatus(event.run);
-    if (event.type === "refused") stopWatching(event.reason);
+    if (event.type === "rejected") stopWatching(event.reason);
     if (event.type === "end") {
       ended = true;
       state.textContent = `run ${event.status}`;
@@ -106,7 +106,7 @@ function connect() {
   };
   socket.onclose = (closing) => {
     if (ended) return;
-    // 1008: the server refused this page the log (signed out, or no longer allowed to view the project).
+    // 1008: the server rejected this page's socket (signed out, or no longer allowed to view the project).
     if (closing.code === 1008) {
       stopWatching(closing.reason || "You may no longer watch this log.");
       return;

@@ -35,14 +35,14 @@ def test_member_of_other_project_is_refused(live_server, world):
     socket = _open(live_server, "outsider", world.run.id)
     messages, code = _receive_until_closed(socket)
     # Only the reason, for the page to show before it stops reconnecting: no line and no status.
-    assert messages == [{"type": "refused", "reason": f"Run {world.run.id} not found, or you may not view its project."}]
+    assert messages == [{"type": "rejected", "reason": f"Run {world.run.id} not found, or you may not view its project."}]
     assert code == 1008
 
 
 def test_socket_from_other_site_is_refused(live_server, world):
     socket = _open(live_server, "viewer", world.run.id, origin="http://attacker.example")
     messages, code = _receive_until_closed(socket)
-    assert messages == [{"type": "refused", "reason": "The page that opened this socket is not on this site."}]
+    assert messages == [{"type": "rejected", "reason": "The page that opened this socket is not on this site."}]
     assert code == 1008
 
 
@@ -60,7 +60,7 @@ def test_removed_member_is_cut_off_while_watching(live_server, world):
     db.session.commit()
     messages, code = _receive_until_closed(socket)
     assert code == 1008
-    assert messages[-1] == {"type": "refused", "reason": "You may no longer view this project."}
+    assert messages[-1] == {"type": "rejected", "reason": "You may no longer view this project."}
     assert all(message["type"] != "end" for message in messages)
 
 

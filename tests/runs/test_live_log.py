@@ -50,7 +50,7 @@ def test_reconnect_mid_run_gets_every_line_once(workers, make_repo, live_server,
 
 def test_socket_refuses_anonymous_viewer(live_server, db_app):
     socket = websocket.create_connection(live_server.replace("http://", "ws://") + "/ws/runs/1/logs", timeout=10)
-    assert json.loads(socket.recv()) == {"type": "refused", "reason": "Sign in to watch logs."}
+    assert json.loads(socket.recv()) == {"type": "rejected", "reason": "Sign in to watch logs."}
     try:
         message = socket.recv()
     except websocket.WebSocketConnectionClosedException:
