@@ -31,8 +31,8 @@ def _matching_files(workspace: Path, patterns: list[str]) -> tuple[list[Path], l
     for pattern in patterns:
         if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
             raise ArtifactError(f"artifact path {pattern!r} must be relative to the workspace and stay inside it")
-        matches = [workspace / pattern] if (workspace / pattern).exists() or (workspace / pattern).is_symlink() \
-            else list(workspace.glob(pattern))
+        named = workspace / pattern
+        matches = [named] if named.exists() or named.is_symlink() else list(workspace.glob(pattern))
         for match in matches:
             # A symbolic link is never followed: a stage could point one at / and make
             # the worker walk the whole host after the stage ended.
@@ -89,7 +89,7 @@ class ArtifactStore:
         """Archive the workspace files matching `patterns` as artifact `name`.
 
         Return the archive and a note on each symbolic link that was left out. Links are
-        kept as links when they lead to a place inside the workspace; empty folders are not kept.
+        kept as links when they lead to a place inside the workspace, and empty folders are not kept.
         """
         if not VALID_NAME.match(name):
             raise ArtifactError(f"artifact name {name!r} is invalid: use letters, digits, '.', '_' and '-'")

@@ -110,15 +110,13 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
     from app.local_scratch import use_own_temp_folder
 
     use_own_temp_folder()
-    from app.local_tree import keep_out_of_git
-
-    # Before git lists the directory's files, which the data folder may lie among.
-    keep_out_of_git(data_dir())
     if executor == "bubblewrap":
         threading.Thread(target=_make_launchers_ahead, name="launchers ahead", daemon=True).start()
     from app import waiting
-    from app.local_tree import last_plan, plan_deno_dir, read_directory, remember_plan, start_reading
+    from app.local_tree import keep_out_of_git, last_plan, plan_deno_dir, read_directory, remember_plan, start_reading
 
+    # Before git lists the directory's files, which the data folder may be among.
+    keep_out_of_git(data_dir())
     reading = start_reading(folder, branch)
     # Imported while git works, and before the signal handler below needs it: an import inside
     # a signal handler could wait on the import that the handler interrupted.

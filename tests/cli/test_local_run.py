@@ -52,9 +52,11 @@ export default new Pipeline()
 '''
 
 
-def deno_ci(*args: str, cwd=ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=cwd, env=os.environ.copy(),
-                          capture_output=True, text=True, timeout=timeout)
+def deno_ci(*args: str, cwd=ROOT, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `deno-ci` with `args` in `env`, or in this process's environment when `env` is None."""
+    environment = env if env is not None else os.environ.copy()
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=cwd, env=environment, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 @pytest.fixture
@@ -884,8 +886,7 @@ def test_unusable_tmpdir_falls_back_to_tmp(make_repo, local_data, tmp_path, temp
     Path(temp_folder).mkdir(parents=True, exist_ok=True)
     repo = make_repo({"deno-pipeline.ts": 'import { Pipeline } from "deno-ci";\n'
                                           'export default new Pipeline().stage("only", () => console.log("ran"));\n'})
-    result = subprocess.run([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
-                            env={**os.environ, "TMPDIR": temp_folder}, capture_output=True, text=True, timeout=300)
+    result = deno_ci("--data", local_data, "run", str(repo), env={**os.environ, "TMPDIR": temp_folder})
     assert result.returncode == 0, result.stderr
     assert "[only] ran" in result.stdout
     assert f"the temporary folder {temp_folder} {reason}" in result.stderr
@@ -918,8 +919,7 @@ def test_default_data_folder_stays_out(make_repo, tmp_path, in_git):
         (directory / "deno-pipeline.ts").write_text(LIST_WORKSPACE)
     environment = {name: value for name, value in os.environ.items() if name != "DENO_CI_DATA"}
     for _ in range(2):
-        result = subprocess.run([sys.executable, "-m", "app.cli", "run", "."], cwd=directory, env=environment,
-                                capture_output=True, text=True, timeout=300)
+        result = deno_ci("run", ".", cwd=directory, env=environment)
         assert result.returncode == 0, result.stderr
         assert "[list] files: deno-pipeline.ts\n" in result.stdout
     assert (directory / "var" / "caches").is_dir()
@@ -937,9 +937,7 @@ export default new Pipeline().stage("fork", async () => {
 
 def test_process_limit_setting_reaches_stage(make_repo, local_data):
     repo = make_repo({"deno-pipeline.ts": FORKING_PIPELINE})
-    result = subprocess.run([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
-                            env={**os.environ, "DENO_CI_STAGE_MAX_PROCESSES": "64"}, capture_output=True, text=True,
-                            timeout=300)
+    result = deno_ci("--data", local_data, "run", str(repo), env={**os.environ, "DENO_CI_STAGE_MAX_PROCESSES": "64"})
     if "is not enforced" in result.stdout:
         pytest.skip("no writable pids cgroup on this machine")
     assert "The stage reached its limit of 64 processes and threads" in result.stdout
@@ -985,8 +983,6 @@ def test_workspaces_setting_moves_run_folders(tmp_path, monkeypatch):
 
 
 def test_workspaces_under_dev_rejected():
-    result = subprocess.run([sys.executable, "-m", "app.cli", "validate", "deno-pipeline.ts"], cwd=ROOT,
-                            env={**os.environ, "DENO_CI_WORKSPACES": "/dev/shm/workspaces"}, capture_output=True,
-                            text=True, timeout=60)
+    result = deno_ci("validate", "deno-pipeline.ts", env={**os.environ, "DENO_CI_WORKSPACES": "/dev/shm/workspaces"})
     assert result.returncode == 1
     assert "DENO_CI_WORKSPACES is '/dev/shm/workspaces', under /dev" in result.stderr
