@@ -99,20 +99,27 @@ def _last_plan_file(data_dir: Path, directory: Path) -> Path:
     return data_dir / "plan-caches" / f"{local_scope(directory)}.last-plan.json"
 
 
-def last_plan(data_dir: Path, directory: Path) -> dict | None:
-    """Return the plan of the previous run of `directory`, or None; its first stage is prepared while the next run plans."""
+def last_plan(data_dir: Path, directory: Path) -> tuple[dict | None, str | None]:
+    """Return the plan of the previous run of `directory` and its reuse key, or None for either.
+
+    The next run prepares the plan's first stage while it plans, or takes the plan as it
+    is when its reuse key is the same (`app.pipelines.plan_reuse`).
+    """
     try:
         document = json.loads(_last_plan_file(data_dir, directory).read_text())
     except (OSError, ValueError):
-        return None
-    return document.get("plan") if isinstance(document, dict) else None
+        return None, None
+    if not isinstance(document, dict) or not isinstance(document.get("plan"), dict):
+        return None, None
+    key = document.get("key")
+    return document["plan"], key if isinstance(key, str) else None
 
 
-def remember_plan(data_dir: Path, directory: Path, plan: dict) -> None:
-    """Keep the plan for the next run of `directory`, which prepares the first stage while it plans."""
+def remember_plan(data_dir: Path, directory: Path, plan: dict, key: str | None) -> None:
+    """Keep the plan and its reuse key (None when it is not to be reused) for the next run of `directory`."""
     target = _last_plan_file(data_dir, directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=".last-plan-", dir=target.parent)
     with os.fdopen(handle, "w") as file:
-        json.dump({"plan": plan}, file)
+        json.dump({"plan": plan, "key": key}, file)
     os.replace(temporary, target)

@@ -120,7 +120,7 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
     reading = start_reading(folder, branch)
     # Imported while git works, and before the signal handler below needs it: an import inside
     # a signal handler could wait on the import that the handler interrupted.
-    from app.pipelines import runner
+    from app.pipelines import plan_reuse, runner
 
     cancelled = threading.Event()
     local_run = None
@@ -149,26 +149,21 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
                 # The SDK's digest is read before Deno plans: its many small reads would otherwise
                 # wait between each for the imports of the other thread.
                 runner.toolchain_id()
-                # Planned on every run, unlike on the platform: the local planner is not sandboxed,
-                # so the pipeline may import files that the tree id does not cover (ignored ones,
-                # or any file on the machine).
-                planning = pool.submit(runner.plan_and_check, folder, pipeline_path, event,
-                                       plan_deno_dir(data_dir(), folder), source_key=tree_id)
+                key = plan_reuse.plan_key(pipeline_path, event) if tree_id is not None else None
+                last, last_key = last_plan(data_dir(), folder)
+                reused_plan = last if key is not None and key == last_key else None
+                if reused_plan is None:
+                    planning = pool.submit(runner.plan_and_check, folder, pipeline_path, event,
+                                           plan_deno_dir(data_dir(), folder), source_key=tree_id)
                 local_run = waiting.result(making)
                 if cancelled.is_set():
                     local_run.cancel()
-                local_run.begin(event, last_plan(data_dir(), folder))
-                try:
-                    plan = waiting.result(planning)
-                except runner.PipelineError as error:
-                    if cancelled.is_set():
-                        raise _Cancelled() from None
-                    for problem in error.problems:
-                        click.echo(str(problem), err=True)
-                    sys.exit(1)
+                local_run.begin(event, last)
+                plan = reused_plan if reused_plan is not None else _planned(planning, cancelled)
                 if cancelled.is_set():
                     raise _Cancelled()
-                remember_plan(data_dir(), folder, plan)
+                if reused_plan is None:
+                    remember_plan(data_dir(), folder, plan, key)
                 status, reports = local_run.execute(plan)
             finally:
                 if local_run is None and making.exception() is None:
@@ -189,6 +184,21 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
         # As shells report a command that a signal ended: 130 after Ctrl-C, 143 after SIGTERM.
         sys.exit(128 + signals[0])
     sys.exit(0 if status == "success" else 1)
+
+
+def _planned(planning, cancelled: threading.Event) -> dict:
+    """Return the plan that `planning` made; print its problems and exit 1 when the pipeline is invalid."""
+    from app import waiting
+    from app.pipelines import runner
+
+    try:
+        return waiting.result(planning)
+    except runner.PipelineError as error:
+        if cancelled.is_set():
+            raise _Cancelled() from None
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
 
 
 def _explain_missing_branch(event: dict) -> None:

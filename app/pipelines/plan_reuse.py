@@ -10,16 +10,23 @@ kept only once its check passed.
 The one thing the planner can read that changes is the clock. Scheduled runs, whose
 pipelines may pick stages by the day of the week, are therefore always planned again.
 Other pipelines should not choose their stages by date or at random.
+
+`deno-ci run` takes the previous plan of a directory the same way when the directory
+is exactly its HEAD commit's tree. Its planner is not sandboxed and could import an
+ignored file or one outside the directory, but its stages run on a copy that has
+neither, so such a pipeline fails in its stages whatever plan it was given.
 """
+
+from __future__ import annotations
 
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
-from app.extensions import db
-from app.models import Run
 from app.pipelines.runner import toolchain_id
+
+if TYPE_CHECKING:
+    from app.models import Run
 
 # Event kinds whose runs are always planned again (see the module's docstring).
 ALWAYS_PLANNED = frozenset({"schedule"})
@@ -39,6 +46,12 @@ def plan_key(pipeline_path: str, event: dict) -> str | None:
 
 def earlier_plan(run: Run, key: str) -> tuple[dict, int] | None:
     """Return the plan and number of the project's latest other run whose plan has reuse key `key`, or None."""
+    # Imported here: `deno-ci run` imports this module and has no database.
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Run
+
     row = db.session.execute(
         select(Run.plan, Run.number).where(Run.project_id == run.project_id, Run.plan_key == key, Run.id != run.id,
                                            Run.plan.is_not(None))

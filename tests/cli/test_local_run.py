@@ -216,6 +216,55 @@ def test_clean_tree_is_type_checked_once(make_repo, local_data):
     assert list(Path(local_data, "plan-caches").glob("*.checked/*")) == markers
 
 
+# Each planning gives the stage a new value, so equal values show that a plan was taken, not made.
+RANDOM_PLAN_PIPELINE = '''import { Pipeline } from "deno-ci";
+
+export default new Pipeline().stage("build", { env: { PLANNED: crypto.randomUUID() } }, () => {
+  console.log(`planned ${Deno.env.get("PLANNED")}`);
+});
+'''
+
+
+def _planned_value(repo: Path, local_data: str, *options: str) -> str:
+    result = deno_ci("--data", local_data, "run", str(repo), *options)
+    assert result.returncode == 0, result.stderr
+    return next(line.split("planned ", 1)[1] for line in result.stdout.splitlines() if "planned " in line)
+
+
+def test_clean_tree_takes_last_plan(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": RANDOM_PLAN_PIPELINE})
+    first = _planned_value(repo, local_data)
+    assert _planned_value(repo, local_data) == first
+
+    (repo / "notes.txt").write_text("committed next")
+    git(repo, "add", "notes.txt")
+    git(repo, "commit", "-q", "-m", "add notes")
+    after_commit = _planned_value(repo, local_data)
+    assert after_commit != first
+    assert _planned_value(repo, local_data) == after_commit
+
+
+def test_changed_tree_is_planned_again(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": RANDOM_PLAN_PIPELINE})
+    first = _planned_value(repo, local_data)
+    (repo / "notes.txt").write_text("not committed")
+    untracked = _planned_value(repo, local_data)
+    assert untracked != first
+    assert _planned_value(repo, local_data) != untracked
+
+
+def test_other_branch_is_planned_again(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": RANDOM_PLAN_PIPELINE})
+    first = _planned_value(repo, local_data)
+    assert _planned_value(repo, local_data, "--branch", "feature") != first
+
+
+def test_scheduled_run_is_always_planned(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": RANDOM_PLAN_PIPELINE})
+    first = _planned_value(repo, local_data, "--event", "schedule")
+    assert _planned_value(repo, local_data, "--event", "schedule") != first
+
+
 HELD_PIPELINE = '''import { Pipeline } from "deno-ci";
 
 console.log("pipeline loaded");
