@@ -24,6 +24,8 @@ from app.runs.search import MAX_STAGE_LENGTH
 
 MAX_LOG_PAGE = 5000
 LOG_STREAMS = ("stdout", "stderr", "system")
+# Parameters of paged lists. The log is read by sequence number and rejects them.
+PAGE_PARAMETERS = ("page", "per_page")
 TRIGGERS = ("cli", "api", "webhook", "schedule", "rerun")
 
 
@@ -134,6 +136,12 @@ def list_stages(run_id: int):
 def run_logs(run_id: int):
     """Return stored log lines with seq > `after`, at most `limit`, filtered by `stage` (name), `stream` and `q`."""
     load_run(run_id)
+    for name in PAGE_PARAMETERS:
+        if name in request.args:
+            # Ignoring it would return the first lines as if they were the requested page.
+            abort(422, f"'{name}' does not apply to logs, which are read by sequence number. Pass "
+                       "'after' (the 'next_after' of the previous response) and 'limit' (lines, at most "
+                       f"{MAX_LOG_PAGE}) instead.")
     after = int_arg("after", 0, 0, 2**62)
     limit = int_arg("limit", 1000, 1, MAX_LOG_PAGE)
     stream = choice_arg("stream", LOG_STREAMS)

@@ -79,6 +79,13 @@ def test_logs_are_paged_and_searchable(api, world):
     assert api("viewer", "GET", f"/runs/{world.run.id}/logs?stage=nope").status_code == 404
 
 
+@pytest.mark.parametrize("query", ["page=2", "per_page=50"])
+def test_logs_reject_page_parameters(api, world, query):
+    response = api("viewer", "GET", f"/runs/{world.run.id}/logs?{query}")
+    assert response.status_code == 422
+    assert "'after'" in response.get_json()["detail"]
+
+
 def test_stages_are_listed(api, world):
     assert [stage["name"] for stage in api("viewer", "GET", f"/runs/{world.run.id}/stages").get_json()["stages"]] == ["test"]
 
