@@ -385,10 +385,16 @@ class LocalRun:
         return workspace, deno_dir, key
 
     def _listed_files(self) -> list[str] | None:
-        """Return the directory's files for a stage's copy, listed once per run: each listing started git."""
+        """Return the directory's files for a stage's copy, listed once per run: each listing started git.
+
+        In a folder that its repository ignores, git lists no file, not even the pipeline
+        file. Then the whole directory is copied, as outside a repository.
+        """
         with self._files_lock:
             if not self._files_read:
-                self._files, self._files_read = working_tree_files(self.directory), True
+                files = working_tree_files(self.directory)
+                self._files = files if files is None or self.pipeline_path in files else None
+                self._files_read = True
             return self._files
 
     def _collect(self, name: str, outcome: StageOutcome, workspace: Path) -> None:

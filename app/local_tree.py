@@ -6,12 +6,15 @@ the command starts git first and imports the rest while git and then Deno work.
 
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import tempfile
 from pathlib import Path
 
 from app.runs.events import make_event
+
+log = logging.getLogger(__name__)
 
 
 def start_reading(directory: Path, branch: str | None) -> dict[str, subprocess.Popen]:
@@ -21,7 +24,9 @@ def start_reading(directory: Path, branch: str | None) -> dict[str, subprocess.P
     """
     commands = {
         "head": ["log", "-1", "--format=%H%x00%T%x00%an <%ae>%x00%B"],
-        "committed": ["diff-tree", "--root", "--no-commit-id", "--name-only", "-z", "-r", "HEAD"],
+        # Against the first parent, so a merge commit lists what it brought in (diff-tree lists
+        # nothing for a merge).
+        "committed": ["log", "-1", "-m", "--first-parent", "--name-only", "--format=", "-z", "HEAD"],
         "working": ["diff", "--name-only", "-z", "HEAD"],
         "status": ["status", "--porcelain", "--untracked-files=normal"],
         # git status does not report changes to files marked skip-worktree or assume-unchanged.
@@ -43,12 +48,13 @@ def _outputs(processes: dict[str, subprocess.Popen]) -> dict[str, str]:
     return outputs
 
 
-def read_directory(directory: Path, kind: str, branch: str | None, tag: str | None,
+def read_directory(directory: Path, kind: str, branch: str | None, tag: str | None, pipeline_path: str,
                    started: dict[str, subprocess.Popen] | None = None) -> tuple[dict, str | None]:
     """Describe the directory's current state as an event of `kind`; also return its clean tree id.
 
     The tree id is HEAD's when the directory contains exactly that tree (nothing changed
-    or untracked, no file marked to be left out of git status), else None. Ignored files are not looked at: a pipeline that imports
+    or untracked, no file marked to be left out of git status, the pipeline file
+    tracked), else None. Ignored files are not looked at: a pipeline that imports
     one is checked against the version that was there when its tree first passed.
     `started` are the commands from `start_reading(directory, branch)`.
     """
@@ -64,8 +70,11 @@ def read_directory(directory: Path, kind: str, branch: str | None, tag: str | No
         message=message.strip() or None,
         changed_files=sorted({name for output in (facts["committed"], facts["working"]) for name in output.split("\0") if name}),
     )
-    hidden = any(entry[:1] == "S" or entry[:1].islower() for entry in facts["flags"].split("\0") if entry)
-    return event, (tree or None) if facts["status"] == "" and not hidden else None
+    entries = [entry for entry in facts["flags"].split("\0") if entry]
+    hidden = any(entry[:1] == "S" or entry[:1].islower() for entry in entries)
+    # In a folder that its repository ignores, git status reports nothing and lists no file.
+    tracked = any(entry[2:] == pipeline_path for entry in entries)
+    return event, (tree or None) if facts["status"] == "" and not hidden and tracked else None
 
 
 def keep_out_of_git(data_dir: Path) -> None:
@@ -109,17 +118,33 @@ def last_plan(data_dir: Path, directory: Path) -> tuple[dict | None, str | None]
         document = json.loads(_last_plan_file(data_dir, directory).read_text())
     except (OSError, ValueError):
         return None, None
-    if not isinstance(document, dict) or not isinstance(document.get("plan"), dict):
+    if not isinstance(document, dict) or not _looks_like_plan(document.get("plan")):
         return None, None
     key = document.get("key")
     return document["plan"], key if isinstance(key, str) else None
 
 
+def _looks_like_plan(plan: object) -> bool:
+    """Return whether `plan` has the fields a run reads from each stage; a file edited by hand may not."""
+    if not isinstance(plan, dict) or not isinstance(plan.get("stages"), list):
+        return False
+    return all(isinstance(stage, dict) and isinstance(stage.get("name"), str) and isinstance(stage.get("needs"), list)
+               and isinstance(stage.get("options"), dict) for stage in plan["stages"])
+
+
 def remember_plan(data_dir: Path, directory: Path, plan: dict, key: str | None) -> None:
     """Keep the plan and its reuse key (None when it is not to be reused) for the next run of `directory`."""
     target = _last_plan_file(data_dir, directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".last-plan-", dir=target.parent)
-    with os.fdopen(handle, "w") as file:
-        json.dump({"plan": plan, "key": key}, file)
-    os.replace(temporary, target)
+    temporary = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".last-plan-", dir=target.parent)
+        with os.fdopen(handle, "w") as file:
+            json.dump({"plan": plan, "key": key}, file)
+        os.replace(temporary, target)
+    except OSError as error:
+        # Only the next run's head start is lost: it plans and guesses its first stage anew.
+        log.warning("cannot keep the plan of %s in %s: %s. Check that the data folder is writable.",
+                    directory, target, error)
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)

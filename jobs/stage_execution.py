@@ -17,8 +17,9 @@ from jobs.executor import START_FD, ControlEvent, Execution, Executor, ExecutorE
 log = logging.getLogger(__name__)
 
 SANDBOX_PATH = f"{DENO.parent}:/usr/local/bin:/usr/bin:/bin"
-# The "system" line of a stage whose sandbox was made while the run was planned, or while a taken plan was recorded.
-PREPARED_DURING_PLANNING = "Sandbox made while the run was prepared"
+# The "system" line of a stage whose sandbox (or process, unsandboxed) was made while the run was planned,
+# or while a taken plan was recorded.
+PREPARED_DURING_PLANNING = "Stage prepared ahead, while the run was set up"
 # A stage may publish at most this many artifacts; further events are ignored.
 MAX_ARTIFACTS = 100
 

@@ -65,9 +65,10 @@ def run_command(directory: str, kind: str, branch: str | None, tag: str | None, 
     _check_ref_names(branch, tag)
     try:
         _run_directory(folder, kind, branch, tag, pipeline_path, executor)
-    except (KeyboardInterrupt, _Cancelled):
+    except (KeyboardInterrupt, _Cancelled) as error:
         click.echo("Cancelled before any stage started.", err=True)
-        sys.exit(130)
+        # As shells report a command that a signal ended: 130 after Ctrl-C, 143 after SIGTERM.
+        sys.exit(128 + (error.signal_number if isinstance(error, _Cancelled) else signal.SIGINT))
 
 
 def _checked_pipeline_path(folder: Path, pipeline_path: str) -> str:
@@ -102,6 +103,10 @@ def _check_ref_names(branch: str | None, tag: str | None) -> None:
 class _Cancelled(Exception):
     """Ctrl-C or SIGTERM came before any stage started."""
 
+    def __init__(self, signals: list[int]) -> None:
+        super().__init__()
+        self.signal_number = signals[0] if signals else signal.SIGINT
+
 
 def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None, pipeline_path: str,
                    executor: str) -> None:
@@ -113,7 +118,7 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
     if executor == "bubblewrap":
         threading.Thread(target=_make_launchers_ahead, name="launchers ahead", daemon=True).start()
     from app import waiting
-    from app.local_tree import keep_out_of_git, last_plan, plan_deno_dir, read_directory, remember_plan, start_reading
+    from app.local_tree import keep_out_of_git, last_plan, plan_deno_dir, read_directory, start_reading
 
     # Before git lists the directory's files, which the data folder may be among.
     keep_out_of_git(data_dir())
@@ -142,10 +147,14 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
             # the imports that start it begin next, while git and then Deno read the directory.
             making = pool.submit(_local_run, folder, pipeline_path, executor)
             try:
-                event, tree_id = read_directory(folder, kind, branch, tag, reading)
+                event, tree_id = read_directory(folder, kind, branch, tag, pipeline_path, reading)
+                if executor == "unsandboxed":
+                    # Its stages see the whole machine, so files outside the tree may change the
+                    # plan and the type check.
+                    tree_id = None
                 _explain_missing_branch(event)
                 if cancelled.is_set():
-                    raise _Cancelled()
+                    raise _Cancelled(signals)
                 # The SDK's digest is read before Deno plans: its many small reads would otherwise
                 # wait between each for the imports of the other thread.
                 runner.toolchain_id()
@@ -159,12 +168,16 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
                 if cancelled.is_set():
                     local_run.cancel()
                 local_run.begin(event, last)
-                plan = reused_plan if reused_plan is not None else _planned(planning, cancelled)
+                plan = reused_plan if reused_plan is not None else _planned(planning, cancelled, signals)
                 if cancelled.is_set():
-                    raise _Cancelled()
+                    raise _Cancelled(signals)
+                remembering = None
                 if reused_plan is None:
-                    remember_plan(data_dir(), folder, plan, key)
+                    remembering = pool.submit(_remember_plan, folder, kind, branch, tag, pipeline_path, tree_id,
+                                              plan, key)
                 status, reports = local_run.execute(plan)
+                if remembering is not None:
+                    remembering.result()
             finally:
                 if local_run is None and making.exception() is None:
                     local_run = making.result()
@@ -181,12 +194,25 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
         # The reader of the output went away, and the exit status below still reports how the run ended.
         pass
     if signals and status == "cancelled":
-        # As shells report a command that a signal ended: 130 after Ctrl-C, 143 after SIGTERM.
         sys.exit(128 + signals[0])
     sys.exit(0 if status == "success" else 1)
 
 
-def _planned(planning, cancelled: threading.Event) -> dict:
+def _remember_plan(folder: Path, kind: str, branch: str | None, tag: str | None, pipeline_path: str,
+                   tree_id: str | None, plan: dict, key: str | None) -> None:
+    """Keep the plan for the next run, under its reuse key only if the directory is still the tree it was planned from.
+
+    An edit saved while Deno planned may be what it read, so that plan is not reused.
+    Runs beside the stages: git reads the directory again.
+    """
+    from app.local_tree import read_directory, remember_plan
+
+    if key is not None and read_directory(folder, kind, branch, tag, pipeline_path)[1] != tree_id:
+        key = None
+    remember_plan(data_dir(), folder, plan, key)
+
+
+def _planned(planning, cancelled: threading.Event, signals: list[int]) -> dict:
     """Return the plan that `planning` made; print its problems and exit 1 when the pipeline is invalid."""
     from app import waiting
     from app.pipelines import runner
@@ -195,7 +221,7 @@ def _planned(planning, cancelled: threading.Event) -> dict:
         return waiting.result(planning)
     except runner.PipelineError as error:
         if cancelled.is_set():
-            raise _Cancelled() from None
+            raise _Cancelled(signals) from None
         for problem in error.problems:
             click.echo(str(problem), err=True)
         sys.exit(1)

@@ -12,9 +12,11 @@ pipelines may pick stages by the day of the week, are therefore always planned a
 Other pipelines should not choose their stages by date or at random.
 
 `deno-ci run` takes the previous plan of a directory the same way when the directory
-is exactly its HEAD commit's tree. Its planner is not sandboxed and could import an
-ignored file or one outside the directory, but its stages run on a copy that has
-neither, so such a pipeline fails in its stages whatever plan it was given.
+is exactly its HEAD commit's tree and its stages run in a sandbox. Its planner is not
+sandboxed and could import an ignored file or one outside the directory, but the
+sandboxed stages run on a copy that has neither, so such a pipeline fails in its stages
+whatever plan it was given. Unsandboxed stages see the whole machine, so the
+unsandboxed executor always plans again.
 """
 
 from __future__ import annotations

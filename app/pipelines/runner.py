@@ -167,7 +167,8 @@ def _run(command: list[str], workspace: Path, deno_dir: Path | None, timeout: fl
     prefix = _kill_with_parent_prefix()
     env = deno_env(deno_dir, {KILL_WITH_PARENT_VARIABLE: json.dumps(prefix)} if prefix else None)
     process = subprocess.Popen(_killed_with_parent(command), cwd=workspace, env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               errors="replace")
     with _HOST_RUNNERS_LOCK:
         _HOST_RUNNERS.add(process)
         if _HOST_RUNNERS_STOPPED.is_set():
@@ -414,8 +415,12 @@ def plan_and_check(workspace: Path, pipeline_path: str, event: dict | None, deno
     if problems:
         raise PipelineError(problems)
     if passed is not None:
-        passed.parent.mkdir(parents=True, exist_ok=True)
-        passed.touch()
+        try:
+            passed.parent.mkdir(parents=True, exist_ok=True)
+            passed.touch()
+        except OSError as error:
+            # Then the next plan of the same files is only type-checked again.
+            log.warning("cannot record the passed type check of %s in %s: %s", pipeline_path, passed.parent, error)
     return document
 
 

@@ -95,8 +95,8 @@ class OutputDecoder:
 
     def _limit_notice(self) -> str:
         return (
-            f"Output limit of {self.max_bytes} bytes reached: further stdout and stderr of this stage "
-            "is discarded, and the stage keeps running"
+            f"Output limit of {self.max_bytes} bytes reached: further output of this stage (stdout and "
+            "stderr) is discarded, and the stage keeps running"
         )
 
 

@@ -1,6 +1,7 @@
 """`deno-ci run` and `deno-ci validate` on real git repositories of small Deno projects."""
 
 import http.server
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, git
+from tests.conftest import ROOT, commit_all, git, write_files
 from jobs.stage_execution import PREPARED_DURING_PLANNING
 from tests.sample_projects import LIBRARY_MAIN, PASSING_TEST, prd_sample_project
 
@@ -244,6 +245,22 @@ def test_clean_tree_takes_last_plan(make_repo, local_data):
     assert _planned_value(repo, local_data) == after_commit
 
 
+def test_tree_changed_while_planning_is_planned_again(make_repo, local_data):
+    pipeline = RANDOM_PLAN_PIPELINE.replace("export default", "const until = Date.now() + 1000;\nwhile (Date.now() < until) {}\nexport default")
+    repo = make_repo({"deno-pipeline.ts": pipeline})
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not _planner_running(str(repo).encode()):
+        assert process.poll() is None, process.communicate()
+    (repo / "notes.txt").write_text("saved while the pipeline was planned")
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    first = next(line.split("planned ", 1)[1] for line in stdout.splitlines() if "planned " in line)
+
+    (repo / "notes.txt").unlink()
+    assert _planned_value(repo, local_data) != first
+
+
 def test_changed_tree_is_planned_again(make_repo, local_data):
     repo = make_repo({"deno-pipeline.ts": RANDOM_PLAN_PIPELINE})
     first = _planned_value(repo, local_data)
@@ -251,6 +268,45 @@ def test_changed_tree_is_planned_again(make_repo, local_data):
     untracked = _planned_value(repo, local_data)
     assert untracked != first
     assert _planned_value(repo, local_data) != untracked
+
+
+def test_ignored_folder_is_planned_and_copied(make_repo, local_data):
+    outer = make_repo({".gitignore": "inner/\n"})
+    inner = outer / "inner"
+    write_files(inner, {"deno-pipeline.ts": RANDOM_PLAN_PIPELINE})
+    first = _planned_value(inner, local_data)
+    assert _planned_value(inner, local_data) != first
+
+
+def test_malformed_last_plan_is_planned_again(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": RANDOM_PLAN_PIPELINE})
+    _planned_value(repo, local_data)
+    (last_plan_file,) = Path(local_data, "plan-caches").glob("*.last-plan.json")
+    document = json.loads(last_plan_file.read_text())
+    for plan in ({"stages": "x"}, {"stages": [{"name": "build"}]}, {}):
+        last_plan_file.write_text(json.dumps({**document, "plan": plan}))
+        result = deno_ci("--data", local_data, "run", str(repo))
+        assert result.returncode == 0, result.stderr
+        assert "[build] planned " in result.stdout
+
+
+def test_unwritable_last_plan_is_a_warning(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": RANDOM_PLAN_PIPELINE})
+    _planned_value(repo, local_data)
+    (last_plan_file,) = Path(local_data, "plan-caches").glob("*.last-plan.json")
+    last_plan_file.unlink()
+    last_plan_file.mkdir()
+    result = deno_ci("--data", local_data, "run", str(repo))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "cannot keep the plan of" in result.stderr
+    assert list(last_plan_file.parent.glob(".last-plan-*")) == []
+
+
+def test_unsandboxed_run_is_planned_again(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": RANDOM_PLAN_PIPELINE})
+    first = _planned_value(repo, local_data, "--executor", "unsandboxed")
+    assert _planned_value(repo, local_data, "--executor", "unsandboxed") != first
 
 
 def test_other_branch_is_planned_again(make_repo, local_data):
@@ -513,7 +569,7 @@ def test_cancel_while_planning_ends_planner(make_repo, local_data, tmp_path, sig
         time.sleep(1)
         process.kill()
         pytest.fail(f"still running 30 s after the signal:\n{process.communicate()[1]}")
-    assert process.returncode == 130, stderr
+    assert process.returncode == 128 + signal_number, stderr
     assert "Cancelled before any stage started." in stderr
     assert "Traceback" not in stderr
     assert not _planner_running(str(repo).encode())
@@ -665,6 +721,22 @@ export default new Pipeline().stage("build", () => console.log("built"));
     assert "deno-pipeline.ts: 1 stage, valid" in result.stdout
 
 
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_invalid_utf8_while_planning_keeps_plan_readable(make_repo, local_data, stream):
+    pipeline = f'''import {{ Pipeline }} from "deno-ci";
+
+Deno.{stream}.writeSync(new Uint8Array([255, 10]));
+export default new Pipeline().stage("build", () => console.log("built"));
+'''
+    repo = make_repo({"deno-pipeline.ts": pipeline})
+    validated = deno_ci("--data", local_data, "validate", str(repo / "deno-pipeline.ts"))
+    ran = deno_ci("--data", local_data, "run", str(repo))
+    assert validated.returncode == 0, validated.stderr
+    assert "deno-pipeline.ts: 1 stage, valid" in validated.stdout
+    assert ran.returncode == 0, ran.stderr
+    assert "[build] built" in ran.stdout
+
+
 def test_allowed_failure_is_retried(make_repo, local_data):
     pipeline = '''import { Pipeline, run } from "deno-ci";
 
@@ -726,6 +798,20 @@ def test_changed_file_names_stay_whole(make_repo, local_data):
     result = deno_ci("--data", local_data, "run", str(repo))
     assert result.returncode == 0, result.stdout + result.stderr
     assert '[docs] changed: ["deno-pipeline.ts","docs/café.md","docs/release notes.md"]' in result.stdout
+
+
+def test_merge_commit_lists_files_it_brought_in(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": CHANGED_FILES_PIPELINE})
+    git(repo, "checkout", "-q", "-b", "feature")
+    write_files(repo, {"docs/guide.md": "x"})
+    commit_all(repo, "add the guide")
+    git(repo, "checkout", "-q", "main")
+    write_files(repo, {"notes.txt": "y"})
+    commit_all(repo, "add notes")
+    git(repo, "merge", "-q", "--no-ff", "feature", "-m", "merge the guide")
+    result = deno_ci("--data", local_data, "run", str(repo))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '[docs] changed: ["docs/guide.md"]' in result.stdout
 
 
 def test_push_of_thousands_of_files_runs(make_repo, local_data):
