@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from app.runs.events import make_event
+from app.runs.events import COMMIT_CHANGES, make_event
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,7 @@ def start_reading(directory: Path, branch: str | None) -> dict[str, subprocess.P
     """
     commands = {
         "head": ["log", "-1", "--format=%H%x00%T%x00%an <%ae>%x00%B"],
-        # Against the first parent, so a merge commit lists what it brought in (diff-tree lists
-        # nothing for a merge).
-        "committed": ["log", "-1", "-m", "--first-parent", "--name-only", "--format=", "-z", "HEAD"],
+        "committed": [*COMMIT_CHANGES, "HEAD"],
         "working": ["diff", "--name-only", "-z", "HEAD"],
         "status": ["status", "--porcelain", "--untracked-files=normal"],
         # git status does not report changes to files marked skip-worktree or assume-unchanged.

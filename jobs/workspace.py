@@ -12,6 +12,8 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
+from app.runs.events import COMMIT_CHANGES
+
 log = logging.getLogger(__name__)
 
 ZERO_SHA = "0" * 40
@@ -130,7 +132,7 @@ def commit_details(mirror: Path, sha: str) -> dict:
 
 
 def changed_files(mirror: Path, before: str | None, after: str) -> list[str]:
-    """List the paths changed by a push; without a usable `before`, those of the head commit.
+    """List the paths changed by a push; without a usable `before`, those of the head commit against its first parent.
 
     Paths are read NUL-separated and unquoted, so a name with spaces or non-ASCII letters
     stays whole; bytes that are not UTF-8 become U+FFFD.
@@ -140,8 +142,7 @@ def changed_files(mirror: Path, before: str | None, after: str) -> list[str]:
             return split_paths(git("diff", "--name-only", "-z", f"{before}..{after}", cwd=mirror, errors="replace"))
         except GitError:
             log.debug("before commit %s is not in the mirror; using the head commit only", before)
-    return split_paths(git("diff-tree", "--root", "--no-commit-id", "--name-only", "-z", "-r", after, cwd=mirror,
-                           errors="replace"))
+    return split_paths(git(*COMMIT_CHANGES, after, cwd=mirror, errors="replace"))
 
 
 def split_paths(output: str) -> list[str]:

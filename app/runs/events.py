@@ -11,6 +11,9 @@ MAX_AUTHOR_CHARACTERS = 512
 # A list of changed files longer than this as JSON is replaced by null ("unknown"), so
 # `paths` filters select the stage, as they do when the forge did not say what changed.
 MAX_CHANGED_FILES_BYTES = 32 * 1024
+# Git arguments, before the commit, that list the files a commit changed against its first
+# parent, NUL-separated. diff-tree would list nothing for a merge commit.
+COMMIT_CHANGES = ("log", "-1", "-m", "--first-parent", "--name-only", "--format=", "-z")
 
 
 def make_event(

@@ -44,3 +44,16 @@ def test_changed_files_keep_spaces_and_letters(make_repo):
     after = commit_all(repo, "Add docs")
     assert sorted(changed_files(repo, before, after)) == ["docs/café.md", "docs/release notes.md", "src/a b/c.ts"]
     assert sorted(changed_files(repo, None, after)) == ["docs/café.md", "docs/release notes.md", "src/a b/c.ts"]
+
+
+def test_merge_commit_lists_files_it_brought_in(make_repo):
+    repo = make_repo({"a.ts": ""})
+    git(repo, "checkout", "-q", "-b", "feature")
+    write_files(repo, {"docs/guide.md": "x"})
+    commit_all(repo, "Add the guide")
+    git(repo, "checkout", "-q", "main")
+    write_files(repo, {"notes.txt": "y"})
+    commit_all(repo, "Add notes")
+    git(repo, "merge", "-q", "--no-ff", "feature", "-m", "Merge the guide")
+    merge = git(repo, "rev-parse", "HEAD")
+    assert changed_files(repo, None, merge) == ["docs/guide.md"]
