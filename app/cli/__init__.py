@@ -29,6 +29,8 @@ OWN_SIGTERM_HANDLING = {"serve", "worker", "run"}
 # process may end without Python's teardown of the imported modules (see `entry`).
 QUICK_EXIT = {"run", "validate"}
 _quick_exit = False
+# Set by Ctrl-C, which click turns into "Aborted!" and status 1 unless a command handles it.
+_interrupted = False
 
 
 class LazyGroup(click.Group):
@@ -83,12 +85,23 @@ def entry() -> None:
     is a fifth of what a stage of `deno-ci run` may add. So those commands run the exit
     handlers, flush their output and end the process at once.
     """
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         main()
     except SystemExit as end:
+        if _interrupted and end.code == 1:
+            # Click reports Ctrl-C as "Aborted!" with status 1; shells expect 130 after Ctrl-C.
+            end = SystemExit(128 + signal.SIGINT)
         if _quick_exit:
             _exit_now(end.code)
-        raise
+        raise end from None
+
+
+def _interrupt(number: int, frame) -> None:
+    """Raise KeyboardInterrupt, as Python's own handler does, and remember that Ctrl-C came."""
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
 
 
 def _exit_now(code: object) -> NoReturn:

@@ -576,6 +576,20 @@ def test_cancel_while_planning_ends_planner(make_repo, local_data, tmp_path, sig
     assert list(scratch.iterdir()) == []
 
 
+def test_interrupted_validate_exits_130(make_repo, local_data):
+    repo = make_repo({"deno-pipeline.ts": BUSY_PIPELINE})
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "--data", local_data, "validate",
+                                str(repo / "deno-pipeline.ts")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    while not _planner_running(str(repo).encode()):
+        assert process.poll() is None, process.communicate()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "Aborted!" in stderr
+    assert "Traceback" not in stderr
+
+
 def test_killed_command_takes_planner_with_it(make_repo, local_data):
     repo = make_repo({"deno-pipeline.ts": BUSY_PIPELINE})
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
