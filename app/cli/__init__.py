@@ -90,7 +90,7 @@ def entry() -> None:
         main()
     except SystemExit as end:
         if _interrupted and end.code == 1:
-            # Click reports Ctrl-C as "Aborted!" with status 1; shells expect 130 after Ctrl-C.
+            # Click reports Ctrl-C as "Aborted!" with status 1, but shells expect 130 after Ctrl-C.
             end = SystemExit(128 + signal.SIGINT)
         if _quick_exit:
             _exit_now(end.code)
