@@ -62,6 +62,9 @@ def run_command(directory: str, kind: str, branch: str | None, tag: str | None, 
     pipeline_path = _checked_pipeline_path(folder, pipeline_path)
     if kind == "tag" and not tag:
         raise click.BadParameter("a tag event needs the tag's name: pass --tag NAME.", param_hint="--event")
+    if tag and branch:
+        # The event would carry the tag alone, and branch filters would not see the branch.
+        raise click.BadParameter("a tag push has no branch: pass --tag or --branch, not both.", param_hint="--branch")
     _check_ref_names(branch, tag)
     try:
         _run_directory(folder, kind, branch, tag, pipeline_path, executor)

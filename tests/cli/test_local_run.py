@@ -676,6 +676,7 @@ def test_run_keeps_folder_of_live_run(make_repo, local_data, tmp_path):
     (["--branch", "a..b"], "Invalid value for --branch: 'a..b' is not a valid Git ref name"),
     (["--event", "tag", "--tag", "v1 x"], "Invalid value for --tag: 'v1 x' is not a valid Git ref name"),
     (["--event", "tag"], "a tag event needs the tag's name: pass --tag NAME."),
+    (["--event", "tag", "--tag", "v1", "--branch", "main"], "a tag push has no branch: pass --tag or --branch, not both."),
 ])
 def test_bad_event_options_are_rejected(make_repo, local_data, arguments, message):
     repo = make_repo({"deno-pipeline.ts": GUESS_PIPELINE})
