@@ -224,6 +224,18 @@ def commit_all(folder: Path, message: str) -> str:
     return git(folder, "rev-parse", "HEAD")
 
 
+def merge_branch(folder: Path, branch_files: dict[str, str], main_files: dict[str, str]) -> str:
+    """Commit `branch_files` on a new branch and `main_files` on main, then merge the branch with a merge commit; return its id."""
+    git(folder, "checkout", "-q", "-b", "feature")
+    write_files(folder, branch_files)
+    commit_all(folder, "Add the feature")
+    git(folder, "checkout", "-q", "main")
+    write_files(folder, main_files)
+    commit_all(folder, "Change main")
+    git(folder, "merge", "-q", "--no-ff", "feature", "-m", "Merge the feature")
+    return git(folder, "rev-parse", "HEAD")
+
+
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1):
     """Poll `predicate` until it returns something true; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, commit_all, git, write_files
+from tests.conftest import ROOT, git, merge_branch, write_files
 from jobs.stage_execution import PREPARED_DURING_PLANNING
 from tests.sample_projects import LIBRARY_MAIN, PASSING_TEST, prd_sample_project
 
@@ -817,13 +817,7 @@ def test_changed_file_names_stay_whole(make_repo, local_data):
 
 def test_merge_commit_lists_files_it_brought_in(make_repo, local_data):
     repo = make_repo({"deno-pipeline.ts": CHANGED_FILES_PIPELINE})
-    git(repo, "checkout", "-q", "-b", "feature")
-    write_files(repo, {"docs/guide.md": "x"})
-    commit_all(repo, "add the guide")
-    git(repo, "checkout", "-q", "main")
-    write_files(repo, {"notes.txt": "y"})
-    commit_all(repo, "add notes")
-    git(repo, "merge", "-q", "--no-ff", "feature", "-m", "merge the guide")
+    merge_branch(repo, {"docs/guide.md": "x"}, {"notes.txt": "y"})
     result = deno_ci("--data", local_data, "run", str(repo))
     assert result.returncode == 0, result.stdout + result.stderr
     assert '[docs] changed: ["docs/guide.md"]' in result.stdout

@@ -4,7 +4,7 @@ from pathlib import Path
 from app.runs.events import bounded_changed_files, make_event
 from jobs.stage_execution import StageContext, stage_environment
 from jobs.workspace import changed_files
-from tests.conftest import commit_all, git, write_files
+from tests.conftest import commit_all, git, merge_branch, write_files
 
 
 def test_forged_plan_cannot_change_runner_variables():
@@ -48,12 +48,5 @@ def test_changed_files_keep_spaces_and_letters(make_repo):
 
 def test_merge_commit_lists_files_it_brought_in(make_repo):
     repo = make_repo({"a.ts": ""})
-    git(repo, "checkout", "-q", "-b", "feature")
-    write_files(repo, {"docs/guide.md": "x"})
-    commit_all(repo, "Add the guide")
-    git(repo, "checkout", "-q", "main")
-    write_files(repo, {"notes.txt": "y"})
-    commit_all(repo, "Add notes")
-    git(repo, "merge", "-q", "--no-ff", "feature", "-m", "Merge the guide")
-    merge = git(repo, "rev-parse", "HEAD")
+    merge = merge_branch(repo, {"docs/guide.md": "x"}, {"notes.txt": "y"})
     assert changed_files(repo, None, merge) == ["docs/guide.md"]
