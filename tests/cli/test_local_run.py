@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, git, merge_branch, write_files
+from tests.conftest import ROOT, git, merge_branch, serve_in_thread, write_files
 from jobs.stage_execution import PREPARED_DURING_PLANNING
 from tests.sample_projects import LIBRARY_MAIN, PASSING_TEST, prd_sample_project
 
@@ -121,7 +120,7 @@ def _serve_on_loopback(handler: type) -> http.server.ThreadingHTTPServer:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     # A request still waiting in a silent handler must not hold up the shutdown.
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     return server
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from tests.deployments import azure_description
+from tests.conftest import serve_in_thread
 from tests.deployments.servers import serve_fake
 
 SUBSCRIPTION = "0b1f6471-1bf0-4dda-aec3-cb9272f09590"
@@ -54,8 +55,7 @@ class FakeAzure:
         self.server = serve_fake(self)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.endpoint = f"https://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serve_in_thread(self.server)
 
     def stop(self) -> None:
         self.server.shutdown()

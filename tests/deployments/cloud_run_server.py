@@ -24,6 +24,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
+from tests.conftest import serve_in_thread
 from tests.deployments.servers import serve_fake
 
 PROJECT = "deno-ci-test"
@@ -170,8 +171,7 @@ class FakeCloudRun:
         }
         self.server = serve_fake(self)
         self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serve_in_thread(self.server)
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -3,7 +3,6 @@
 import hashlib
 import hmac
 import json
-import threading
 import uuid
 from copy import deepcopy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_FIXTURES
+from tests.conftest import SHARED_FIXTURES, serve_in_thread
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SHARED_WEBHOOKS = SHARED_FIXTURES / "webhooks"
@@ -102,7 +101,7 @@ class FakeForge:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_in_thread(self.server)
 
     def answer(self, method: str, path: str, document, status: int = 200, headers: dict | None = None) -> None:
         """Plan the answer to `method path` (path with its query string); several plans are used in turn."""
