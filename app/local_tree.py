@@ -106,31 +106,31 @@ def _last_plan_file(data_dir: Path, directory: Path) -> Path:
     return data_dir / "plan-caches" / f"{local_scope(directory)}.last-plan.json"
 
 
-def last_plan(data_dir: Path, directory: Path) -> tuple[dict | None, str | None]:
+def last_plan(data_dir: Path, directory: Path, toolchain: str) -> tuple[dict | None, str | None]:
     """Return the plan of the previous run of `directory` and its reuse key, or None for either.
 
     The next run prepares the plan's first stage while it plans, or takes the plan as it
-    is when its reuse key is the same (`app.pipelines.plan_reuse`).
+    is when its reuse key is the same (`app.pipelines.plan_reuse`). A plan of another SDK
+    or Deno (`toolchain`) may lack fields that this one reads, and a plan edited by hand
+    no longer matches its digest, so neither is returned.
     """
     try:
         document = json.loads(_last_plan_file(data_dir, directory).read_text())
     except (OSError, ValueError):
         return None, None
-    if not isinstance(document, dict) or not _looks_like_plan(document.get("plan")):
+    if not isinstance(document, dict) or document.get("toolchain") != toolchain:
         return None, None
-    key = document.get("key")
-    return document["plan"], key if isinstance(key, str) else None
+    plan, key = document.get("plan"), document.get("key")
+    if not isinstance(plan, dict) or document.get("digest") != _digest(plan):
+        return None, None
+    return plan, key if isinstance(key, str) else None
 
 
-def _looks_like_plan(plan: object) -> bool:
-    """Return whether `plan` has the fields a run reads from each stage; a file edited by hand may not."""
-    if not isinstance(plan, dict) or not isinstance(plan.get("stages"), list):
-        return False
-    return all(isinstance(stage, dict) and isinstance(stage.get("name"), str) and isinstance(stage.get("needs"), list)
-               and isinstance(stage.get("options"), dict) for stage in plan["stages"])
+def _digest(plan: dict) -> str:
+    return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
 
 
-def remember_plan(data_dir: Path, directory: Path, plan: dict, key: str | None) -> None:
+def remember_plan(data_dir: Path, directory: Path, plan: dict, key: str | None, toolchain: str) -> None:
     """Keep the plan and its reuse key (None when it is not to be reused) for the next run of `directory`."""
     target = _last_plan_file(data_dir, directory)
     temporary = None
@@ -138,7 +138,7 @@ def remember_plan(data_dir: Path, directory: Path, plan: dict, key: str | None) 
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=".last-plan-", dir=target.parent)
         with os.fdopen(handle, "w") as file:
-            json.dump({"plan": plan, "key": key}, file)
+            json.dump({"plan": plan, "key": key, "toolchain": toolchain, "digest": _digest(plan)}, file)
         os.replace(temporary, target)
     except OSError as error:
         # Only the next run's head start is lost: it plans and guesses its first stage anew.

@@ -1,5 +1,6 @@
 """Commands that work on a directory with no platform running: `validate` and `run`."""
 
+import functools
 import json
 import os
 import signal
@@ -160,13 +161,15 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
                     raise _Cancelled(signals)
                 # The SDK's digest is read before Deno plans: its many small reads would otherwise
                 # wait between each for the imports of the other thread.
-                runner.toolchain_id()
+                toolchain = runner.toolchain_id()
                 key = plan_reuse.plan_key(pipeline_path, event) if tree_id is not None else None
-                last, last_key = last_plan(data_dir(), folder)
+                last, last_key = last_plan(data_dir(), folder, toolchain)
                 reused_plan = last if key is not None and key == last_key else None
                 if reused_plan is None:
+                    still_tree = functools.partial(_still_tree, folder, kind, branch, tag, pipeline_path, tree_id)
                     planning = pool.submit(runner.plan_and_check, folder, pipeline_path, event,
-                                           plan_deno_dir(data_dir(), folder), source_key=tree_id)
+                                           plan_deno_dir(data_dir(), folder), source_key=tree_id,
+                                           still_source=still_tree)
                 local_run = waiting.result(making)
                 if cancelled.is_set():
                     local_run.cancel()
@@ -176,8 +179,7 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
                     raise _Cancelled(signals)
                 remembering = None
                 if reused_plan is None:
-                    remembering = pool.submit(_remember_plan, folder, kind, branch, tag, pipeline_path, tree_id,
-                                              plan, key)
+                    remembering = pool.submit(_remember_plan, folder, plan, key, toolchain, still_tree)
                 status, reports = local_run.execute(plan)
                 if remembering is not None:
                     remembering.result()
@@ -201,18 +203,26 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
     sys.exit(0 if status == "success" else 1)
 
 
-def _remember_plan(folder: Path, kind: str, branch: str | None, tag: str | None, pipeline_path: str,
-                   tree_id: str | None, plan: dict, key: str | None) -> None:
+def _still_tree(folder: Path, kind: str, branch: str | None, tag: str | None, pipeline_path: str,
+                tree_id: str | None) -> bool:
+    """Return whether git, reading `folder` again, finds exactly the tree `tree_id` there.
+
+    An edit saved while Deno planned or type-checked may be what Deno read, so a plan or
+    a passed check is kept under the tree's id only when git finds the same tree afterwards.
+    """
+    from app.local_tree import read_directory
+
+    return tree_id is not None and read_directory(folder, kind, branch, tag, pipeline_path)[1] == tree_id
+
+
+def _remember_plan(folder: Path, plan: dict, key: str | None, toolchain: str, still_tree) -> None:
     """Keep the plan for the next run, under its reuse key only if the directory is still the tree it was planned from.
 
-    An edit saved while Deno planned may be what it read, so that plan is not reused.
-    Runs beside the stages: git reads the directory again.
+    Runs beside the stages, because git reads the directory again.
     """
-    from app.local_tree import read_directory, remember_plan
+    from app.local_tree import remember_plan
 
-    if key is not None and read_directory(folder, kind, branch, tag, pipeline_path)[1] != tree_id:
-        key = None
-    remember_plan(data_dir(), folder, plan, key)
+    remember_plan(data_dir(), folder, plan, key if key is not None and still_tree() else None, toolchain)
 
 
 def _planned(planning, cancelled: threading.Event, signals: list[int]) -> dict:

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -382,13 +383,17 @@ def type_check(workspace: Path, pipeline_path: str, deno_dir: Path | None = None
 
 
 def plan_and_check(workspace: Path, pipeline_path: str, event: dict | None, deno_dir: Path, executor=None,
-                   source_key: str | None = None, max_memory_bytes: int | None = None) -> dict:
+                   source_key: str | None = None, max_memory_bytes: int | None = None,
+                   still_source: Callable[[], bool] | None = None) -> dict:
     """Plan and type-check the pipeline at once (two processes); raise PipelineError with every problem.
 
     Keep `deno_dir` between runs of a project: with a warm cache the type check takes
     tens of milliseconds instead of more than a second. `source_key` names the exact
     files of the workspace (a commit's tree id); a key whose check passed before with
     this SDK and Deno is not checked again, since the result could only be the same.
+    A workspace that may change meanwhile (a local directory) gives `still_source`, which
+    returns whether the workspace still contains those files. A passed check is recorded
+    only then.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -414,7 +419,7 @@ def plan_and_check(workspace: Path, pipeline_path: str, event: dict | None, deno
         problems = checking.result()
     if problems:
         raise PipelineError(problems)
-    if passed is not None:
+    if passed is not None and (still_source is None or still_source()):
         try:
             passed.parent.mkdir(parents=True, exist_ok=True)
             passed.touch()
