@@ -596,6 +596,26 @@ def test_interrupted_validate_exits_130(make_repo, local_data):
     assert "Traceback" not in stderr
 
 
+def test_interrupt_during_imports_exits_130():
+    # Ctrl-C lands in the imports when it comes in the program's first ~40 ms; this finder
+    # raises it there every time.
+    program = """
+import sys
+
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "click":
+            raise KeyboardInterrupt
+
+sys.meta_path.insert(0, Interrupt())
+from app.command import main
+main()
+"""
+    result = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 130
+    assert result.stderr == ""
+
+
 def test_killed_command_takes_planner_with_it(make_repo, local_data):
     repo = make_repo({"deno-pipeline.ts": BUSY_PIPELINE})
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
