@@ -8,6 +8,6 @@ def main() -> None:
     try:
         from app.cli import entry
     except KeyboardInterrupt:
-        # The imports take about 40 ms, and their traceback says nothing about what the user ran.
+        # The imports take about 40 ms, and their traceback tells the user nothing about the run.
         sys.exit(130)
     entry()

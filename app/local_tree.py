@@ -88,7 +88,7 @@ def keep_out_of_git(data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         ignore_file.write_text("# Made by deno-ci: this data folder belongs to no repository.\n*\n")
     except OSError:
-        # A folder the user cannot write: the caches fail later, with their own message.
+        # A data folder the user cannot write fails later, where a cache or a plan is written.
         pass
 
 

@@ -99,8 +99,7 @@ def reject_other_fields(body: dict, fields: tuple[str, ...], subject: str) -> No
 
     Ignoring a misspelt field would make the request do something other than what was asked.
     """
-    unknown = sorted(set(body) - set(fields))
-    if unknown:
+    if unknown := _unknown_fields(body, fields):
         accepted = " or ".join(map(repr, fields))
         abort(422, f"Unknown field {', '.join(map(repr, unknown))}: {subject} takes {accepted}.")
 
@@ -110,10 +109,13 @@ def reject_unknown_fields(body: dict, fields: tuple[str, ...], subject: str, adv
 
     A PATCH that ignored such a field would return 200, and the caller would believe the field changed.
     """
-    unknown = sorted(set(body) - set(fields))
-    if unknown:
+    if unknown := _unknown_fields(body, fields):
         abort(422, f"Cannot change {', '.join(map(repr, unknown))} of {subject}: only {', '.join(fields)} "
                    f"can change.{' ' + advice if advice else ''}")
+
+
+def _unknown_fields(body: dict, fields: tuple[str, ...]) -> list[str]:
+    return sorted(set(body) - set(fields))
 
 
 def body_text(body: dict, field: str, *, required: bool = False, max_length: int = 255, pattern: re.Pattern | None = None,

@@ -350,7 +350,7 @@ class PipeExecution(QueuedExecution):
             self._emit(LogChunk("system", (
                 f"The stage reached its limit of {self.spec.max_processes} processes and threads, so {failed_forks} "
                 f"{'attempt' if failed_forks == 1 else 'attempts'} to start one failed. Start fewer processes, or "
-                "raise DENO_CI_STAGE_MAX_PROCESSES")))
+                "raise DENO_CI_STAGE_MAX_PROCESSES.")))
         return self._exit_event(process, status, oom_kills)
 
     def _read_until_exit(self, process: LaunchedProcess) -> int | None:

@@ -176,7 +176,7 @@ def test_fork_loop_is_capped_by_max_processes(any_executor, run, python_argv):
     assert 50 <= started < 64
     # The loop stops at the first failed fork, which the log explains.
     assert ("The stage reached its limit of 64 processes and threads, so 1 attempt to start one failed. Start fewer "
-            "processes, or raise DENO_CI_STAGE_MAX_PROCESSES") in result.lines("system")
+            "processes, or raise DENO_CI_STAGE_MAX_PROCESSES.") in result.lines("system")
 
 
 def test_missing_command_fails_with_exit_code(any_executor, run):
