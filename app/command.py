@@ -8,6 +8,6 @@ def main() -> None:
     try:
         from app.cli import entry
     except KeyboardInterrupt:
-        # The imports take about 40 ms, and their traceback tells the user nothing about the run.
+        # The imports take about 40 ms, and a traceback of them is of no use to the user.
         sys.exit(130)
     entry()

@@ -166,7 +166,7 @@ def _run_directory(folder: Path, kind: str, branch: str | None, tag: str | None,
                 last, last_key = last_plan(data_dir(), folder, toolchain)
                 reused_plan = last if key is not None and key == last_key else None
                 if reused_plan is None:
-                    # Answered once, after Deno has read the files, and then for both the check and the plan.
+                    # Computed once, after Deno has read the files, and used for both the check and the plan.
                     still_tree = functools.cache(functools.partial(_still_tree, folder, kind, branch, tag, pipeline_path,
                                                                    tree_id))
                     planning = pool.submit(runner.plan_and_check, folder, pipeline_path, event,
