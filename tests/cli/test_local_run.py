@@ -244,7 +244,7 @@ def test_clean_tree_takes_last_plan(make_repo, local_data):
     assert _planned_value(repo, local_data) == after_commit
 
 
-def test_tree_changed_while_planning_is_checked_again(make_repo, local_data):
+def test_edit_during_planning_is_not_kept(make_repo, local_data):
     pipeline = RANDOM_PLAN_PIPELINE.replace("export default", "const until = Date.now() + 1000;\nwhile (Date.now() < until) {}\nexport default")
     repo = make_repo({"deno-pipeline.ts": pipeline})
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "--data", local_data, "run", str(repo)], cwd=ROOT,
@@ -763,7 +763,7 @@ export default new Pipeline().stage("build", () => console.log("built"));
 
 
 @pytest.mark.parametrize("stream", ["stdout", "stderr"])
-def test_invalid_utf8_while_planning_keeps_plan_readable(make_repo, local_data, stream):
+def test_invalid_utf8_while_planning_is_read(make_repo, local_data, stream):
     pipeline = f'''import {{ Pipeline }} from "deno-ci";
 
 Deno.{stream}.writeSync(new Uint8Array([255, 10]));
@@ -841,7 +841,7 @@ def test_changed_file_names_stay_whole(make_repo, local_data):
     assert '[docs] changed: ["deno-pipeline.ts","docs/café.md","docs/release notes.md"]' in result.stdout
 
 
-def test_merge_commit_lists_files_it_brought_in(make_repo, local_data):
+def test_merge_commit_lists_merged_files(make_repo, local_data):
     repo = make_repo({"deno-pipeline.ts": CHANGED_FILES_PIPELINE})
     merge_branch(repo, {"docs/guide.md": "x"}, {"notes.txt": "y"})
     result = deno_ci("--data", local_data, "run", str(repo))

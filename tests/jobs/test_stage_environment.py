@@ -46,7 +46,7 @@ def test_changed_files_keep_spaces_and_letters(make_repo):
     assert sorted(changed_files(repo, None, after)) == ["docs/café.md", "docs/release notes.md", "src/a b/c.ts"]
 
 
-def test_merge_commit_lists_files_it_brought_in(make_repo):
+def test_merge_commit_lists_merged_files(make_repo):
     repo = make_repo({"a.ts": ""})
     merge = merge_branch(repo, {"docs/guide.md": "x"}, {"notes.txt": "y"})
     assert changed_files(repo, None, merge) == ["docs/guide.md"]
