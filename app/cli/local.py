@@ -220,7 +220,7 @@ def _still_tree(folder: Path, kind: str, branch: str | None, tag: str | None, pi
 def _remember_plan(folder: Path, plan: dict, key: str | None, toolchain: str, still_tree) -> None:
     """Keep the plan for the next run, under its reuse key only if the directory is still the tree it was planned from.
 
-    Runs beside the stages, because git reads the directory again.
+    Runs beside the stages, since `still_tree` may have git read the directory again.
     """
     from app.local_tree import remember_plan
 
